@@ -1,0 +1,103 @@
+package query
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func FuzzCompile(f *testing.F) {
+	f.Add(`subscription { messageAdded(room: "r1") { id text } }`, []byte(nil))
+	f.Add(`subscription ($r: ID!) { messageAdded(room: $r) { id } }`, []byte(`{"r":"x.>"}`))
+	f.Add(`subscription ($w: MessageFilter) { messageAdded(room: "*", where: $w) { id author { name } } }`, []byte(`{"w":{"or":[{"text":{"eq":"a"}},{"not":{"id":{"in":[1,"2"]}}}]}}`))
+	f.Add(`subscription { notifications { ...F } } fragment F on Message { id ...F }`, []byte(nil))
+	f.Add(`subscription { nodes { __typename ... on Robot { model } } }`, []byte(`null`))
+	f.Add(`subscription { feed(channel: "", flag: false, n: 0, x: 1e300) { id } }`, []byte(`{}`))
+	c := NewCompiler(demoSchema(f), Options{}, 64)
+	event := []byte(chatEvent)
+	f.Fuzz(func(t *testing.T, query string, variables []byte) {
+		p, err := c.Compile(Request{Query: query, Variables: variables, Claims: map[string]any{"sub": "u.>"}})
+		if err != nil {
+			if errCode(err) == "" {
+				t.Fatalf("error without code: %v", err)
+			}
+			return
+		}
+		checkTopic(t, p.Topic)
+		if len(p.Topic) > maxTopicBytes {
+			t.Fatalf("topic of %d bytes", len(p.Topic))
+		}
+		out, ok, err := p.Execute(nil, event)
+		if err == nil && ok && !json.Valid(out) {
+			t.Fatalf("invalid output %s", out)
+		}
+	})
+}
+
+func FuzzEscapeToken(f *testing.F) {
+	for _, s := range []string{"", ">", "*", "x.>", "a.b", "a b", "\x00", "\t", "%", "%25", "é", "日本", "😀", "\xff\xfe", "ok-_1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tok := EscapeToken(s)
+		if tok == "" || strings.ContainsAny(tok, ".*> \t\r\n") {
+			t.Fatalf("EscapeToken(%q) = %q", s, tok)
+		}
+		for i := 0; i < len(tok); i++ {
+			if tok[i] <= ' ' || tok[i] >= 0x7f {
+				t.Fatalf("EscapeToken(%q) = %q has byte %#x", s, tok, tok[i])
+			}
+		}
+		// Injective: the token decodes back to exactly s.
+		if back, ok := unescapeToken(tok); !ok || back != s {
+			t.Fatalf("EscapeToken(%q) = %q decodes to %q, %v", s, tok, back, ok)
+		}
+	})
+}
+
+func FuzzExecute(f *testing.F) {
+	for _, s := range []string{
+		chatEvent, `{}`, `[]`, `null`, `"x"`, `{"text":"a\ud800b"}`, "{\"text\":\"\xff\"}",
+		`{"author":{"name":"Ann","name":"x"},"id":7}`, `{"t\u0065xt":"</script>"}`, `{"a":[[[[{}]]]]}`,
+		`[{"id":1,"status":"paid","__typename":"Robot"},{"__typename":"Human\u0000"}]`, `{"id":1e999,"total":-0}`,
+		`{"__typename":"Robot","model":{"k":"v"}}`, `{"id":"7"`, `{"text":"lo wo","createdAt":null}`,
+	} {
+		f.Add([]byte(s))
+	}
+	c := NewCompiler(demoSchema(f), Options{}, 0)
+	var plans []*Plan
+	for _, q := range []string{
+		`subscription { m: messageAdded(room: "r1", where: {or: [{text: {contains: "lo"}}, {author: {name: {eq: "Ann"}}}, {id: {in: [7, "8"]}}]}) { __typename id text tags author { name id } } }`,
+		`subscription { orders(status: "paid") { id total status } }`,
+		`subscription { things { __typename ... on Robot { model } ... on Human { name } } }`,
+		`subscription { nodes { __typename id } }`,
+		`subscription { metricsWhere(where: {value: {gt: 1}, not: {count: {isNull: true}}}) { name value } }`,
+	} {
+		plans = append(plans, mustCompile(f, c, Request{Query: q}))
+	}
+	f.Fuzz(func(t *testing.T, event []byte) {
+		for _, p := range plans {
+			dst := []byte("x")
+			out, ok, err := p.Execute(dst, event)
+			switch {
+			case err != nil:
+				if !errors.Is(err, ErrBadEvent) || ok || !bytes.Equal(out, dst) {
+					t.Fatalf("err=%v ok=%v out=%q", err, ok, out)
+				}
+				if json.Valid(event) && !bytes.Contains(event, []byte("[[[[[[[[")) && (bytes.HasPrefix(bytes.TrimSpace(event), []byte("{")) || bytes.HasPrefix(bytes.TrimSpace(event), []byte("["))) && p.listDepth == 0 == (bytes.TrimSpace(event)[0] == '{') {
+					t.Fatalf("valid event %q refused: %v", event, err)
+				}
+			case !ok:
+				if !bytes.Equal(out, dst) {
+					t.Fatalf("no match but output %q", out)
+				}
+			default:
+				if !json.Valid(out[1:]) {
+					t.Fatalf("invalid output %q for %q", out, event)
+				}
+			}
+		}
+	})
+}
