@@ -1,0 +1,632 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// frameKind says what the writer does with a queued frame.
+type frameKind uint8
+
+const (
+	// kindNext: write sub.prefix + payload + "}", unless sub was cancelled.
+	kindNext frameKind = iota
+	// kindRaw: write payload as is.
+	kindRaw
+	// kindAck: write payload (connection_ack), then start keep-alives.
+	kindAck
+	// kindEnd: call Session.Unsubscribe for sub, then write payload (its
+	// complete or error frame).
+	kindEnd
+	// kindClose: start closing, after the frames queued before it.
+	kindClose
+)
+
+// frame is one entry of a connection's write queue. It is small and holds
+// no per-message allocation: Next queues the shared payload slice itself.
+type frame struct {
+	sub     *Subscription
+	payload []byte
+	kind    frameKind
+}
+
+// maxKeptBuffer bounds the writer's reusable frame buffer: after writing a
+// larger frame the buffer is dropped rather than kept for the connection's
+// lifetime.
+const maxKeptBuffer = 2 << 20
+
+// Conn is one client WebSocket connection. Its methods are safe for
+// concurrent use.
+//
+// Each Conn has exactly two goroutines: the read goroutine (the one
+// ServeHTTP runs on), which reads and dispatches client messages and calls
+// the Session, and the write goroutine, which it owns: it starts it, signals
+// it to stop, and waits for it before calling Session.Close.
+type Conn struct {
+	ws         *websocket.Conn
+	raw        net.Conn // the hijacked socket under ws, to drop it at once
+	proto      protocol
+	remoteAddr string
+	opts       *Options
+	log        *slog.Logger
+	sess       Session
+
+	ctx    context.Context // Context(); cancelled when closing starts
+	cancel context.CancelFunc
+
+	queue      chan frame
+	closing    chan struct{} // closed once, when the connection starts closing
+	closeOnce  sync.Once
+	writerDone chan struct{}
+
+	closeMu sync.Mutex
+	// The first close request wins; later ones are ignored.
+	closeSet  bool
+	closeCode CloseCode
+	closeText string
+	closeWhy  CloseReason
+	closeHard bool // drop the socket without a close handshake
+
+	initReceived atomic.Bool
+	acked        bool // read goroutine only
+	stopRead     bool // read goroutine only: read no more messages
+
+	// sessMu serializes Session calls (read and write goroutines both make
+	// them) and guards subs and each Subscription's accepted/unsubscribed.
+	sessMu sync.Mutex
+	subs   map[string]*Subscription
+
+	buf []byte // write goroutine only: frame assembly buffer, reused
+
+	// Write deadline (see write).
+	watchdog      *time.Timer
+	watchdogArmed atomic.Bool
+	writeStart    atomic.Int64 // monotonic() when the current write began; 0 when idle
+}
+
+func newConn(wsc *websocket.Conn, raw net.Conn, p protocol, r string, opts *Options, sess Session) *Conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Conn{
+		ws:         wsc,
+		raw:        raw,
+		proto:      p,
+		remoteAddr: r,
+		opts:       opts,
+		log:        opts.Logger.With("remote", r, "subprotocol", p.name()),
+		sess:       sess,
+		ctx:        ctx,
+		cancel:     cancel,
+		queue:      make(chan frame, opts.WriteQueue),
+		closing:    make(chan struct{}),
+		writerDone: make(chan struct{}),
+		subs:       make(map[string]*Subscription),
+	}
+}
+
+// Protocol returns the negotiated subprotocol: "graphql-transport-ws" or
+// "graphql-ws".
+func (c *Conn) Protocol() string { return c.proto.name() }
+
+// RemoteAddr returns the client's address as the HTTP server saw it.
+func (c *Conn) RemoteAddr() string { return c.remoteAddr }
+
+// Context returns a context that is cancelled when the connection starts
+// closing.
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// Close closes the connection with code and reason. It does not wait; it
+// may be called from any goroutine, any number of times (the first close
+// wins). reason is public text, cut to 123 bytes; an invalid code is sent as
+// 4500.
+func (c *Conn) Close(code CloseCode, reason string) {
+	c.closeWithError(&CloseError{Code: code, Reason: reason})
+}
+
+// serve runs the connection on the calling (read) goroutine until it ends.
+func (c *Conn) serve() {
+	c.ws.SetReadLimit(c.opts.ReadLimit)
+	initTimer := time.AfterFunc(c.opts.InitTimeout, func() {
+		if !c.initReceived.Load() {
+			c.closeWith(CloseInitTimeout, reasonInitTimeout, InitTimeout)
+		}
+	})
+	// The write goroutine; stopped through c.closing and waited for below.
+	go c.writeLoop()
+	c.readLoop()
+	initTimer.Stop()
+	// Whatever ended the read loop, make sure the writer stops too.
+	c.closeWith(CloseNormal, reasonNormal, ClientClosed)
+	<-c.writerDone
+	c.finish()
+}
+
+// readLoop reads and dispatches client messages until the connection
+// starts closing or the socket fails.
+func (c *Conn) readLoop() {
+	for !c.stopRead && !c.isClosing() {
+		// context.Background: cancelling a coder/websocket read drops the
+		// socket without a close frame. Closing unblocks this read instead:
+		// the writer's close handshake makes the client answer, or the
+		// socket is closed.
+		typ, data, err := c.ws.Read(context.Background())
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if c.isClosing() {
+			return
+		}
+		if typ != websocket.MessageText {
+			c.proto.badMessage(c, errBinary)
+			continue
+		}
+		m, err := decodeMessage(c.proto, data)
+		if err != nil {
+			c.proto.badMessage(c, err.(*CloseError))
+			continue
+		}
+		c.proto.handle(c, m)
+	}
+}
+
+// readFailed records why the socket stopped reading.
+func (c *Conn) readFailed(err error) {
+	switch {
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		// coder/websocket already sent the 1009 close frame.
+		c.closeWith(CloseMessageTooBig, reasonMessageTooBig, MessageTooBig)
+	case websocket.CloseStatus(err) != -1:
+		// The client sent a close frame; coder/websocket answered it.
+		c.closeWith(CloseNormal, reasonNormal, ClientClosed)
+	default:
+		c.closeNow(ConnectionLost)
+	}
+}
+
+// finish ends every remaining subscription, then the session. It runs on
+// the read goroutine once the writer has exited.
+func (c *Conn) finish() {
+	c.cancel()
+	c.sessMu.Lock()
+	for id, s := range c.subs {
+		delete(c.subs, id)
+		s.stop(subCancelled)
+		c.unsubscribeLocked(s)
+	}
+	_, _, why, _ := c.closeInfo()
+	c.callSession("Close", func() { c.sess.Close(why) })
+	c.sessMu.Unlock()
+	// Release the payloads still queued: they are shared with other
+	// connections and must not be kept alive by this one.
+	for {
+		select {
+		case <-c.queue:
+		default:
+			return
+		}
+	}
+}
+
+func (c *Conn) isClosing() bool {
+	select {
+	case <-c.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// closeWith starts closing the connection with a close handshake. The
+// first close request wins. It never blocks.
+func (c *Conn) closeWith(code CloseCode, text string, why CloseReason) {
+	c.setClose(code, text, why, false)
+	c.startClosing()
+}
+
+// closeNow starts closing the connection without a close handshake: the
+// socket is broken or stuck.
+func (c *Conn) closeNow(why CloseReason) {
+	c.setClose(CloseInternal, "", why, true)
+	c.startClosing()
+}
+
+// closeAfterQueued closes the connection after the frames already queued
+// (e.g. the legacy connection_error before 4403) are written.
+func (c *Conn) closeAfterQueued(code CloseCode, text string, why CloseReason) {
+	c.setClose(code, text, why, false)
+	if !c.enqueue(frame{kind: kindClose}) {
+		c.startClosing()
+	}
+}
+
+// closeWithError closes the connection with a *CloseError a Session chose.
+func (c *Conn) closeWithError(ce *CloseError) {
+	code := ce.Code
+	if !validCloseCode(code) {
+		c.log.Error("ws: invalid close code from session; sending 4500", "code", int(code))
+		code = CloseInternal
+	}
+	c.closeWith(code, truncateReason(ce.Reason), reasonForCode(code))
+}
+
+// setClose records the close code and reason unless one was recorded
+// already. It reports whether this call recorded them.
+func (c *Conn) setClose(code CloseCode, text string, why CloseReason, hard bool) bool {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	if c.closeSet {
+		return false
+	}
+	c.closeSet = true
+	c.closeCode, c.closeText, c.closeWhy, c.closeHard = code, text, why, hard
+	return true
+}
+
+func (c *Conn) closeInfo() (CloseCode, string, CloseReason, bool) {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	return c.closeCode, c.closeText, c.closeWhy, c.closeHard
+}
+
+func (c *Conn) startClosing() {
+	c.closeOnce.Do(func() {
+		close(c.closing)
+		c.cancel()
+	})
+}
+
+// enqueue queues f for the writer without blocking. A full queue makes the
+// client a slow consumer: the connection is closed with 1013.
+func (c *Conn) enqueue(f frame) bool {
+	select {
+	case <-c.closing:
+		return false
+	default:
+	}
+	select {
+	case c.queue <- f:
+		return true
+	default:
+	}
+	if c.setClose(CloseTryAgainLater, reasonSlowConsumer, SlowConsumer, false) {
+		c.log.Warn("ws: slow consumer: write queue full; closing", "queue", cap(c.queue))
+	}
+	c.startClosing()
+	return false
+}
+
+// writeLoop writes queued frames and keep-alives until the connection
+// starts closing, then closes the socket.
+func (c *Conn) writeLoop() {
+	defer close(c.writerDone)
+
+	// The watchdog enforces Options.WriteTimeout (see write).
+	c.watchdog = time.AfterFunc(time.Hour, c.checkWrite)
+	c.watchdog.Stop()
+	defer c.watchdog.Stop()
+
+	var ticker *time.Ticker // keep-alives, from connection_ack on
+	var keepAlive <-chan time.Time
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
+
+	for {
+		// Closing wins over queued frames: a closing connection writes
+		// nothing more (select alone would pick at random).
+		select {
+		case <-c.closing:
+			c.closeSocket()
+			return
+		default:
+		}
+		select {
+		case <-c.closing:
+			c.closeSocket()
+			return
+		case f := <-c.queue:
+			if !c.writeFrame(f) {
+				c.closeSocket()
+				return
+			}
+			if f.kind == kindAck && c.opts.KeepAlive > 0 && keepAlive == nil {
+				if c.proto.keepAliveOnAck() && !c.write(c.proto.keepAliveFrame()) {
+					c.closeSocket()
+					return
+				}
+				ticker = time.NewTicker(c.opts.KeepAlive)
+				keepAlive = ticker.C
+			}
+		case <-keepAlive:
+			if !c.write(c.proto.keepAliveFrame()) {
+				c.closeSocket()
+				return
+			}
+		}
+	}
+}
+
+// writeFrame writes one queued frame. It reports false if the socket failed.
+func (c *Conn) writeFrame(f frame) bool {
+	switch f.kind {
+	case kindNext:
+		if f.sub.state.Load() == subCancelled {
+			return true // the client completed it: never send `next` after that
+		}
+		b := append(c.buf[:0], f.sub.prefix...)
+		b = append(b, f.payload...)
+		b = append(b, '}')
+		ok := c.write(b)
+		if cap(b) > maxKeptBuffer {
+			b = nil
+		}
+		c.buf = b
+		return ok
+	case kindEnd:
+		c.endSub(f.sub)
+		return c.write(f.payload)
+	case kindClose:
+		c.startClosing()
+		return true
+	default: // kindRaw, kindAck
+		return c.write(f.payload)
+	}
+}
+
+// write writes one text message under the write deadline.
+//
+// The deadline is a watchdog rather than a context per write, so that a
+// write allocates nothing, and it is armed lazily: a write records when it
+// started, and the watchdog, armed by the first write after an idle
+// period, re-arms itself for as long as writes go on. A busy connection
+// thus touches the timer once per WriteTimeout, not once per frame.
+func (c *Conn) write(b []byte) bool {
+	c.writeStart.Store(monotonic())
+	if c.watchdogArmed.CompareAndSwap(false, true) {
+		c.watchdog.Reset(c.opts.WriteTimeout)
+	}
+	// context.Background has no Done channel, so coder/websocket sets up no
+	// per-write timer of its own.
+	err := c.ws.Write(context.Background(), websocket.MessageText, b)
+	c.writeStart.Store(0)
+	if err != nil {
+		c.closeNow(ConnectionLost)
+		return false
+	}
+	return true
+}
+
+// checkWrite runs on the watchdog's goroutine. It drops the connection if
+// the current write has lasted WriteTimeout, re-arms for the current write
+// otherwise, and disarms when no write is in progress.
+func (c *Conn) checkWrite() {
+	c.watchdogArmed.Store(false)
+	start := c.writeStart.Load()
+	if start == 0 {
+		return // idle: the next write re-arms
+	}
+	elapsed := time.Duration(monotonic() - start)
+	if elapsed >= c.opts.WriteTimeout {
+		if c.setClose(CloseTryAgainLater, reasonSlowConsumer, SlowConsumer, true) {
+			c.log.Warn("ws: slow consumer: write timed out; dropping connection", "timeout", c.opts.WriteTimeout)
+		}
+		c.startClosing()
+		_ = c.raw.Close() // unblocks the stuck write
+		return
+	}
+	// A write is in progress (this one or a later one): check again when
+	// it would time out. The swap keeps a concurrent write from arming too.
+	if c.watchdogArmed.CompareAndSwap(false, true) {
+		c.watchdog.Reset(c.opts.WriteTimeout - elapsed)
+	}
+}
+
+// epoch anchors monotonic.
+var epoch = time.Now()
+
+// monotonic returns a monotonic clock reading in nanoseconds, never 0.
+func monotonic() int64 { return int64(time.Since(epoch)) + 1 }
+
+// drop closes the socket at once, without a close handshake (and without
+// waiting for one in progress). why is recorded unless a close reason was
+// recorded already.
+func (c *Conn) drop(why CloseReason) {
+	c.closeNow(why)
+	_ = c.raw.Close()
+}
+
+// closeSocket ends the WebSocket: with a close handshake carrying the
+// recorded code, or at once when the socket is broken or stuck. It runs on
+// the write goroutine, after the last frame.
+func (c *Conn) closeSocket() {
+	code, text, why, hard := c.closeInfo()
+	if hard {
+		_ = c.raw.Close()
+		_ = c.ws.CloseNow()
+		return
+	}
+	c.log.Debug("ws: closing", "code", int(code), "reason", why.String())
+	// Close writes the close frame and waits (bounded by coder/websocket,
+	// 5s each) for the client's; an already closed socket returns at once.
+	_ = c.ws.Close(websocket.StatusCode(code), text)
+}
+
+// endSub completes a server-ended subscription's bookkeeping: it leaves the
+// id table and its Session hears Unsubscribe. Runs on the write goroutine,
+// before the end frame is written, so that a client reusing the id after
+// seeing the frame never hits 4409.
+func (c *Conn) endSub(s *Subscription) {
+	c.sessMu.Lock()
+	defer c.sessMu.Unlock()
+	if c.subs[s.id] == s {
+		delete(c.subs, s.id)
+	}
+	c.unsubscribeLocked(s)
+}
+
+// unsubscribeLocked calls Session.Unsubscribe for s if Subscribe accepted it
+// and it was not called yet. c.sessMu must be held.
+func (c *Conn) unsubscribeLocked(s *Subscription) {
+	if !s.accepted || s.unsubscribed {
+		return
+	}
+	s.unsubscribed = true
+	c.callSession("Unsubscribe", func() { c.sess.Unsubscribe(s) })
+}
+
+// callSession runs a Session method, turning a panic into a logged 4500
+// close. It reports whether f returned normally.
+func (c *Conn) callSession(method string, f func()) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("ws: session panicked", "method", method, "panic", r, "stack", string(debug.Stack()))
+			c.closeWith(CloseInternal, reasonInternal, InternalError)
+			ok = false
+		}
+	}()
+	f()
+	return true
+}
+
+// init handles connection_init: the Session's Init, then the ack. It
+// returns the close error to reject the connection with, or nil once the
+// ack is queued.
+func (c *Conn) init(payload json.RawMessage) *CloseError {
+	var (
+		ack json.RawMessage
+		err error
+	)
+	c.sessMu.Lock()
+	ok := c.callSession("Init", func() { ack, err = c.sess.Init(c.ctx, c, payload) })
+	c.sessMu.Unlock()
+	switch {
+	case !ok:
+		return &CloseError{Code: CloseInternal, Reason: reasonInternal}
+	case err != nil:
+		if ce, ok := errors.AsType[*CloseError](err); ok {
+			code := ce.Code
+			if !validCloseCode(code) {
+				code = CloseInternal
+			}
+			return &CloseError{Code: code, Reason: truncateReason(ce.Reason)}
+		}
+		c.log.Debug("ws: connection_init rejected", "err", err)
+		return &CloseError{Code: CloseForbidden, Reason: reasonForbidden}
+	case ack != nil && !json.Valid(ack):
+		c.log.Error("ws: session returned an ack payload that is not JSON")
+		return &CloseError{Code: CloseInternal, Reason: reasonInternal}
+	}
+	c.acked = true
+	c.enqueue(frame{payload: c.proto.ackFrame(ack), kind: kindAck})
+	return nil
+}
+
+// subscribe handles subscribe (legacy: start) for an acknowledged
+// connection.
+func (c *Conn) subscribe(id string, req Request) {
+	c.sessMu.Lock()
+	if _, dup := c.subs[id]; dup {
+		c.sessMu.Unlock()
+		c.closeWith(CloseDuplicateID, truncateReason("Subscriber for "+id+" already exists"), DuplicateID)
+		return
+	}
+	sub := newSubscription(c, id)
+	c.subs[id] = sub
+	var err error
+	ok := c.callSession("Subscribe", func() { err = c.sess.Subscribe(c.ctx, sub, req) })
+	if ok && err == nil {
+		sub.accepted = true
+		c.sessMu.Unlock()
+		return
+	}
+	delete(c.subs, id)
+	c.sessMu.Unlock()
+	if !ok {
+		sub.stop(subCancelled) // the connection is closing with 4500
+		return
+	}
+	if ce, isClose := errors.AsType[*CloseError](err); isClose {
+		sub.stop(subCancelled)
+		c.closeWithError(ce)
+		return
+	}
+	if sub.stop(subEnding) { // else the Session ended it already: that frame is queued
+		c.enqueue(frame{sub: sub, payload: c.errorFrame(sub.idJSON, err), kind: kindEnd})
+	}
+}
+
+// complete handles a client complete (legacy: stop). It reports whether
+// the subscription was active; an unknown or already ended id is ignored.
+func (c *Conn) complete(id string) bool {
+	c.sessMu.Lock()
+	defer c.sessMu.Unlock()
+	s := c.subs[id]
+	if s == nil {
+		return false
+	}
+	if !s.stop(subCancelled) {
+		// Server-ended already: its end frame is queued, and the write
+		// goroutine unsubscribes it; cancelling dropped its queued frames.
+		return false
+	}
+	delete(c.subs, id)
+	c.unsubscribeLocked(s)
+	return true
+}
+
+// pong passes a client ping or pong payload to the Session.
+func (c *Conn) pong(payload json.RawMessage) {
+	c.sessMu.Lock()
+	defer c.sessMu.Unlock()
+	c.callSession("Pong", func() { c.sess.Pong(payload) })
+}
+
+// internalErrors is the error list sent for errors that are not GraphQL
+// errors: the cause is logged, never sent.
+var internalErrors = gqlerror.List{{
+	Message:    reasonInternal,
+	Extensions: map[string]any{"code": "INTERNAL_SERVER_ERROR"},
+}}
+
+// errorFrame builds the `error` frame for err (see Session.Subscribe).
+func (c *Conn) errorFrame(idJSON []byte, err error) []byte {
+	list := c.gqlErrors(err)
+	b, mErr := c.proto.errorFrame(idJSON, list)
+	if mErr != nil {
+		c.log.Error("ws: cannot encode GraphQL error; sending a generic one", "err", mErr)
+		b, _ = c.proto.errorFrame(idJSON, internalErrors)
+	}
+	return b
+}
+
+// gqlErrors returns the GraphQL errors err carries, or the generic internal
+// error (logging err) when it carries none.
+func (c *Conn) gqlErrors(err error) gqlerror.List {
+	if list, ok := errors.AsType[gqlerror.List](err); ok {
+		out := make(gqlerror.List, 0, len(list))
+		for _, e := range list {
+			if e != nil {
+				out = append(out, e)
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	} else if e, ok := errors.AsType[*gqlerror.Error](err); ok && e != nil {
+		return gqlerror.List{e}
+	}
+	c.log.Error("ws: subscription failed", "err", err)
+	return internalErrors
+}

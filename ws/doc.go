@@ -1,0 +1,67 @@
+// Package ws serves GraphQL subscriptions over WebSocket. It speaks two
+// subprotocols:
+//
+//   - graphql-transport-ws, the graphql-ws library's protocol (preferred),
+//     specified in https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md
+//     and implemented in transport_ws.go;
+//   - graphql-ws, the legacy protocol of Apollo's subscriptions-transport-ws,
+//     specified in https://github.com/apollographql/subscriptions-transport-ws/blob/master/PROTOCOL.md
+//     and implemented in legacy_ws.go.
+//
+// The package owns framing, the connection handshake (connection_init
+// within Options.InitTimeout), keep-alives, close codes and the bounded
+// write queue. It knows nothing of NATS or of GraphQL schemas: a Handler
+// (the node) opens a Session per connection, and the Session decides what
+// a subscription means and feeds results to it with Subscription.Next.
+//
+// # Subprotocol negotiation
+//
+// A client offering graphql-transport-ws gets it; else one offering
+// graphql-ws gets the legacy protocol; a client offering nothing gets
+// graphql-transport-ws. A client offering only other subprotocols is
+// refused with HTTP 400 before any WebSocket state exists. Handler.Open
+// runs before the upgrade, so it can refuse with an HTTP status (*HTTPError).
+//
+// # Concurrency contract
+//
+// Each connection has exactly two goroutines:
+//
+//   - the read goroutine (the one ServeHTTP runs on) reads client
+//     messages and calls the Session: Init, Subscribe, Pong, Unsubscribe for
+//     client-initiated ends (complete, legacy stop), and at the end every
+//     remaining Unsubscribe, then Close;
+//   - the write goroutine, owned by the read goroutine (it signals it to
+//     stop and waits for it before calling Session.Close), writes queued
+//     frames and keep-alives, and calls Unsubscribe for subscriptions the
+//     server ended (Subscription.Complete and Error), just before writing
+//     their end frame.
+//
+// Session calls of one connection never overlap. Close comes last, once,
+// after every Unsubscribe. Conn and Subscription methods are safe for
+// concurrent use from any goroutine, and none of them blocks: in
+// particular Subscription.Next may be called from the node's fan-out
+// goroutines while Session methods run.
+//
+// # Write path and the slow-consumer policy
+//
+// Every frame goes through one bounded queue per connection
+// (Options.WriteQueue frames). Next never blocks and never copies: it
+// queues the shared, already-encoded payload, and the write goroutine
+// writes the subscription's precomputed prefix, the payload and "}" as one
+// WebSocket message from a reused buffer (no allocation per frame).
+//
+// When the queue is full, or one write takes longer than
+// Options.WriteTimeout, the client is a slow consumer: its connection is
+// closed with 1013 "slow consumer" (if the socket is stuck, it is dropped
+// outright). Nothing is dropped silently and no other connection waits.
+// The client reconnects and resumes each subscription from the cursor of
+// the last result it received (DESIGN.md: Resume).
+//
+// # Close codes
+//
+// 4400 bad message, 4401 subscribe before connection_ack, 4403 Init
+// refused, 4408 init timeout, 4409 duplicate subscription id, 4429 second
+// connection_init, 4500 internal error, 1001 server shutdown, 1009 message
+// larger than Options.ReadLimit, 1013 slow consumer. Close reasons are
+// fixed public text; causes are logged, never sent.
+package ws

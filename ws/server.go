@@ -1,0 +1,251 @@
+package ws
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/coder/websocket"
+)
+
+// Server serves GraphQL over WebSocket on one endpoint (/graphql). It
+// tracks every connection it upgraded, because http.Server.Shutdown does
+// not close hijacked connections: call Server.Shutdown for that.
+type Server struct {
+	h          Handler
+	opts       Options
+	log        *slog.Logger
+	acceptOpts websocket.AcceptOptions
+
+	mu sync.Mutex
+	// shuttingDown is set once by Shutdown; new requests then get 503.
+	shuttingDown bool
+	// dropping is set once a Shutdown context expired: connections are
+	// dropped without a close handshake.
+	dropping bool
+	// active counts ServeHTTP calls past the shutdown check; Shutdown waits
+	// for it to reach zero.
+	active int
+	conns  map[*Conn]struct{}
+	// drained is closed once shuttingDown is set and active is zero.
+	drained       chan struct{}
+	drainedClosed bool
+}
+
+// NewServer returns a Server that opens a Session from h for each
+// connection. Zero fields of opts take their defaults (see Options).
+func NewServer(h Handler, opts Options) *Server {
+	opts = opts.withDefaults()
+	return &Server{
+		h:    h,
+		opts: opts,
+		log:  opts.Logger,
+		acceptOpts: websocket.AcceptOptions{
+			Subprotocols:   supportedSubprotocols,
+			OriginPatterns: opts.OriginPatterns,
+			// Compression stays off: a payload is encoded once and shared by
+			// every subscriber, which per-connection deflate would undo.
+		},
+		conns:   make(map[*Conn]struct{}),
+		drained: make(chan struct{}),
+	}
+}
+
+// ServeHTTP upgrades the request to a WebSocket connection and serves it
+// until it ends. Before upgrading it refuses, with an HTTP status and no
+// WebSocket state: an offer of only unknown subprotocols (400, naming the
+// supported ones), a request that is not an upgrade (426), a shutting-down
+// server (503), and whatever Handler.Open refuses.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	proto, ok := negotiate(r.Header)
+	if !ok {
+		http.Error(w, "unsupported WebSocket subprotocol; supported: "+strings.Join(supportedSubprotocols, ", "), http.StatusBadRequest)
+		return
+	}
+	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
+		w.Header().Set("Connection", "Upgrade")
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "WebSocket upgrade required", http.StatusUpgradeRequired)
+		return
+	}
+	if !s.enter() {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.leave()
+
+	sess, err := s.h.Open(r)
+	if err != nil {
+		s.refuse(w, err)
+		return
+	}
+	hw := &hijackWriter{ResponseWriter: w}
+	wsc, err := websocket.Accept(hw, r, &s.acceptOpts)
+	if err != nil {
+		// Accept has answered the request already.
+		s.log.Debug("ws: upgrade failed", "remote", r.RemoteAddr, "err", err)
+		closeSession(s.log, sess, HandshakeFailed)
+		return
+	}
+	c := newConn(wsc, hw.conn, proto, r.RemoteAddr, &s.opts, sess)
+	s.track(c)
+	defer s.untrack(c)
+	c.serve()
+}
+
+// refuse answers a request Handler.Open refused.
+func (s *Server) refuse(w http.ResponseWriter, err error) {
+	he, ok := errors.AsType[*HTTPError](err)
+	if !ok {
+		s.log.Error("ws: open failed", "err", err)
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	status := he.Status
+	if status < 400 || status > 599 {
+		s.log.Error("ws: HTTPError with a status that does not refuse; sending 500", "status", status)
+		status = http.StatusInternalServerError
+	}
+	if he.RetryAfter > 0 {
+		secs := int64(math.Ceil(he.RetryAfter.Seconds()))
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	}
+	msg := he.Message
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	http.Error(w, msg, status)
+}
+
+// closeSession calls sess.Close, recovering a panic.
+func closeSession(log *slog.Logger, sess Session, why CloseReason) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("ws: session panicked", "method", "Close", "panic", r)
+		}
+	}()
+	sess.Close(why)
+}
+
+// Conns returns the number of open WebSocket connections.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Shutdown stops accepting connections (new requests get 503), closes every
+// connection with 1001 "server shutting down", and waits until every
+// connection has ended and its Session was closed. If ctx ends first it
+// drops the remaining sockets without waiting for their close handshakes
+// and returns ctx.Err(). It may be called more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.shuttingDown {
+		s.shuttingDown = true
+		for c := range s.conns {
+			c.closeWith(CloseGoingAway, reasonShuttingDown, ServerShutdown)
+		}
+		s.checkDrainedLocked()
+	}
+	s.mu.Unlock()
+
+	select {
+	case <-s.drained:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	s.dropping = true
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.drop(ServerShutdown)
+	}
+	return ctx.Err()
+}
+
+// enter admits a request unless the server is shutting down.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown {
+		return false
+	}
+	s.active++
+	return true
+}
+
+func (s *Server) leave() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	s.checkDrainedLocked()
+}
+
+func (s *Server) checkDrainedLocked() {
+	if s.shuttingDown && s.active == 0 && !s.drainedClosed {
+		s.drainedClosed = true
+		close(s.drained)
+	}
+}
+
+// track registers c; a connection upgraded while Shutdown ran is closed
+// (or dropped) at once.
+func (s *Server) track(c *Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conns[c] = struct{}{}
+	switch {
+	case s.dropping:
+		c.drop(ServerShutdown)
+	case s.shuttingDown:
+		c.closeWith(CloseGoingAway, reasonShuttingDown, ServerShutdown)
+	}
+}
+
+func (s *Server) untrack(c *Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+}
+
+// hijackWriter keeps the net.Conn that coder/websocket hijacks, so that a
+// stuck connection can be dropped at any time: closing the raw socket
+// fails every pending read and write at once, which
+// websocket.Conn.CloseNow does not do while a close handshake is waiting.
+type hijackWriter struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	w.conn = c
+	return c, brw, err
+}
+
+func (w *hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// headerHasToken reports whether the comma-separated header key holds
+// token, case-insensitively.
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,128 @@
+package ws
+
+import (
+	"errors"
+	"sync/atomic"
+)
+
+// Subscription states. A subscription moves forward only:
+// active → ending → cancelled, or active → cancelled.
+const (
+	// subActive: Next queues frames.
+	subActive int32 = iota
+	// subEnding: the server ended it (Complete, Error, or Subscribe refused
+	// it); its end frame is queued behind the frames queued before it, which
+	// are still delivered. Next refuses.
+	subEnding
+	// subCancelled: the client completed it (legacy: stop) or the connection
+	// is closing. Frames still queued for it are dropped, so the client never
+	// sees a `next` after its `complete`.
+	subCancelled
+)
+
+// Subscription is one operation the client subscribed to. Its methods are
+// safe for concurrent use.
+type Subscription struct {
+	id   string
+	conn *Conn
+	// prefix is the encoded frame up to the payload, e.g.
+	// {"id":"1","type":"next","payload": — computed once, so that delivering
+	// a result only appends the shared payload and a closing brace.
+	prefix []byte
+	// idJSON is id as a JSON string, for the frames built off the hot path.
+	idJSON []byte
+
+	state atomic.Int32
+	done  chan struct{} // closed when the state leaves subActive
+
+	// Guarded by conn.sessMu.
+	accepted     bool // Subscribe returned nil
+	unsubscribed bool // Session.Unsubscribe was called
+}
+
+func newSubscription(c *Conn, id string) *Subscription {
+	idJSON := jsonString(id)
+	return &Subscription{
+		id:     id,
+		conn:   c,
+		prefix: c.proto.nextPrefix(idJSON),
+		idJSON: idJSON,
+		done:   make(chan struct{}),
+	}
+}
+
+// ID returns the client-chosen operation id.
+func (s *Subscription) ID() string { return s.id }
+
+// Conn returns the connection the subscription belongs to.
+func (s *Subscription) Conn() *Conn { return s.conn }
+
+// Done is closed when the subscription stops taking results: it was
+// completed by either side or failed, or its connection has closed (for
+// the moment closing starts, watch Conn().Context(); Next refuses from
+// then on).
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Next queues a `next` frame (legacy graphql-ws: `data`) whose payload is
+// exactly payload: an encoded ExecutionResult object such as
+// {"data":{...},"extensions":{"cursor":"..."}}. It never blocks.
+//
+// payload may be shared by many subscriptions: it is never modified, and it
+// is not retained once written (or once the connection ended).
+//
+// Next returns false if the subscription has ended, if the connection is
+// closing, or if the connection's write queue is full — in which case the
+// connection is closed as a slow consumer (1013) and the client resumes by
+// cursor after reconnecting.
+func (s *Subscription) Next(payload []byte) bool {
+	if s.state.Load() != subActive {
+		return false
+	}
+	return s.conn.enqueue(frame{sub: s, payload: payload, kind: kindNext})
+}
+
+// Complete ends the subscription from the server side: frames already
+// queued for it are delivered, then `complete`, and Session.Unsubscribe is
+// called. It does nothing if the subscription already ended.
+func (s *Subscription) Complete() {
+	if !s.stop(subEnding) {
+		return
+	}
+	s.conn.enqueue(frame{sub: s, payload: s.conn.proto.completeFrame(s.idJSON), kind: kindEnd})
+}
+
+// Error ends the subscription with an `error` message, built as for errors
+// returned by Session.Subscribe: gqlerror.List and *gqlerror.Error are sent
+// as they are, anything else as a generic INTERNAL_SERVER_ERROR (its text
+// is logged, never sent). Frames already queued are delivered first;
+// Session.Unsubscribe is called. A *CloseError instead closes the whole
+// connection (which ends the subscription). It does nothing if the
+// subscription already ended.
+func (s *Subscription) Error(err error) {
+	if ce, ok := errors.AsType[*CloseError](err); ok {
+		s.conn.closeWithError(ce)
+		return
+	}
+	if !s.stop(subEnding) {
+		return
+	}
+	s.conn.enqueue(frame{sub: s, payload: s.conn.errorFrame(s.idJSON, err), kind: kindEnd})
+}
+
+// stop moves s to state to (subEnding or subCancelled). It reports whether
+// s was active, in which case the caller owns ending it.
+func (s *Subscription) stop(to int32) bool {
+	for {
+		cur := s.state.Load()
+		if cur >= to {
+			return false
+		}
+		if s.state.CompareAndSwap(cur, to) {
+			if cur == subActive {
+				close(s.done)
+				return true
+			}
+			return false
+		}
+	}
+}
