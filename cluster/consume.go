@@ -1,0 +1,236 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Event is one stream message on a "<prefix>.<tenant>.<topic>" subject.
+// Handlers must treat it, and Data, as read-only: the same Event may be
+// routed to many subscriptions.
+type Event struct {
+	Subject string    // full subject
+	Tenant  string    // the token after the prefix
+	Topic   string    // the rest of the subject after the tenant
+	Seq     uint64    // stream sequence
+	Time    time.Time // when the stream stored it
+	Data    []byte    // body as published
+	Cursor  string    // Cluster.Cursor(Seq), computed once per event
+}
+
+// Consumer is a running Consume. Stop ends it.
+type Consumer struct {
+	c    *Cluster
+	fn   func(*Event)
+	name string // consumer name prefix on the server
+
+	stopOnce sync.Once
+	stop     chan struct{} // closed by signalStop
+	done     chan struct{} // closed when run returns
+
+	mu sync.Mutex
+	it jetstream.MessagesContext // current iterator; nil between iterators
+}
+
+// consumerRetry bounds the wait before re-creating an iterator that ended
+// without Stop (the ordered consumer gave up); it doubles from 100ms.
+const consumerRetry = 5 * time.Second
+
+// Consume starts this node's consumer and calls fn for every event stored
+// in the stream from now on (events stored before Consume returns a
+// consumer are not delivered; use Replay for those).
+//
+// fn is called sequentially from a single goroutine, in stream order,
+// without gaps or duplicates: the consumer is an ordered, ephemeral,
+// flow-controlled JetStream consumer that, after a reconnect, a server
+// restart or a missed heartbeat, is re-created from the sequence after
+// the last one delivered. A slow fn slows this node's delivery (and only
+// it); it must not call Stop or Close.
+//
+// Messages whose subject is not "<prefix>.<tenant>.<topic>" with a valid
+// tenant are logged, counted in fraiseql_nats_events_skipped_total and
+// skipped. ctx bounds the setup only; the consumer runs until Stop or
+// Close.
+func (c *Cluster) Consume(ctx context.Context, fn func(*Event)) (*Consumer, error) {
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	info, err := c.streamInfo(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("consume: %w", err)
+	}
+	k := &Consumer{
+		c:    c,
+		fn:   fn,
+		name: fmt.Sprintf("%s_%08x", sanitizeName(c.cfg.Name), rand.Uint32()),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	// "Only new messages" is DeliverByStartSequence at last+1 rather than
+	// DeliverNew: if the ordered consumer is re-created before anything
+	// was delivered, it restarts from that same sequence, so events
+	// stored during the outage are not lost.
+	next := info.State.LastSeq + 1
+	it, err := k.open(ctx, next)
+	if err != nil {
+		return nil, fmt.Errorf("consume: %w", err)
+	}
+	k.it = it
+	c.mu.Lock()
+	if c.closed.Load() {
+		c.mu.Unlock()
+		it.Stop()
+		return nil, ErrClosed
+	}
+	c.consumers[k] = struct{}{}
+	c.mu.Unlock()
+	go k.run(it, next) // owned by k: signalStop ends it, Stop waits for it
+	return k, nil
+}
+
+// open creates an ordered consumer starting at stream sequence start.
+func (k *Consumer) open(ctx context.Context, start uint64) (jetstream.MessagesContext, error) {
+	cons, err := k.c.js.OrderedConsumer(ctx, k.c.cfg.Stream, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   start,
+		NamePrefix:    k.name,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create ordered consumer on %q at seq %d: %w", k.c.cfg.Stream, start, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("consume %q: %w", k.c.cfg.Stream, err)
+	}
+	return it, nil
+}
+
+// run delivers events until Stop. The ordered consumer recovers from
+// reconnects by itself; if its iterator still ends without Stop, run
+// opens a new one after the last delivered sequence.
+func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
+	defer close(k.done)
+	c := k.c
+	backoff := 100 * time.Millisecond
+	for {
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					c.log.Warn("consumer iterator ended", "error", err)
+				}
+				break
+			}
+			if seq, ok := k.deliver(msg); ok {
+				next = seq + 1
+				backoff = 100 * time.Millisecond
+			}
+		}
+		it.Stop()
+		for {
+			if k.stopped() {
+				return
+			}
+			c.log.Warn("consumer stopped unexpectedly; re-creating", "next_seq", next, "retry_in", backoff)
+			select {
+			case <-k.stop:
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, consumerRetry)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			var err error
+			it, err = k.open(ctx, next)
+			cancel()
+			if err != nil {
+				c.log.Warn("re-create consumer", "error", err)
+				continue
+			}
+			if k.setIter(it) {
+				break
+			}
+			it.Stop()
+			return
+		}
+	}
+}
+
+// deliver turns msg into an Event and calls fn. It returns msg's stream
+// sequence, and ok=false when the metadata could not be read.
+func (k *Consumer) deliver(msg jetstream.Msg) (seq uint64, ok bool) {
+	c := k.c
+	meta, err := msg.Metadata()
+	if err != nil {
+		c.metrics.skippedMetadata.Inc()
+		c.log.Warn("skipping message without JetStream metadata", "subject", msg.Subject(), "error", err)
+		return 0, false
+	}
+	seq = meta.Sequence.Stream
+	subj := msg.Subject()
+	tenant, topic, ok := parseSubject(c.cfg.Prefix, subj)
+	if !ok {
+		c.metrics.skippedSubject.Inc()
+		c.log.Warn("skipping event with a malformed subject", "subject", subj, "seq", seq)
+		return seq, true
+	}
+	c.metrics.consumed.Inc()
+	k.fn(&Event{
+		Subject: subj,
+		Tenant:  tenant,
+		Topic:   topic,
+		Seq:     seq,
+		Time:    meta.Timestamp,
+		Data:    msg.Data(),
+		Cursor:  c.Cursor(seq),
+	})
+	return seq, true
+}
+
+// setIter installs a new iterator; false means Stop was signalled and
+// the caller must stop it.
+func (k *Consumer) setIter(it jetstream.MessagesContext) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.stopped() {
+		return false
+	}
+	k.it = it
+	return true
+}
+
+func (k *Consumer) stopped() bool {
+	select {
+	case <-k.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// signalStop asks run to return without waiting for it.
+func (k *Consumer) signalStop() {
+	k.stopOnce.Do(func() {
+		k.mu.Lock()
+		close(k.stop)
+		if k.it != nil {
+			k.it.Stop()
+		}
+		k.mu.Unlock()
+	})
+}
+
+// Stop ends the consumer and waits until fn has returned for the last
+// time. It is idempotent; it must not be called from fn.
+func (k *Consumer) Stop() {
+	k.signalStop()
+	<-k.done
+	k.c.mu.Lock()
+	delete(k.c.consumers, k)
+	k.c.mu.Unlock()
+}

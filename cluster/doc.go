@@ -1,0 +1,32 @@
+// Package cluster owns FraiseQL's use of NATS JetStream: the connection
+// (to external servers, or to a server it embeds), the event stream, this
+// node's consumer, subject naming, cursors, replay for resuming clients,
+// and a leader lease for bridges. It knows nothing of GraphQL.
+//
+// # Subjects
+//
+// Every event lives on "<prefix>.<tenant>.<topic>" (prefix "fraiseql" by
+// default) in one stream (EVENTS) that captures "<prefix>.>". A tenant is
+// one token of [A-Za-z0-9_-] (ValidateTenant); a topic is one or more
+// '.'-separated literal tokens (ValidateTopic). Neither can hold a
+// wildcard, whitespace or a control character, so no value can widen a
+// subject: Subject is the only way this package builds one.
+//
+// # Cursors
+//
+// A cursor is an opaque, URL-safe string naming a stream sequence. It
+// also carries the stream's identity (its creation time), so a cursor
+// from a deleted and recreated stream is refused (ErrCursorExpired)
+// instead of pointing at someone else's events; a checksum makes an
+// altered cursor ErrBadCursor. See cursor.go for the layout. Replay
+// resumes after a cursor's sequence and returns the sequence from which
+// live events (Consume) take over, with no gap and no duplicate.
+//
+// # Concurrency
+//
+// All Cluster methods are safe for concurrent use. Consume calls its
+// callback from one goroutine, sequentially, in stream order; Replay calls
+// its callback from the caller's goroutine. Every goroutine this package
+// starts is owned: Consumer.Stop, Lease.Release and Cluster.Close stop
+// and wait for theirs, and Close stops everything still running.
+package cluster
