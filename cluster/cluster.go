@@ -426,7 +426,8 @@ func (c *Cluster) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error)
 		return nil, fmt.Errorf("stream %q: %w", c.cfg.Stream, err)
 	}
 	info := st.CachedInfo()
-	if id := info.Created.UnixNano(); c.streamID.Swap(id) != id {
+	id := info.Created.UnixNano()
+	if old := c.streamID.Swap(id); old != 0 && old != id {
 		c.log.Warn("event stream was recreated; older cursors are expired", "stream", c.cfg.Stream)
 	}
 	return info, nil
