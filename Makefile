@@ -1,0 +1,56 @@
+# FraiseQL Subscriptions. `make test` is what CI runs.
+GO       ?= go
+PKGS     := ./...
+FUZZTIME ?= 10s
+BIN      := bin/fraiseql-node
+
+.PHONY: all build run test test-unit test-integration fuzz bench lint deps clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/node
+
+run:
+	$(GO) run ./cmd/node
+
+# Everything: vet, unit tests with the race detector, the integration suite
+# (real NATS, Redis, PostgreSQL and the graphql-ws npm client), and a short
+# run of every fuzz target.
+test: lint deps test-integration fuzz
+
+# The fast, service-free tests only (what plain `go test ./...` runs).
+test-unit:
+	$(GO) test -race -count=1 $(PKGS)
+
+# Unit and integration tests together: the integration tag adds the suites
+# that need Redis, PostgreSQL and Node.js (see README: services).
+test-integration:
+	$(GO) test -race -count=1 -tags integration -timeout 30m $(PKGS)
+
+# Each fuzz target runs for FUZZTIME from its committed seed corpus.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet $(PKGS)
+	$(GO) vet -tags integration $(PKGS)
+
+# The graphql-ws npm client used by the compatibility test and the README tour.
+deps: examples/js/node_modules/graphql-ws/package.json
+
+examples/js/node_modules/graphql-ws/package.json: examples/js/package.json examples/js/package-lock.json
+	npm ci --prefix examples/js --no-audit --no-fund
+	@touch $@
+
+clean:
+	rm -rf bin

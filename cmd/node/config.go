@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/fraiseql/subscriptions/cluster"
+	"github.com/fraiseql/subscriptions/limits"
+	"github.com/fraiseql/subscriptions/ws"
+)
+
+// Config is the node's configuration file. Every key can be overridden by
+// an environment variable FRAISEQL_<KEY PATH> (e.g. nats.url →
+// FRAISEQL_NATS_URL) and some by flags; flags win over env, env over the file.
+type Config struct {
+	// Listen is the HTTP address of /graphql, /healthz, /readyz, /metrics.
+	Listen string `yaml:"listen"`
+	// Schema is the path of the SDL file; empty serves the built-in demo chat schema.
+	Schema string `yaml:"schema"`
+	// DataDir holds the embedded NATS server's JetStream store and the file
+	// nats.url that `fraiseql-node publish` reads to find it.
+	DataDir string `yaml:"data_dir"`
+	// Tenant is the tenant of anonymous connections.
+	Tenant string        `yaml:"tenant"`
+	Log    LogConfig     `yaml:"log"`
+	NATS   NATSConfig    `yaml:"nats"`
+	WS     WSConfig      `yaml:"ws"`
+	Limits limits.Config `yaml:"limits"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// NATSConfig selects the NATS server and the stream. An empty URL starts
+// the embedded server.
+type NATSConfig struct {
+	URL             string        `yaml:"url"`
+	CredsFile       string        `yaml:"creds_file"`
+	User            string        `yaml:"user"`
+	Password        string        `yaml:"password"`
+	Token           string        `yaml:"token"`
+	TLSCA           string        `yaml:"tls_ca"`
+	TLSCert         string        `yaml:"tls_cert"`
+	TLSKey          string        `yaml:"tls_key"`
+	Prefix          string        `yaml:"prefix"`
+	Stream          string        `yaml:"stream"`
+	MaxAge          time.Duration `yaml:"max_age"`
+	MaxBytes        int64         `yaml:"max_bytes"`
+	Replicas        int           `yaml:"replicas"`
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+	Embedded        EmbeddedNATS  `yaml:"embedded"`
+}
+
+// EmbeddedNATS configures the embedded server.
+type EmbeddedNATS struct {
+	Host string `yaml:"host"`
+	// Port 0 picks a free port: another NATS may already own 4222.
+	Port int `yaml:"port"`
+	// StoreDir defaults to <data_dir>/jetstream.
+	StoreDir string `yaml:"store_dir"`
+}
+
+// WSConfig tunes the WebSocket transport.
+type WSConfig struct {
+	KeepAlive    time.Duration `yaml:"keep_alive"`
+	WriteQueue   int           `yaml:"write_queue"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// OriginPatterns are the browser origins allowed besides the node's own
+	// host (e.g. "app.example.com", "*.example.com"). Clients that send no
+	// Origin header (non-browser) are always allowed.
+	OriginPatterns []string `yaml:"origin_patterns"`
+}
+
+func defaultConfig() Config {
+	return Config{
+		Listen:  "127.0.0.1:8080",
+		DataDir: defaultDataDir(),
+		Tenant:  "public",
+		Log:     LogConfig{Level: "info", Format: "text"},
+		NATS: NATSConfig{
+			Prefix:          cluster.DefaultPrefix,
+			Stream:          cluster.DefaultStream,
+			MaxAge:          cluster.DefaultMaxAge,
+			MaxBytes:        cluster.DefaultMaxBytes,
+			Replicas:        cluster.DefaultReplicas,
+			DuplicateWindow: cluster.DefaultDuplicateWindow,
+			Embedded:        EmbeddedNATS{Host: cluster.DefaultEmbeddedHost},
+		},
+		WS: WSConfig{
+			KeepAlive:    ws.DefaultKeepAlive,
+			WriteQueue:   ws.DefaultWriteQueue,
+			WriteTimeout: ws.DefaultWriteTimeout,
+		},
+	}
+}
+
+// defaultDataDir is $XDG_STATE_HOME/fraiseql, else <tmp>/fraiseql-<uid>.
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "fraiseql")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("fraiseql-%d", os.Getuid()))
+}
+
+// loadConfig reads the file (if any), then applies FRAISEQL_* env vars.
+func loadConfig(path string, environ []string) (Config, error) {
+	cfg := defaultConfig()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config %s: %s%w", path, keysOf(raw, err), err)
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// keysOf names the config keys on the lines a YAML error reports ("nats.max_age: "),
+// because yaml's own messages give only line numbers.
+func keysOf(raw []byte, err error) string {
+	var doc yaml.Node
+	if yaml.Unmarshal(raw, &doc) != nil {
+		return ""
+	}
+	var keys []string
+	for _, m := range lineRE.FindAllStringSubmatch(err.Error(), -1) {
+		line, _ := strconv.Atoi(m[1])
+		if k := keyAtLine(&doc, "", line); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return ""
+	}
+	return strings.Join(keys, ", ") + ": "
+}
+
+var lineRE = regexp.MustCompile(`line (\d+):`)
+
+// keyAtLine returns the dotted path of the mapping key or value on line.
+func keyAtLine(n *yaml.Node, path string, line int) string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if k := keyAtLine(c, path, line); k != "" {
+				return k
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i], n.Content[i+1]
+			p := key.Value
+			if path != "" {
+				p = path + "." + key.Value
+			}
+			if key.Line == line || (val.Kind == yaml.ScalarNode && val.Line == line) {
+				return p
+			}
+			if k := keyAtLine(val, p, line); k != "" {
+				return k
+			}
+		}
+	}
+	return ""
+}
+
+// envKeys maps FRAISEQL_* names to the config fields they set, from the yaml tags.
+func envKeys(v reflect.Value, prefix, path string, out map[string]envField) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" || !f.IsExported() {
+			continue
+		}
+		fv := v.Field(i)
+		name, key := prefix+"_"+strings.ToUpper(tag), path+tag
+		if f.Type.Kind() == reflect.Struct && !implementsText(f.Type) {
+			envKeys(fv, name, key+".", out)
+			continue
+		}
+		if f.Type.Kind() == reflect.Map || f.Type.Kind() == reflect.Slice {
+			continue // maps and lists are file-only
+		}
+		out[name] = envField{key: key, v: fv}
+	}
+}
+
+type envField struct {
+	key string
+	v   reflect.Value
+}
+
+func implementsText(t reflect.Type) bool {
+	type textUnmarshaler interface{ UnmarshalText([]byte) error }
+	return reflect.PointerTo(t).Implements(reflect.TypeOf((*textUnmarshaler)(nil)).Elem())
+}
+
+func applyEnv(cfg *Config, environ []string) error {
+	fields := make(map[string]envField)
+	envKeys(reflect.ValueOf(cfg).Elem(), "FRAISEQL", "", fields)
+	for _, kv := range environ {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, "FRAISEQL_") {
+			continue
+		}
+		f, known := fields[name]
+		if !known {
+			continue // other tools' FRAISEQL_* variables (clients, tests) are not ours
+		}
+		// Decode the value as a YAML scalar into the field, so that env and
+		// file parse values (durations, sizes, bools) the same way.
+		if err := yaml.Unmarshal([]byte(val), f.v.Addr().Interface()); err != nil {
+			return fmt.Errorf("environment %s (config key %s): %w", name, f.key, err)
+		}
+	}
+	return nil
+}
+
+// envNames lists every FRAISEQL_* variable the config understands.
+func envNames() []string {
+	var cfg Config
+	fields := make(map[string]envField)
+	envKeys(reflect.ValueOf(&cfg).Elem(), "FRAISEQL", "", fields)
+	names := make([]string, 0, len(fields))
+	for n, f := range fields {
+		names = append(names, n+"  ("+f.key+")")
+	}
+	sort.Strings(names)
+	return names
+}
+
+// clusterConfig maps the nats section onto cluster.Config.
+func (c Config) clusterConfig() cluster.Config {
+	n := c.NATS
+	store := n.Embedded.StoreDir
+	if store == "" {
+		store = filepath.Join(c.DataDir, "jetstream")
+	}
+	return cluster.Config{
+		URL:             n.URL,
+		CredsFile:       n.CredsFile,
+		User:            n.User,
+		Password:        n.Password,
+		Token:           n.Token,
+		TLSCA:           n.TLSCA,
+		TLSCert:         n.TLSCert,
+		TLSKey:          n.TLSKey,
+		Prefix:          n.Prefix,
+		Stream:          n.Stream,
+		MaxAge:          n.MaxAge,
+		MaxBytes:        n.MaxBytes,
+		Replicas:        n.Replicas,
+		DuplicateWindow: n.DuplicateWindow,
+		MaxMsgSize:      int32(c.Limits.WithDefaults().MaxEventBytes),
+		Embedded: cluster.EmbeddedConfig{
+			Host:     n.Embedded.Host,
+			Port:     n.Embedded.Port,
+			StoreDir: store,
+		},
+	}
+}
+
+// validate checks everything that can be checked without starting anything.
+func (c Config) validate() error {
+	if c.Listen == "" {
+		return errors.New("listen: must not be empty")
+	}
+	if c.DataDir == "" {
+		return errors.New("data_dir: must not be empty")
+	}
+	if err := cluster.ValidateTenant(c.Tenant); err != nil {
+		return fmt.Errorf("tenant: %w", err)
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		return err
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
+	}
+	if c.WS.WriteQueue < 0 {
+		return fmt.Errorf("ws.write_queue (%d) must not be negative", c.WS.WriteQueue)
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return err
+	}
+	if err := c.clusterConfig().Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("log.level: %q is not debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.Level)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// printConfig writes the effective configuration (secrets redacted) as YAML.
+func printConfig(w io.Writer, c Config) error {
+	c.Limits = c.Limits.WithDefaults()
+	for _, s := range []*string{&c.NATS.Password, &c.NATS.Token} {
+		if *s != "" {
+			*s = "REDACTED"
+		}
+	}
+	fmt.Fprintln(w, "# configuration is valid; effective values:")
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return err
+	}
+	return enc.Close()
+}

@@ -1,0 +1,125 @@
+// Command fraiseql-node runs a FraiseQL Subscriptions edge node.
+//
+//	fraiseql-node [serve] [flags]        run the node (default)
+//	fraiseql-node publish [flags] TOPIC [JSON]
+//	fraiseql-node config check [flags]
+//	fraiseql-node version
+//
+// With no configuration it starts an embedded NATS server with JetStream,
+// serves the built-in demo chat schema and listens on 127.0.0.1:8080.
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // a runtime failure
+	exitUsage = 2 // bad flags or configuration
+)
+
+//go:embed demo.graphql
+var demoSchema string
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// usageError marks errors that exit with exitUsage.
+type usageError struct{ error }
+
+func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(ctx, args, environ, stdout, stderr)
+	case "publish":
+		err = publish(ctx, args, environ, stdin, stdout, stderr)
+	case "config":
+		if len(args) == 0 || args[0] != "check" {
+			err = usageError{errors.New("usage: fraiseql-node config check [--config FILE]")}
+			break
+		}
+		err = configCheck(args[1:], environ, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "fraiseql-node", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = usageError{fmt.Errorf("unknown command %q\n\n%s", cmd, usage)}
+	}
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "fraiseql-node:", err)
+		return exitUsage
+	default:
+		fmt.Fprintln(stderr, "fraiseql-node:", err)
+		return exitError
+	}
+}
+
+const usage = `fraiseql-node: GraphQL subscriptions over WebSocket, from NATS JetStream.
+
+Commands:
+  serve            run the node (default)
+  publish          publish one event: fraiseql-node publish [--tenant T] TOPIC [JSON]
+  config check     validate the configuration and print it
+  version          print the version
+
+Run 'fraiseql-node COMMAND -h' for a command's flags.
+`
+
+// commonFlags are the flags every command takes; they override file and env.
+type commonFlags struct {
+	config  string
+	dataDir string
+	natsURL string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.config, "config", "", "YAML configuration file")
+	fs.StringVar(&c.dataDir, "data-dir", "", "data directory (embedded NATS store, nats.url); overrides data_dir")
+	fs.StringVar(&c.natsURL, "nats-url", "", "external NATS URL; empty starts the embedded server; overrides nats.url")
+}
+
+// load reads the config file and env, then applies the flags that were set.
+func (c *commonFlags) load(fs *flag.FlagSet, environ []string) (Config, error) {
+	cfg, err := loadConfig(c.config, environ)
+	if err != nil {
+		return cfg, usageError{err}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "data-dir":
+			cfg.DataDir = c.dataDir
+		case "nats-url":
+			cfg.NATS.URL = c.natsURL
+		}
+	})
+	return cfg, nil
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fraiseql/subscriptions/cluster"
+	"github.com/fraiseql/subscriptions/node"
+	"github.com/fraiseql/subscriptions/query"
+	"github.com/fraiseql/subscriptions/ws"
+)
+
+// natsURLFile is where a node with an embedded NATS server writes its
+// client URL, so that `fraiseql-node publish` finds the server.
+const natsURLFile = "nats.url"
+
+func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var common commonFlags
+	common.register(fs)
+	listen := fs.String("listen", "", "HTTP listen address; overrides listen (default 127.0.0.1:8080)")
+	schemaPath := fs.String("schema", "", "GraphQL SDL file; overrides schema (default: the built-in demo chat schema)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error; overrides log.level")
+	if err := fs.Parse(args); err != nil {
+		return usageErrorOrHelp(err)
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("serve takes no arguments, got %q", fs.Args())}
+	}
+	cfg, err := common.load(fs, environ)
+	if err != nil {
+		return err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "listen":
+			cfg.Listen = *listen
+		case "schema":
+			cfg.Schema = *schemaPath
+		case "log-level":
+			cfg.Log.Level = *logLevel
+		}
+	})
+	if err := cfg.validate(); err != nil {
+		return usageError{err}
+	}
+	schema, err := loadSchema(cfg.Schema)
+	if err != nil {
+		return usageError{err}
+	}
+	log := newLogger(cfg.Log, stderr)
+
+	cl, err := cluster.Open(ctx, cfg.clusterConfig(), log)
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	defer cl.Close()
+	if cfg.NATS.URL == "" {
+		if err := writeNATSURL(cfg.DataDir, cl.ClientURL()); err != nil {
+			return err
+		}
+		defer os.Remove(filepath.Join(cfg.DataDir, natsURLFile))
+	}
+
+	n, err := node.New(node.Config{
+		Listen: cfg.Listen,
+		Schema: schema,
+		Limits: cfg.Limits,
+		Tenant: cfg.Tenant,
+		WS: ws.Options{
+			KeepAlive:      cfg.WS.KeepAlive,
+			WriteQueue:     cfg.WS.WriteQueue,
+			WriteTimeout:   cfg.WS.WriteTimeout,
+			OriginPatterns: cfg.WS.OriginPatterns,
+		},
+		Logger: log,
+	}, cl)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := n.Start(ctx, nil); err != nil {
+		return err
+	}
+	printWelcome(stdout, n.Addr(), cfg, cl.ClientURL(), schema)
+
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return n.Shutdown(sctx)
+}
+
+func loadSchema(path string) (*query.Schema, error) {
+	if path == "" {
+		return query.LoadSchema("demo.graphql", demoSchema)
+	}
+	sdl, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	s, err := query.LoadSchema(filepath.Base(path), string(sdl))
+	if err != nil {
+		return nil, fmt.Errorf("schema %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func writeNATSURL(dataDir, url string) error {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dataDir, natsURLFile), []byte(url+"\n"), 0o600); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	return nil
+}
+
+func printWelcome(w io.Writer, addr string, cfg Config, natsURL string, schema *query.Schema) {
+	nats := "embedded NATS at " + natsURL + " (store " + cfg.clusterConfig().Embedded.StoreDir + ")"
+	if cfg.NATS.URL != "" {
+		nats = "NATS at " + natsURL
+	}
+	fmt.Fprintf(w, `FraiseQL node ready
+  GraphQL over WebSocket:  ws://%[1]s/graphql  (graphql-transport-ws, graphql-ws)
+  health, metrics:         http://%[1]s/healthz  /readyz  /metrics
+  events from:             %[2]s
+  subscription fields:     %[3]v
+
+Subscribe (in another terminal, from the repository):
+  cd examples/js && npm install && node subscribe.mjs 'subscription { messageAdded(room: "r1") { id text } }'
+Publish:
+  go run ./cmd/node publish chat.r1 '{"id":"1","room":"r1","text":"hello"}'
+`, addr, nats, schema.Fields())
+}
+
+// usageErrorOrHelp passes -h through and marks other flag errors as usage errors.
+func usageErrorOrHelp(err error) error {
+	if err == flag.ErrHelp {
+		return err
+	}
+	return usageError{err}
+}

@@ -1,0 +1,87 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/fraiseql/subscriptions/limits"
+	"github.com/fraiseql/subscriptions/query"
+	"github.com/fraiseql/subscriptions/ws"
+)
+
+// Config configures a Node. The zero value of each field means its default.
+type Config struct {
+	// Listen is the HTTP address. Zero value means "127.0.0.1:8080".
+	Listen string
+	// Schema is the loaded SDL. Required.
+	Schema *query.Schema
+	// Limits are the node's limits (sizes, complexity, rates, caps); zero
+	// fields take the defaults of DESIGN.md (limits.Config.WithDefaults).
+	Limits limits.Config
+	// PlanCache is the number of compiled plans kept. Zero value means 4096.
+	PlanCache int
+	// WS configures the WebSocket transport. Its InitTimeout and ReadLimit
+	// come from Limits (init_timeout, max_message_bytes).
+	WS ws.Options
+	// Tenant is the tenant of anonymous connections. Zero value means "public".
+	Tenant string
+	// ReplayBuffer is how many live events one resuming subscription may
+	// hold back while it replays from its cursor; past it the connection is
+	// closed as a slow consumer (the client resumes again). Zero value means 10,000.
+	ReplayBuffer int
+	// Logger receives the node's logs. Zero value means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.PlanCache == 0 {
+		c.PlanCache = 4096
+	}
+	if c.Tenant == "" {
+		c.Tenant = "public"
+	}
+	c.Limits = c.Limits.WithDefaults()
+	c.WS.InitTimeout = time.Duration(c.Limits.InitTimeout)
+	c.WS.ReadLimit = int64(c.Limits.MaxMessageBytes)
+	if c.ReplayBuffer == 0 {
+		c.ReplayBuffer = 10_000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.WS.Logger == nil {
+		c.WS.Logger = c.Logger
+	}
+	return c
+}
+
+// Validate reports the first invalid field, named as in the config file.
+func (c Config) Validate() error {
+	switch {
+	case c.Schema == nil:
+		return fmt.Errorf("schema: no schema loaded")
+	case c.PlanCache < 0:
+		return fmt.Errorf("plan_cache (%d) must not be negative", c.PlanCache)
+	case c.ReplayBuffer < 0:
+		return fmt.Errorf("replay_buffer (%d) must not be negative", c.ReplayBuffer)
+	}
+	return c.Limits.Validate()
+}
+
+// shutdownGrace bounds how long Shutdown waits for the HTTP server when the
+// caller's context has no deadline.
+const shutdownGrace = 10 * time.Second
+
+// queryOptions are the compile-time limits of Limits.
+func (c Config) queryOptions() query.Options {
+	return query.Options{
+		MaxQueryBytes:  c.Limits.MaxQueryBytes,
+		MaxDepth:       c.Limits.MaxDepth,
+		MaxComplexity:  c.Limits.MaxComplexity,
+		MaxFilterDepth: c.Limits.MaxFilterDepth,
+	}
+}

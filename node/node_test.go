@@ -1,0 +1,229 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/fraiseql/subscriptions/cluster"
+	"github.com/fraiseql/subscriptions/cluster/clustertest"
+	"github.com/fraiseql/subscriptions/query"
+	"github.com/fraiseql/subscriptions/ws"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func testSchema(t testing.TB) *query.Schema {
+	t.Helper()
+	sdl, err := os.ReadFile("../cmd/node/demo.graphql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := query.LoadSchema("demo.graphql", string(sdl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// testNode builds a node on an in-process NATS server; it is not started.
+func testNode(t testing.TB) *Node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cl, err := cluster.Open(ctx, cluster.Config{URL: clustertest.RunServer(t)}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Config{Schema: testSchema(t), Logger: log}, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+		cl.Close()
+	})
+	return n
+}
+
+// queueSink stands in for a connection's bounded queue.
+type queueSink struct{ q chan []byte }
+
+func (s *queueSink) Next(p []byte) bool {
+	select {
+	case s.q <- p:
+		return true
+	default:
+		return false
+	}
+}
+func (s *queueSink) Error(error)    {}
+func (s *queueSink) Conn() *ws.Conn { return nil }
+
+func (s *queueSink) drain() {
+	for {
+		select {
+		case <-s.q:
+		default:
+			return
+		}
+	}
+}
+
+// addSubscribers registers count subscriptions of one plan on n's index.
+func addSubscribers(t testing.TB, n *Node, count int) []*queueSink {
+	t.Helper()
+	plan, err := n.compiler.Compile(query.Request{Query: `subscription { messageAdded(room: "r1") { id text author { name } } }`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, err := n.cl.Subject("public", plan.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinks := make([]*queueSink, count)
+	for i := range sinks {
+		sinks[i] = &queueSink{q: make(chan []byte, 4)}
+		n.idx.add(&subscription{ws: sinks[i], plan: plan, tenant: "public", subject: subject})
+	}
+	return sinks
+}
+
+func benchEvent(n *Node) *cluster.Event {
+	return &cluster.Event{
+		Subject: n.cl.Prefix() + ".public.chat.r1",
+		Tenant:  "public",
+		Topic:   "chat.r1",
+		Data:    []byte(`{"id":"7","room":"r1","text":"hello there","author":{"name":"ann","id":"u1"},"createdAt":"2026-11-27T00:00:00Z"}`),
+		Cursor:  n.cl.Cursor(1),
+	}
+}
+
+// TestRouteAllocationsDoNotGrowWithSubscribers checks that one event costs
+// the same allocations for 10 and for 5,000 subscribers of one plan: the
+// payload is encoded once and the same bytes are queued to each.
+func TestRouteAllocationsDoNotGrowWithSubscribers(t *testing.T) {
+	n := testNode(t)
+	allocs := func(count int) float64 {
+		n := testNodeIndexReset(n)
+		sinks := addSubscribers(t, n, count)
+		ev := benchEvent(n)
+		var seq uint64
+		return testing.AllocsPerRun(50, func() {
+			seq++
+			ev.Seq = seq
+			n.route(ev)
+			for _, s := range sinks {
+				s.drain()
+			}
+		})
+	}
+	few, many := allocs(10), allocs(5000)
+	t.Logf("allocs per event: 10 subscribers %.1f, 5000 subscribers %.1f", few, many)
+	if many > few {
+		t.Fatalf("allocations grow with subscribers: %.1f for 10, %.1f for 5000", few, many)
+	}
+	if got := n.Stats().Delivered; got == 0 {
+		t.Fatal("nothing delivered")
+	}
+}
+
+// testNodeIndexReset gives n a fresh, empty routing index.
+func testNodeIndexReset(n *Node) *Node {
+	n.idx = newIndex()
+	return n
+}
+
+func TestIndexSharesPlansAndCleansUp(t *testing.T) {
+	n := testNode(t)
+	plan, err := n.compiler.Compile(query.Request{Query: `subscription { messageAdded(room: "r1") { id } }`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &subscription{ws: &queueSink{}, plan: plan, subject: "s"}
+	b := &subscription{ws: &queueSink{}, plan: plan, subject: "s"}
+	n.idx.add(a)
+	n.idx.add(b)
+	if s, p := n.idx.counts(); s != 1 || p != 1 {
+		t.Fatalf("subjects, plans = %d, %d; want 1, 1", s, p)
+	}
+	n.idx.remove(a)
+	n.idx.remove(a) // idempotent
+	if s, p := n.idx.counts(); s != 1 || p != 1 {
+		t.Fatalf("after one remove: %d, %d", s, p)
+	}
+	n.idx.remove(b)
+	if s, p := n.idx.counts(); s != 0 || p != 0 {
+		t.Fatalf("after both removed: %d subjects, %d plans; want none left", s, p)
+	}
+}
+
+func TestSubscriptionReplayThenLiveNoGapNoDuplicate(t *testing.T) {
+	sink := &queueSink{q: make(chan []byte, 16)}
+	s := &subscription{ws: sink, replaying: true, maxHeld: 10}
+	s.deliver(5, []byte("5")) // live, held during replay
+	s.deliver(6, []byte("6"))
+	s.sendReplayed(3, []byte("3"))
+	s.sendReplayed(4, []byte("4"))
+	s.sendReplayed(5, []byte("5"))
+	if !s.goLive(5) {
+		t.Fatal("goLive overflowed")
+	}
+	s.deliver(6, []byte("6")) // duplicate from a lagging consumer
+	s.deliver(7, []byte("7"))
+	var got string
+	for len(sink.q) > 0 {
+		got += string(<-sink.q)
+	}
+	if got != "34567" {
+		t.Fatalf("delivered %q, want 34567", got)
+	}
+}
+
+func TestSubscriptionReplayOverflow(t *testing.T) {
+	s := &subscription{ws: &queueSink{q: make(chan []byte, 16)}, replaying: true, maxHeld: 2}
+	for i := uint64(1); i <= 3; i++ {
+		s.deliver(i, []byte("x"))
+	}
+	if s.goLive(0) {
+		t.Fatal("3 held events with maxHeld 2 must overflow")
+	}
+}
+
+// BenchmarkFanout routes one event to N in-process subscribers of one plan:
+// filter + project + encode once, then a non-blocking send of the same
+// bytes into each subscriber's bounded queue (drained inside the timed
+// region, so the receivers' work is attributed to the event that caused it).
+func BenchmarkFanout(b *testing.B) {
+	for _, count := range []int{1, 100, 10_000} {
+		b.Run(fmt.Sprintf("subscribers=%d", count), func(b *testing.B) {
+			n := testNode(b)
+			sinks := addSubscribers(b, n, count)
+			ev := benchEvent(n)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				ev.Seq = uint64(i + 1)
+				n.route(ev)
+				for _, s := range sinks {
+					s.drain()
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(count), "ns/delivery")
+		})
+	}
+}

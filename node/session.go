@@ -1,0 +1,217 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/fraiseql/subscriptions/cluster"
+	"github.com/fraiseql/subscriptions/query"
+	"github.com/fraiseql/subscriptions/ws"
+)
+
+// Error codes the node adds to those of package query.
+const (
+	CodeCursorExpired = "CURSOR_EXPIRED"
+	CodeBadCursor     = "BAD_CURSOR"
+	CodeInternal      = "INTERNAL_SERVER_ERROR"
+)
+
+// session is one WebSocket connection's state. ws calls its methods from
+// the connection's read goroutine, one at a time; Close comes last.
+type session struct {
+	n      *Node
+	tenant string
+
+	mu   sync.Mutex
+	subs map[*ws.Subscription]*subscription // guarded by mu
+
+	replays sync.WaitGroup // replay goroutines of this connection's subscriptions
+}
+
+var _ ws.Handler = (*Node)(nil)
+var _ ws.Session = (*session)(nil)
+
+// Open implements ws.Handler: it runs before the WebSocket upgrade.
+func (n *Node) Open(r *http.Request) (ws.Session, error) {
+	if n.shutdown.Load() {
+		return nil, &ws.HTTPError{Status: http.StatusServiceUnavailable, Message: "node shutting down"}
+	}
+	n.met.connsOpen.Add(1)
+	n.met.connsTotal.Add(1)
+	return &session{n: n, tenant: n.cfg.Tenant, subs: make(map[*ws.Subscription]*subscription)}, nil
+}
+
+// Init accepts every connection: anonymous, tenant Config.Tenant.
+func (s *session) Init(ctx context.Context, c *ws.Conn, payload json.RawMessage) (json.RawMessage, error) {
+	return nil, nil
+}
+
+// Pong implements ws.Session; pings carry nothing the node needs yet.
+func (s *session) Pong(payload json.RawMessage) {}
+
+// Subscribe compiles the request, registers it in the routing index and,
+// when the request carries extensions.cursor, replays what it missed.
+func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.Request) error {
+	n := s.n
+	cursor, err := cursorOf(req.Extensions)
+	if err != nil {
+		return s.refuse(query.CodeValidationFailed, "extensions must be an object with an optional string cursor")
+	}
+	plan, err := n.compiler.Compile(query.Request{
+		Query:         req.Query,
+		OperationName: req.OperationName,
+		Variables:     req.Variables,
+	})
+	if err != nil {
+		n.met.subscribeErrors.WithLabelValues(errorCode(err)).Inc()
+		return err
+	}
+	subject, err := n.cl.Subject(s.tenant, plan.Topic)
+	if err != nil { // query escapes every value, so this is a bug, not bad input
+		n.log.Error("plan produced an invalid subject", "topic", plan.Topic, "err", err)
+		return s.refuse(CodeInternal, "internal error")
+	}
+	var after uint64
+	if cursor != "" {
+		after, err = n.cl.ParseCursor(cursor)
+		switch {
+		case errors.Is(err, cluster.ErrCursorExpired):
+			return s.refuse(CodeCursorExpired, "cursor is older than the stream's retention; resubscribe without a cursor")
+		case err != nil:
+			return s.refuse(CodeBadCursor, "cursor is not valid")
+		}
+	}
+
+	sub := &subscription{
+		ws:        wsub,
+		plan:      plan,
+		tenant:    s.tenant,
+		subject:   subject,
+		replaying: cursor != "",
+		maxHeld:   n.cfg.ReplayBuffer,
+	}
+	s.mu.Lock()
+	s.subs[wsub] = sub
+	s.mu.Unlock()
+	n.idx.add(sub)
+	n.met.subsOpen.Add(1)
+	n.met.subsTotal.Add(1)
+
+	if cursor != "" {
+		rctx, cancel := context.WithCancel(wsub.Conn().Context())
+		sub.cancel = cancel
+		s.replays.Add(1)
+		go func() { // owned by s.replays; ends with the subscription or connection
+			defer s.replays.Done()
+			defer cancel()
+			n.replay(rctx, sub, after)
+		}()
+	}
+	return nil
+}
+
+// replay sends what sub missed after the cursor, then switches it to live.
+func (n *Node) replay(ctx context.Context, sub *subscription, after uint64) {
+	var buf []byte
+	last, err := n.cl.Replay(ctx, sub.tenant, sub.plan.Topic, after, func(ev *cluster.Event) error {
+		var payload []byte
+		var ok bool
+		payload, buf, ok = n.render(sub.plan, ev, buf[:0])
+		if ok && !sub.sendReplayed(ev.Seq, payload) {
+			return errReplayStopped
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errReplayStopped) || ctx.Err() != nil:
+		return
+	case errors.Is(err, cluster.ErrCursorExpired):
+		n.met.subscribeErrors.WithLabelValues(CodeCursorExpired).Inc()
+		sub.ws.Error(codedError(CodeCursorExpired, "cursor is older than the stream's retention; resubscribe without a cursor"))
+		return
+	case err != nil:
+		n.log.Error("replay failed", "subject", sub.subject, "after", after, "err", err)
+		sub.ws.Error(codedError(CodeInternal, "replay failed; resubscribe with the same cursor"))
+		return
+	}
+	if !sub.goLive(last) { // counted as a slow client when the connection closes
+		sub.ws.Conn().Close(ws.CloseTryAgainLater, "slow consumer")
+	}
+}
+
+var errReplayStopped = errors.New("replay stopped: subscription ended")
+
+// Unsubscribe removes the subscription from the routing index.
+func (s *session) Unsubscribe(wsub *ws.Subscription) {
+	s.mu.Lock()
+	sub := s.subs[wsub]
+	delete(s.subs, wsub)
+	s.mu.Unlock()
+	if sub == nil {
+		return
+	}
+	if sub.cancel != nil {
+		sub.cancel()
+	}
+	s.n.idx.remove(sub)
+	s.n.met.subsOpen.Add(-1)
+}
+
+// Close runs once when the connection has ended, after every Unsubscribe.
+func (s *session) Close(reason ws.CloseReason) {
+	s.replays.Wait()
+	s.n.met.connsOpen.Add(-1)
+	s.n.met.closed.WithLabelValues(reason.String()).Inc()
+	if reason == ws.SlowConsumer {
+		s.n.met.slowClients.Add(1)
+	}
+}
+
+func (s *session) refuse(code, msg string) error {
+	s.n.met.subscribeErrors.WithLabelValues(code).Inc()
+	return codedError(code, msg)
+}
+
+// codedError is a client-facing GraphQL error with extensions.code.
+func codedError(code, msg string) *gqlerror.Error {
+	return &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": code}}
+}
+
+// errorCode returns the extensions.code of a compile error, for metrics.
+func errorCode(err error) string {
+	var list gqlerror.List
+	if errors.As(err, &list) && len(list) > 0 {
+		if c, ok := list[0].Extensions["code"].(string); ok {
+			return c
+		}
+	}
+	var one *gqlerror.Error
+	if errors.As(err, &one) {
+		if c, ok := one.Extensions["code"].(string); ok {
+			return c
+		}
+	}
+	return CodeInternal
+}
+
+// cursorOf reads extensions.cursor from a subscribe payload's extensions.
+func cursorOf(ext json.RawMessage) (string, error) {
+	if len(ext) == 0 || string(ext) == "null" {
+		return "", nil
+	}
+	var e struct {
+		Cursor *string `json:"cursor"`
+	}
+	if err := json.Unmarshal(ext, &e); err != nil {
+		return "", err
+	}
+	if e.Cursor == nil {
+		return "", nil
+	}
+	return *e.Cursor, nil
+}
