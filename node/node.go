@@ -30,6 +30,7 @@ type Node struct {
 	wss      *ws.Server
 	idx      *index
 	met      *metrics
+	guards   *guards
 	reg      *prometheus.Registry
 	mux      *http.ServeMux
 
@@ -61,6 +62,7 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 		reg:      prometheus.NewRegistry(),
 	}
 	n.met = newMetrics(n.reg, func() float64 { _, p := n.idx.counts(); return float64(p) })
+	n.guards = newGuards(cfg.Limits, n.reg)
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.reg.MustRegister(cl.Collectors()...)
 	n.wss = ws.NewServer(n, cfg.WS)

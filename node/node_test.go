@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/cluster/clustertest"
+	"github.com/fraiseql/subscriptions/limits"
 	"github.com/fraiseql/subscriptions/query"
 	"github.com/fraiseql/subscriptions/ws"
 )
@@ -97,7 +99,9 @@ func addSubscribers(t testing.TB, n *Node, count int) []*queueSink {
 	sinks := make([]*queueSink, count)
 	for i := range sinks {
 		sinks[i] = &queueSink{q: make(chan []byte, 4)}
-		n.idx.add(&subscription{ws: sinks[i], plan: plan, tenant: "public", subject: subject})
+		s := testSub(sinks[i])
+		s.plan, s.tenant, s.subject = plan, "public", subject
+		n.idx.add(s)
 	}
 	return sinks
 }
@@ -153,8 +157,9 @@ func TestIndexSharesPlansAndCleansUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &subscription{ws: &queueSink{}, plan: plan, subject: "s"}
-	b := &subscription{ws: &queueSink{}, plan: plan, subject: "s"}
+	a, b := testSub(&queueSink{}), testSub(&queueSink{})
+	a.plan, a.subject = plan, "s"
+	b.plan, b.subject = plan, "s"
 	n.idx.add(a)
 	n.idx.add(b)
 	if s, p := n.idx.counts(); s != 1 || p != 1 {
@@ -173,7 +178,8 @@ func TestIndexSharesPlansAndCleansUp(t *testing.T) {
 
 func TestSubscriptionReplayThenLiveNoGapNoDuplicate(t *testing.T) {
 	sink := &queueSink{q: make(chan []byte, 16)}
-	s := &subscription{ws: sink, replaying: true, maxHeld: 10}
+	s := testSub(sink)
+	s.replaying, s.maxHeld = true, 10
 	s.deliver(5, []byte("5")) // live, held during replay
 	s.deliver(6, []byte("6"))
 	s.sendReplayed(3, []byte("3"))
@@ -194,12 +200,49 @@ func TestSubscriptionReplayThenLiveNoGapNoDuplicate(t *testing.T) {
 }
 
 func TestSubscriptionReplayOverflow(t *testing.T) {
-	s := &subscription{ws: &queueSink{q: make(chan []byte, 16)}, replaying: true, maxHeld: 2}
+	s := testSub(&queueSink{q: make(chan []byte, 16)})
+	s.replaying, s.maxHeld = true, 2
 	for i := uint64(1); i <= 3; i++ {
 		s.deliver(i, []byte("x"))
 	}
 	if s.goLive(0) {
 		t.Fatal("3 held events with maxHeld 2 must overflow")
+	}
+}
+
+// testSub is a subscription with an unlimited event rate.
+func testSub(out sink) *subscription {
+	s := &subscription{ws: out, drops: prometheus.NewCounter(prometheus.CounterOpts{Name: "test_drops"})}
+	s.events.Init(limits.Inf, 1)
+	return s
+}
+
+func TestEventRateDropsAreReportedOnTheNextDelivery(t *testing.T) {
+	sink := &queueSink{q: make(chan []byte, 16)}
+	s := testSub(sink)
+	s.events.Init(0.0001, 2) // 2 events, then (practically) no refill
+	payload := encodeNext([]byte(`{"f":1}`), "CUR")
+	for seq := uint64(1); seq <= 5; seq++ {
+		s.deliver(seq, payload)
+	}
+	if len(sink.q) != 2 {
+		t.Fatalf("queued %d, want 2 (burst)", len(sink.q))
+	}
+	<-sink.q
+	if got := string(<-sink.q); got != `{"data":{"f":1},"extensions":{"cursor":"CUR"}}` {
+		t.Fatalf("payload %s", got)
+	}
+	s.events.Init(limits.Inf, 1) // the rate recovers
+	s.deliver(6, payload)
+	if got := string(<-sink.q); got != `{"data":{"f":1},"extensions":{"cursor":"CUR","dropped":3}}` {
+		t.Fatalf("after drops: %s", got)
+	}
+	s.deliver(7, payload)
+	if got := string(<-sink.q); got != `{"data":{"f":1},"extensions":{"cursor":"CUR"}}` {
+		t.Fatalf("dropped must reset: %s", got)
+	}
+	if string(payload) != `{"data":{"f":1},"extensions":{"cursor":"CUR"}}` {
+		t.Fatalf("the shared payload was modified: %s", payload)
 	}
 }
 

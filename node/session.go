@@ -6,10 +6,12 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/fraiseql/subscriptions/cluster"
+	"github.com/fraiseql/subscriptions/limits"
 	"github.com/fraiseql/subscriptions/query"
 	"github.com/fraiseql/subscriptions/ws"
 )
@@ -26,6 +28,11 @@ const (
 type session struct {
 	n      *Node
 	tenant string
+	user   userKey
+	lim    limits.Config // Config.Limits resolved for tenant
+
+	global, perUser *limits.Ticket // connection caps, released in Close
+	subsCap         limits.Cap     // concurrent subscriptions of this connection
 
 	mu   sync.Mutex
 	subs map[*ws.Subscription]*subscription // guarded by mu
@@ -41,9 +48,24 @@ func (n *Node) Open(r *http.Request) (ws.Session, error) {
 	if n.shutdown.Load() {
 		return nil, &ws.HTTPError{Status: http.StatusServiceUnavailable, Message: "node shutting down"}
 	}
+	user := userKey{tenant: n.cfg.Tenant, user: "ip:" + clientIP(r)}
+	global, perUser, err := n.guards.admit(r, user)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{
+		n:       n,
+		tenant:  user.tenant,
+		user:    user,
+		lim:     n.cfg.Limits.For(user.tenant),
+		global:  global,
+		perUser: perUser,
+		subs:    make(map[*ws.Subscription]*subscription),
+	}
+	s.subsCap.Init(s.lim.MaxSubscriptionsPerConn)
 	n.met.connsOpen.Add(1)
 	n.met.connsTotal.Add(1)
-	return &session{n: n, tenant: n.cfg.Tenant, subs: make(map[*ws.Subscription]*subscription)}, nil
+	return s, nil
 }
 
 // Init accepts every connection: anonymous, tenant Config.Tenant.
@@ -56,8 +78,23 @@ func (s *session) Pong(payload json.RawMessage) {}
 
 // Subscribe compiles the request, registers it in the routing index and,
 // when the request carries extensions.cursor, replays what it missed.
-func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.Request) error {
+func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.Request) (err error) {
 	n := s.n
+	if !s.subsCap.Acquire() {
+		n.guards.refused.WithLabelValues(limitSubscriptionsConn).Inc()
+		return s.refuseLimit(limits.SubscriptionLimit(s.lim.MaxSubscriptionsPerConn))
+	}
+	defer func() {
+		if err != nil {
+			s.subsCap.Release()
+		}
+	}()
+	// Every attempt counts against the user's rate, valid or not, so that
+	// the compiler is no cheaper a target than the index.
+	if ok, retry := n.guards.subscribe.Allow(s.user); !ok {
+		n.guards.refused.WithLabelValues(limitSubscribeRate).Inc()
+		return s.refuseLimit(limits.RateLimited(retry))
+	}
 	cursor, err := cursorOf(req.Extensions)
 	if err != nil {
 		return s.refuse(query.CodeValidationFailed, "extensions must be an object with an optional string cursor")
@@ -94,13 +131,21 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 		subject:   subject,
 		replaying: cursor != "",
 		maxHeld:   n.cfg.ReplayBuffer,
+		drops:     n.guards.eventDrops,
 	}
+	sub.events.Init(s.lim.EventLimit())
 	s.mu.Lock()
 	s.subs[wsub] = sub
 	s.mu.Unlock()
 	n.idx.add(sub)
 	n.met.subsOpen.Add(1)
 	n.met.subsTotal.Add(1)
+	if d := s.lim.MaxSubscriptionDuration.Std(); d > 0 {
+		sub.expiry = time.AfterFunc(d, func() { // runs once; stopped by Unsubscribe
+			n.guards.refused.WithLabelValues(limitLifetime).Inc()
+			wsub.Expire(limitError(limits.SubscriptionExpired(d)))
+		})
+	}
 
 	if cursor != "" {
 		rctx, cancel := context.WithCancel(wsub.Conn().Context())
@@ -158,13 +203,19 @@ func (s *session) Unsubscribe(wsub *ws.Subscription) {
 	if sub.cancel != nil {
 		sub.cancel()
 	}
+	if sub.expiry != nil {
+		sub.expiry.Stop()
+	}
 	s.n.idx.remove(sub)
 	s.n.met.subsOpen.Add(-1)
+	s.subsCap.Release()
 }
 
 // Close runs once when the connection has ended, after every Unsubscribe.
 func (s *session) Close(reason ws.CloseReason) {
 	s.replays.Wait()
+	s.global.Release()
+	s.perUser.Release()
 	s.n.met.connsOpen.Add(-1)
 	s.n.met.closed.WithLabelValues(reason.String()).Inc()
 	if reason == ws.SlowConsumer {
@@ -175,6 +226,18 @@ func (s *session) Close(reason ws.CloseReason) {
 func (s *session) refuse(code, msg string) error {
 	s.n.met.subscribeErrors.WithLabelValues(code).Inc()
 	return codedError(code, msg)
+}
+
+// refuseLimit counts and converts a limits error for the client.
+func (s *session) refuseLimit(e *limits.Error) error {
+	s.n.met.subscribeErrors.WithLabelValues(e.Code).Inc()
+	return limitError(e)
+}
+
+// limitError is e as a GraphQL error: its code, public message and
+// extensions (retryAfter, limit).
+func limitError(e *limits.Error) *gqlerror.Error {
+	return &gqlerror.Error{Message: e.Message, Extensions: e.Extensions()}
 }
 
 // codedError is a client-facing GraphQL error with extensions.code.

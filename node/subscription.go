@@ -2,7 +2,13 @@ package node
 
 import (
 	"context"
+	"strconv"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fraiseql/subscriptions/limits"
 
 	"github.com/fraiseql/subscriptions/query"
 	"github.com/fraiseql/subscriptions/ws"
@@ -25,6 +31,9 @@ type subscription struct {
 	tenant  string
 	subject string
 	cancel  context.CancelFunc // ends the replay, if any
+	expiry  *time.Timer        // max_subscription_duration, if set
+	drops   prometheus.Counter // events dropped by the event rate
+	events  limits.Bucket      // event rate of this subscription
 
 	group *group // guarded by index.mu
 	pos   int    // guarded by index.mu
@@ -34,6 +43,7 @@ type subscription struct {
 	replaying bool        // live events are held back in pending; guarded by mu
 	pending   []heldEvent // guarded by mu
 	overflow  bool        // pending outgrew its bound; guarded by mu
+	dropped   uint64      // events dropped by the event rate since the last sent; guarded by mu
 	maxHeld   int         // bound of pending
 }
 
@@ -62,8 +72,32 @@ func (s *subscription) deliver(seq uint64, payload []byte) bool {
 		return false
 	}
 	s.lastSeq = seq
+	if !s.events.Allow() {
+		s.dropped++
+		s.mu.Unlock()
+		s.drops.Inc()
+		return false
+	}
+	if s.dropped > 0 {
+		// The client learns how many it missed (it may resume from its
+		// last cursor to get them): this subscriber's payload differs, so
+		// it alone pays for a copy.
+		payload = withDropped(payload, s.dropped)
+		s.dropped = 0
+	}
 	s.mu.Unlock()
 	return s.ws.Next(payload)
+}
+
+// withDropped returns a copy of an encodeNext payload with
+// extensions.dropped set to n.
+func withDropped(p []byte, n uint64) []byte {
+	body := p[:len(p)-len("}}")] // up to the cursor's closing quote
+	out := make([]byte, 0, len(p)+32)
+	out = append(out, body...)
+	out = append(out, `,"dropped":`...)
+	out = strconv.AppendUint(out, n, 10)
+	return append(out, "}}"...)
 }
 
 // sendReplayed sends one event read from the stream during replay.

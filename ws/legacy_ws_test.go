@@ -60,6 +60,14 @@ func TestLegacyFlow(t *testing.T) {
 	cl.expect(`{"type":"complete","id":"3"}`)
 	sess.expect(t, "unsubscribe")
 
+	// Lifetime expiry: error, then complete.
+	cl.send(`{"id":"9","type":"start","payload":{"query":"q"}}`)
+	s9 := sess.expect(t, "subscribe").sub
+	s9.Expire(&gqlerror.Error{Message: "expired", Extensions: map[string]any{"code": "SUBSCRIPTION_EXPIRED"}})
+	cl.expect(`{"type":"error","id":"9","payload":{"message":"expired","extensions":{"code":"SUBSCRIPTION_EXPIRED"}}}`)
+	cl.expect(`{"type":"complete","id":"9"}`)
+	sess.expect(t, "unsubscribe")
+
 	// A message that cannot be parsed: connection_error, connection stays.
 	cl.send(`{"type":"nope"}`)
 	cl.expect(`{"type":"connection_error","payload":{"message":"Unknown message type"}}`)

@@ -109,6 +109,19 @@ func (s *Subscription) Error(err error) {
 	s.conn.enqueue(frame{sub: s, payload: s.conn.errorFrame(s.idJSON, err), kind: kindEnd})
 }
 
+// Expire ends the subscription because it outlived its allowed lifetime:
+// it sends `error` with err (built as for Error), then `complete`, so that
+// clients of either protocol see both why it ended and that it ended.
+// Frames already queued are delivered first; Session.Unsubscribe is
+// called. It does nothing if the subscription already ended.
+func (s *Subscription) Expire(err error) {
+	if !s.stop(subEnding) {
+		return
+	}
+	s.conn.enqueue(frame{sub: s, payload: s.conn.errorFrame(s.idJSON, err), kind: kindRaw})
+	s.conn.enqueue(frame{sub: s, payload: s.conn.proto.completeFrame(s.idJSON), kind: kindEnd})
+}
+
 // stop moves s to state to (subEnding or subCancelled). It reports whether
 // s was active, in which case the caller owns ending it.
 func (s *Subscription) stop(to int32) bool {

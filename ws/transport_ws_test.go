@@ -117,6 +117,17 @@ func TestTransportServerEnds(t *testing.T) {
 		t.Fatal("wrong unsubscribe")
 	}
 	b.Error(errors.New("again")) // no-op
+
+	// Expire: error, then complete, then unsubscribe.
+	cl.send(`{"id":"c","type":"subscribe","payload":{"query":"q"}}`)
+	c := sess.expect(t, "subscribe").sub
+	c.Expire(gqlerror.List{{Message: "expired", Extensions: map[string]any{"code": "SUBSCRIPTION_EXPIRED"}}})
+	cl.expect(`{"id":"c","type":"error","payload":[{"message":"expired","extensions":{"code":"SUBSCRIPTION_EXPIRED"}}]}`)
+	cl.expect(`{"id":"c","type":"complete"}`)
+	if ev := sess.expect(t, "unsubscribe"); ev.sub != c {
+		t.Fatal("wrong unsubscribe")
+	}
+	c.Expire(errors.New("again")) // no-op
 	// Both ids are free again.
 	cl.send(`{"id":"a","type":"subscribe","payload":{"query":"q"}}`)
 	sess.expect(t, "subscribe")

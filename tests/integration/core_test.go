@@ -202,7 +202,11 @@ func TestLegacyGraphQLWSProtocol(t *testing.T) {
 
 func TestThousandSubscribersOneSubject(t *testing.T) {
 	const subscribers = 1000
-	e := newEnv(t)
+	// One test process is one IP and one anonymous user: lift the per-IP
+	// and per-user limits that would (rightly) stop 1,000 connections.
+	e := startNode(t, startNATS(t), func(c *node.Config, _ *cluster.Config) {
+		c.Limits.ConnRatePerIP, c.Limits.MaxConnsPerUser, c.Limits.SubscribeRate = -1, -1, -1
+	})
 	clients := make([]*client, subscribers)
 	for i := range clients {
 		clients[i] = dialTransport(t, e.ws)

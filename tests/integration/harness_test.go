@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -156,12 +157,17 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// client is a raw WebSocket client speaking one of the two protocols.
+// client is a raw WebSocket client speaking one of the two protocols. One
+// goroutine reads the connection into msgs (coder/websocket closes a
+// connection whose Read is cancelled, so reads never time out directly);
+// it answers pings and skips keep-alives.
 type client struct {
 	t    testing.TB
 	c    *websocket.Conn
 	ctx  context.Context
 	stop context.CancelFunc
+	msgs chan message
+	err  error // why msgs was closed; read after msgs is drained
 }
 
 func dial(t testing.TB, url string, subprotocols ...string) *client {
@@ -175,8 +181,36 @@ func dial(t testing.TB, url string, subprotocols ...string) *client {
 		t.Fatalf("dial %s: %v", url, err)
 	}
 	c.SetReadLimit(4 << 20)
-	cl := &client{t: t, c: c, ctx: ctx, stop: cancel}
-	t.Cleanup(func() { c.CloseNow(); cancel() })
+	cl := &client{t: t, c: c, ctx: ctx, stop: cancel, msgs: make(chan message, 1024)}
+	done := make(chan struct{})
+	go func() { // owned by cl: ends when the connection closes (Cleanup closes it)
+		defer close(done)
+		defer close(cl.msgs)
+		for {
+			_, data, err := c.Read(ctx)
+			if err != nil {
+				cl.err = err
+				return
+			}
+			var m message
+			if err := json.Unmarshal(data, &m); err != nil {
+				cl.err = fmt.Errorf("bad message %q: %w", data, err)
+				return
+			}
+			m.raw = data
+			switch m.Type {
+			case "ping":
+				wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+				c.Write(wctx, websocket.MessageText, []byte(`{"type":"pong"}`))
+				wcancel()
+				continue
+			case "ka", "pong":
+				continue
+			}
+			cl.msgs <- m
+		}
+	}()
+	t.Cleanup(func() { c.CloseNow(); cancel(); <-done })
 	return cl
 }
 
@@ -206,28 +240,22 @@ type message struct {
 	raw     []byte
 }
 
-// readErr reads the next message (skipping pings and keep-alives).
+// errNoMessage means nothing arrived in time; the connection is still open.
+var errNoMessage = errors.New("no message in time")
+
+// readErr returns the next message, errNoMessage after d, or the error that
+// ended the connection.
 func (c *client) readErr(d time.Duration) (message, error) {
-	ctx, cancel := context.WithTimeout(c.ctx, d)
-	defer cancel()
-	for {
-		_, data, err := c.c.Read(ctx)
-		if err != nil {
-			return message{}, err
-		}
-		var m message
-		if err := json.Unmarshal(data, &m); err != nil {
-			return message{}, fmt.Errorf("bad message %q: %w", data, err)
-		}
-		m.raw = data
-		switch m.Type {
-		case "ping":
-			c.send(`{"type":"pong"}`)
-			continue
-		case "ka", "pong":
-			continue
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case m, ok := <-c.msgs:
+		if !ok {
+			return message{}, c.err
 		}
 		return m, nil
+	case <-t.C:
+		return message{}, errNoMessage
 	}
 }
 
@@ -249,12 +277,16 @@ func (c *client) expectType(typ string) message {
 	return m
 }
 
-// expectNothing asserts no message arrives within d.
+// expectNothing asserts that no message arrives within d and the
+// connection stays open.
 func (c *client) expectNothing(d time.Duration) {
 	c.t.Helper()
 	m, err := c.readErr(d)
-	if err == nil {
+	switch {
+	case err == nil:
 		c.t.Fatalf("got unexpected message %s", m.raw)
+	case err != errNoMessage:
+		c.t.Fatalf("connection ended: %v", err)
 	}
 }
 
@@ -266,6 +298,9 @@ func (c *client) expectClose(code websocket.StatusCode) {
 		if err == nil {
 			c.t.Logf("message before close: %s", m.raw)
 			continue
+		}
+		if err == errNoMessage {
+			c.t.Fatalf("connection still open, want close %d", code)
 		}
 		if got := websocket.CloseStatus(err); got != code {
 			c.t.Fatalf("closed with %v (%v), want %d", got, err, code)
