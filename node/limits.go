@@ -64,7 +64,14 @@ func newGuards(cfg limits.Config, reg *prometheus.Registry) *guards {
 		g.refused.WithLabelValues(l) // export every limit at 0
 	}
 	g.eventDrops = g.refused.WithLabelValues(limitEventRate)
-	reg.MustRegister(g.refused)
+	evictions := func(limiter string, k interface{ Evictions() (uint64, uint64) }) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "fraiseql_limiter_evictions_total",
+			Help:        "Keys evicted from a keyed limiter at max_keys while still holding state (a sign of a key flood).",
+			ConstLabels: prometheus.Labels{"limiter": limiter},
+		}, func() float64 { _, lossy := k.Evictions(); return float64(lossy) })
+	}
+	reg.MustRegister(g.refused, evictions(limitConnRatePerIP, g.connIP), evictions(limitSubscribeRate, g.subscribe))
 	return g
 }
 
