@@ -43,7 +43,7 @@ type frame struct {
 // maxKeptBuffer bounds the writer's reusable frame buffer: after writing a
 // larger frame the buffer is dropped rather than kept for the connection's
 // lifetime.
-const maxKeptBuffer = 2 << 20
+const maxKeptBuffer = 16 << 10
 
 // Conn is one client WebSocket connection. Its methods are safe for
 // concurrent use.
@@ -54,7 +54,8 @@ const maxKeptBuffer = 2 << 20
 // it to stop, and waits for it before calling Session.Close.
 type Conn struct {
 	ws         *websocket.Conn
-	raw        net.Conn // the hijacked socket under ws, to drop it at once
+	raw        net.Conn     // the hijacked socket under ws, to drop it at once
+	batch      *batchWriter // under ws's writes: several frames per syscall
 	proto      protocol
 	remoteAddr string
 	opts       *Options
@@ -94,11 +95,12 @@ type Conn struct {
 	writeStart    atomic.Int64 // monotonic() when the current write began; 0 when idle
 }
 
-func newConn(wsc *websocket.Conn, raw net.Conn, p protocol, r string, opts *Options, sess Session) *Conn {
+func newConn(wsc *websocket.Conn, raw net.Conn, batch *batchWriter, p protocol, r string, opts *Options, sess Session) *Conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Conn{
 		ws:         wsc,
 		raw:        raw,
+		batch:      batch,
 		proto:      p,
 		remoteAddr: r,
 		opts:       opts,
@@ -337,17 +339,9 @@ func (c *Conn) writeLoop() {
 			c.closeSocket()
 			return
 		case f := <-c.queue:
-			if !c.writeFrame(f) {
+			if !c.writeBatch(f, &ticker, &keepAlive) {
 				c.closeSocket()
 				return
-			}
-			if f.kind == kindAck && c.opts.KeepAlive > 0 && keepAlive == nil {
-				if c.proto.keepAliveOnAck() && !c.write(c.proto.keepAliveFrame()) {
-					c.closeSocket()
-					return
-				}
-				ticker = time.NewTicker(c.opts.KeepAlive)
-				keepAlive = ticker.C
 			}
 		case <-keepAlive:
 			if !c.write(c.proto.keepAliveFrame()) {
@@ -356,6 +350,55 @@ func (c *Conn) writeLoop() {
 			}
 		}
 	}
+}
+
+// writeBatch writes f and the frames queued behind it (up to
+// maxBatchFrames) with one flush to the socket. It reports false if the
+// socket failed.
+func (c *Conn) writeBatch(f frame, ticker **time.Ticker, keepAlive *<-chan time.Time) bool {
+	c.batch.begin()
+	ok := c.writeOne(f, ticker, keepAlive)
+	for n := 1; ok && n < maxBatchFrames && f.kind != kindClose; n++ {
+		select {
+		case f = <-c.queue:
+			ok = c.writeOne(f, ticker, keepAlive)
+			continue
+		default:
+		}
+		break
+	}
+	return c.flushBatch() && ok
+}
+
+// writeOne writes one frame into the open batch, starting keep-alives
+// after connection_ack.
+func (c *Conn) writeOne(f frame, ticker **time.Ticker, keepAlive *<-chan time.Time) bool {
+	if !c.writeFrame(f) {
+		return false
+	}
+	if f.kind == kindAck && c.opts.KeepAlive > 0 && *keepAlive == nil {
+		if c.proto.keepAliveOnAck() && !c.write(c.proto.keepAliveFrame()) {
+			return false
+		}
+		*ticker = time.NewTicker(c.opts.KeepAlive)
+		*keepAlive = (*ticker).C
+	}
+	return true
+}
+
+// flushBatch writes the open batch to the socket under the write deadline.
+func (c *Conn) flushBatch() bool {
+	c.writeStart.Store(monotonic())
+	if c.watchdogArmed.CompareAndSwap(false, true) {
+		c.watchdog.Reset(c.opts.WriteTimeout)
+	}
+	err := c.batch.end()
+	c.writeStart.Store(0)
+	if err != nil {
+		c.closeNow(ConnectionLost)
+		return false
+	}
+	return true
 }
 
 // writeFrame writes one queued frame. It reports false if the socket failed.

@@ -94,7 +94,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		closeSession(s.log, sess, HandshakeFailed)
 		return
 	}
-	c := newConn(wsc, hw.conn, proto, r.RemoteAddr, &s.opts, sess)
+	c := newConn(wsc, hw.conn, hw.batch, proto, r.RemoteAddr, &s.opts, sess)
 	s.track(c)
 	defer s.untrack(c)
 	c.serve()
@@ -224,15 +224,25 @@ func (s *Server) untrack(c *Conn) {
 // stuck connection can be dropped at any time: closing the raw socket
 // fails every pending read and write at once, which
 // websocket.Conn.CloseNow does not do while a close handshake is waiting.
+// It also puts a batchWriter under the bufio.Writer coder writes through,
+// so the write loop can send several frames in one syscall.
 type hijackWriter struct {
 	http.ResponseWriter
-	conn net.Conn
+	conn  net.Conn
+	batch *batchWriter
 }
 
 func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return c, brw, err
+	}
+	if err := brw.Writer.Flush(); err != nil { // nothing is buffered after the handshake response; be sure
+		return c, brw, err
+	}
 	w.conn = c
-	return c, brw, err
+	w.batch = &batchWriter{conn: c}
+	return c, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.batch, brw.Writer.Size())), nil
 }
 
 func (w *hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,85 @@
+package ws
+
+import (
+	"bytes"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// countingConn records each Write the batch writer makes to the socket.
+type countingConn struct {
+	net.Conn
+	mu     sync.Mutex
+	writes []string
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes = append(c.writes, string(p))
+	return len(p), nil
+}
+
+func TestBatchWriterOneSyscallPerBatch(t *testing.T) {
+	conn := &countingConn{}
+	b := &batchWriter{conn: conn}
+
+	b.Write([]byte("direct")) // no batch open: written through
+	b.begin()
+	for _, s := range []string{"a", "bb", "ccc"} {
+		if n, err := b.Write([]byte(s)); n != len(s) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", s, n, err)
+		}
+	}
+	if len(conn.writes) != 1 {
+		t.Fatalf("batched bytes reached the socket before end: %q", conn.writes)
+	}
+	if err := b.end(); err != nil {
+		t.Fatal(err)
+	}
+	b.end() // no batch open: nothing to write
+	want := []string{"direct", "abbccc"}
+	if strings.Join(conn.writes, "|") != strings.Join(want, "|") {
+		t.Fatalf("socket writes %q, want %q", conn.writes, want)
+	}
+}
+
+func TestBatchWriterFlushesLargeBatchesEarly(t *testing.T) {
+	conn := &countingConn{}
+	b := &batchWriter{conn: conn}
+	b.begin()
+	chunk := bytes.Repeat([]byte("x"), batchFlushBytes/2)
+	for range 3 {
+		b.Write(chunk)
+	}
+	if len(conn.writes) != 1 || len(conn.writes[0]) != batchFlushBytes {
+		t.Fatalf("want one early flush of %d bytes, got %d writes", batchFlushBytes, len(conn.writes))
+	}
+	b.end()
+	if len(conn.writes) != 2 || len(conn.writes[1]) != batchFlushBytes/2 {
+		t.Fatalf("want the rest at end, got %d writes", len(conn.writes))
+	}
+}
+
+// TestBatchedFramesArriveIntact sends a burst of frames through a real
+// connection: batching shares syscalls, never messages.
+func TestBatchedFramesArriveIntact(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	cl := e.dial(t, SubprotocolTransportWS)
+	sess := e.session(t)
+	cl.initTransport()
+	sess.expect(t, "init")
+	cl.send(`{"id":"1","type":"subscribe","payload":{"query":"q"}}`)
+	sub := sess.expect(t, "subscribe").sub
+	const n = 500
+	for i := range n {
+		if !sub.Next([]byte(`{"data":` + strings.Repeat("7", i%50+1) + `}`)) {
+			t.Fatalf("Next %d refused", i)
+		}
+	}
+	for i := range n {
+		cl.expect(`{"id":"1","type":"next","payload":{"data":` + strings.Repeat("7", i%50+1) + `}}`)
+	}
+}
