@@ -34,11 +34,14 @@ type Config struct {
 	// nats.url that `fraiseql-node publish` reads to find it.
 	DataDir string `yaml:"data_dir"`
 	// Tenant is the tenant of anonymous connections.
-	Tenant string        `yaml:"tenant"`
-	Log    LogConfig     `yaml:"log"`
-	NATS   NATSConfig    `yaml:"nats"`
-	WS     WSConfig      `yaml:"ws"`
-	Limits limits.Config `yaml:"limits"`
+	Tenant string `yaml:"tenant"`
+	// DebugListen, when set, serves Go's pprof profiles on this address
+	// (/debug/pprof/). Keep it on loopback: profiles expose internals.
+	DebugListen string        `yaml:"debug_listen"`
+	Log         LogConfig     `yaml:"log"`
+	NATS        NATSConfig    `yaml:"nats"`
+	WS          WSConfig      `yaml:"ws"`
+	Limits      limits.Config `yaml:"limits"`
 }
 
 // LogConfig configures logging.
