@@ -63,7 +63,7 @@ type Request struct {
 	Query         string
 	OperationName string
 	Variables     json.RawMessage // nil, null, or a JSON object
-	Claims        map[string]any  // authenticated claims for {claims.x}; may be nil
+	Claims        map[string]any  // authenticated claims for {claims.x} and @requires; may be nil
 }
 
 // Compiler compiles requests into plans against one schema and caches the
@@ -77,8 +77,8 @@ type Compiler struct {
 
 // NewCompiler returns a compiler for s with the limits opts. It caches up
 // to cacheSize plans (zero or negative: 4096), least recently used first out,
-// keyed by query, operation name, variables, and the claims that topic
-// patterns use.
+// keyed by query, operation name, variables, the claims that topic
+// patterns use, and the outcome of each @requires guard.
 func NewCompiler(s *Schema, opts Options, cacheSize int) *Compiler {
 	if cacheSize <= 0 {
 		cacheSize = 4096
@@ -116,7 +116,8 @@ func (c *Compiler) Compile(req Request) (*Plan, error) {
 }
 
 // cacheKey hashes everything a plan depends on: the document, the operation
-// name, the variables and the values of the claims topic patterns use.
+// name, the variables, the values of the claims topic patterns use and the
+// outcome of each @requires guard.
 func (c *Compiler) cacheKey(req *Request) [32]byte {
 	h := sha256.New()
 	var n [8]byte
@@ -139,6 +140,9 @@ func (c *Compiler) cacheKey(req *Request) [32]byte {
 			put("-")
 		}
 	}
+	// @requires: the outcome of every guard, so that a plan compiled for a
+	// caller with a right is never served to one without (requires.go).
+	put(c.schema.guardOutcomes(req.Claims))
 	var k [32]byte
 	h.Sum(k[:0])
 	return k
@@ -159,6 +163,10 @@ func (c *Compiler) compile(req *Request) (*Plan, gqlerror.List) {
 	}
 	vars, errs := c.validate(doc, op, req.Variables)
 	if errs != nil {
+		return nil, errs
+	}
+	// @requires: refuse guarded fields the caller has no right to (requires.go).
+	if errs := c.schema.checkRequires(doc, op, req.Claims); errs != nil {
 		return nil, errs
 	}
 	return c.build(op, vars, req.Claims, complexity)

@@ -30,7 +30,10 @@
 //     (QUERY_TOO_COMPLEX, or GRAPHQL_VALIDATION_FAILED for a cycle);
 //  5. full validation by gqlparser (GRAPHQL_VALIDATION_FAILED);
 //  6. variable coercion (GRAPHQL_VALIDATION_FAILED);
-//  7. the plan: exactly one root field after @skip/@include, the topic
+//  7. field guards: every selected field marked @requires(role:) or
+//     @requires(claim:, value:) must be allowed by Request.Claims
+//     (FORBIDDEN; the message never names the missing role or claim);
+//  8. the plan: exactly one root field after @skip/@include, the topic
 //     (FORBIDDEN for a missing claim), the filter (FILTER_TOO_DEEP,
 //     GRAPHQL_VALIDATION_FAILED) and the projection.
 //

@@ -24,7 +24,8 @@ const (
 	// CodeFilterTooDeep marks a where filter nested deeper than
 	// Options.MaxFilterDepth.
 	CodeFilterTooDeep = "FILTER_TOO_DEEP"
-	// CodeForbidden marks a topic that needs a claim the connection lacks.
+	// CodeForbidden marks a topic that needs a claim the connection lacks,
+	// or a field whose @requires guard the caller's claims do not meet.
 	CodeForbidden = "FORBIDDEN"
 )
 

@@ -20,6 +20,11 @@ type Schema struct {
 	fields map[string]*subField
 	names  []string // subscription field names, sorted
 	claims []string // claim names any topic pattern uses, sorted
+
+	// @requires guards (requires.go): per field definition, and each
+	// distinct guard once, in cache-key order.
+	guards    map[*ast.FieldDefinition][]*guard
+	guardList []*guard
 }
 
 // subField is one field of the Subscription type and its topic pattern.
@@ -35,7 +40,8 @@ type segment struct {
 }
 
 // LoadSchema parses and checks the SDL sdl (name labels error positions).
-// It adds the @topic directive declaration when sdl lacks it, requires a
+// It adds the @topic and @requires directive declarations when sdl lacks
+// them (see requires.go for @requires), requires a
 // Subscription type, and checks every @topic(name:) pattern: each {x}
 // placeholder must name a scalar or enum argument of its field or be
 // {claims.<name>}, and the literal parts must form valid NATS tokens.
@@ -47,6 +53,9 @@ func LoadSchema(name, sdl string) (*Schema, error) {
 	srcs := []*ast.Source{{Name: name, Input: sdl}}
 	if doc.Directives.ForName("topic") == nil {
 		srcs = append(srcs, &ast.Source{Name: "topic-directive", Input: topicDirectiveSDL})
+	}
+	if doc.Directives.ForName("requires") == nil { // @requires: see requires.go
+		srcs = append(srcs, &ast.Source{Name: "requires-directive", Input: requiresDirectiveSDL})
 	}
 	as, err := gqlparser.LoadSchema(srcs...)
 	if err != nil {
@@ -78,6 +87,9 @@ func LoadSchema(name, sdl string) (*Schema, error) {
 		s.claims = append(s.claims, c)
 	}
 	slices.Sort(s.claims)
+	if err := s.loadRequires(); err != nil { // @requires: see requires.go
+		return nil, fmt.Errorf("query: schema %s: %w", name, err)
+	}
 	return s, nil
 }
 
