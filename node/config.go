@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/fraiseql/subscriptions/auth"
 	"github.com/fraiseql/subscriptions/limits"
 	"github.com/fraiseql/subscriptions/query"
 	"github.com/fraiseql/subscriptions/ws"
@@ -24,6 +25,9 @@ type Config struct {
 	// WS configures the WebSocket transport. Its InitTimeout and ReadLimit
 	// come from Limits (init_timeout, max_message_bytes).
 	WS ws.Options
+	// Auth verifies connections' tokens. Nil (or mode none) means every
+	// connection is anonymous, with tenant Tenant: development only.
+	Auth *auth.Verifier
 	// Tenant is the tenant of anonymous connections. Zero value means "public".
 	Tenant string
 	// ReplayBuffer is how many live events one resuming subscription may

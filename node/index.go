@@ -1,6 +1,7 @@
 package node
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/fraiseql/subscriptions/query"
@@ -78,4 +79,16 @@ func (ix *index) counts() (subjects, plans int) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	return len(ix.subjects), ix.plans
+}
+
+// subjectList returns the subjects in the index, sorted.
+func (ix *index) subjectList() []string {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	out := make([]string, 0, len(ix.subjects))
+	for s := range ix.subjects {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -22,6 +22,7 @@ type metrics struct {
 	closed          *prometheus.CounterVec // by ws.CloseReason
 	subscribeErrors *prometheus.CounterVec // by error code
 	eventsRejected  *prometheus.CounterVec // by reason
+	authFailures    *prometheus.CounterVec // by public reason
 	latency         prometheus.Histogram   // publish → queued to subscribers
 }
 
@@ -39,6 +40,10 @@ func newMetrics(reg *prometheus.Registry, plans func() float64) *metrics {
 			Name: "fraiseql_events_rejected_total",
 			Help: "Events not delivered because they were invalid, by reason.",
 		}, []string{"reason"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fraiseql_auth_failures_total",
+			Help: "Connections refused or closed for authentication, by reason.",
+		}, []string{"reason"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "fraiseql_delivery_latency_seconds",
 			Help:    "Time from publish (JetStream timestamp) to the event being queued to its subscribers.",
@@ -54,7 +59,7 @@ func newMetrics(reg *prometheus.Registry, plans func() float64) *metrics {
 			func() float64 { return float64(v.Load()) })
 	}
 	reg.MustRegister(
-		m.closed, m.subscribeErrors, m.eventsRejected, m.latency,
+		m.closed, m.subscribeErrors, m.eventsRejected, m.authFailures, m.latency,
 		gauge("fraiseql_connections", "Open WebSocket connections.", &m.connsOpen),
 		counter("fraiseql_connections_total", "WebSocket connections accepted.", &m.connsTotal),
 		gauge("fraiseql_subscriptions", "Active subscriptions.", &m.subsOpen),
@@ -96,3 +101,7 @@ func (n *Node) Stats() Stats {
 		SlowClients:    n.met.slowClients.Load(),
 	}
 }
+
+// Subjects returns the NATS subjects this node's subscriptions listen on,
+// sorted: what a subscription can receive is decided by these alone.
+func (n *Node) Subjects() []string { return n.idx.subjectList() }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/fraiseql/subscriptions/auth"
 	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/limits"
 	"github.com/fraiseql/subscriptions/query"
@@ -34,6 +35,12 @@ type session struct {
 	global, perUser *limits.Ticket // connection caps, released in Close
 	subsCap         limits.Cap     // concurrent subscriptions of this connection
 
+	conn       *ws.Conn       // set at Init
+	identity   *auth.Identity // the verified token, once known
+	authErr    error          // why the upgrade request's token was refused
+	claims     map[string]any // identity's claims for query.Request
+	tokenTimer *time.Timer    // closes the connection when the token expires
+
 	mu   sync.Mutex
 	subs map[*ws.Subscription]*subscription // guarded by mu
 
@@ -48,33 +55,36 @@ func (n *Node) Open(r *http.Request) (ws.Session, error) {
 	if n.shutdown.Load() {
 		return nil, &ws.HTTPError{Status: http.StatusServiceUnavailable, Message: "node shutting down"}
 	}
-	user := userKey{tenant: n.cfg.Tenant, user: "ip:" + clientIP(r)}
-	global, perUser, err := n.guards.admit(r, user)
-	if err != nil {
+	s := &session{
+		n:      n,
+		tenant: n.cfg.Tenant,
+		user:   userKey{tenant: n.cfg.Tenant, user: "ip:" + clientIP(r)},
+		subs:   make(map[*ws.Subscription]*subscription),
+	}
+	s.identify(r)
+	if s.identity != nil && s.identity.User != "" {
+		s.user = userKey{tenant: s.identity.Tenant, user: s.identity.User}
+	}
+	var err error
+	if s.global, s.perUser, err = n.guards.admit(r, s.user); err != nil {
 		return nil, err
 	}
-	s := &session{
-		n:       n,
-		tenant:  user.tenant,
-		user:    user,
-		lim:     n.cfg.Limits.For(user.tenant),
-		global:  global,
-		perUser: perUser,
-		subs:    make(map[*ws.Subscription]*subscription),
-	}
+	s.lim = n.cfg.Limits.For(s.tenant)
 	s.subsCap.Init(s.lim.MaxSubscriptionsPerConn)
 	n.met.connsOpen.Add(1)
 	n.met.connsTotal.Add(1)
 	return s, nil
 }
 
-// Init accepts every connection: anonymous, tenant Config.Tenant.
+// Init authenticates the connection (see auth.go); without authentication
+// every connection is anonymous, tenant Config.Tenant.
 func (s *session) Init(ctx context.Context, c *ws.Conn, payload json.RawMessage) (json.RawMessage, error) {
-	return nil, nil
+	s.conn = c
+	return nil, s.authenticate(c, payload)
 }
 
-// Pong implements ws.Session; pings carry nothing the node needs yet.
-func (s *session) Pong(payload json.RawMessage) {}
+// Pong receives ping and pong payloads: a fresh token extends the connection.
+func (s *session) Pong(payload json.RawMessage) { s.refresh(payload) }
 
 // Subscribe compiles the request, registers it in the routing index and,
 // when the request carries extensions.cursor, replays what it missed.
@@ -103,6 +113,7 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 		Query:         req.Query,
 		OperationName: req.OperationName,
 		Variables:     req.Variables,
+		Claims:        s.claims,
 	})
 	if err != nil {
 		n.met.subscribeErrors.WithLabelValues(errorCode(err)).Inc()
@@ -214,6 +225,9 @@ func (s *session) Unsubscribe(wsub *ws.Subscription) {
 // Close runs once when the connection has ended, after every Unsubscribe.
 func (s *session) Close(reason ws.CloseReason) {
 	s.replays.Wait()
+	if s.tokenTimer != nil {
+		s.tokenTimer.Stop()
+	}
 	s.global.Release()
 	s.perUser.Release()
 	s.n.met.connsOpen.Add(-1)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -17,6 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fraiseql/subscriptions/auth"
 	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/limits"
 	"github.com/fraiseql/subscriptions/ws"
@@ -42,6 +44,8 @@ type Config struct {
 	NATS        NATSConfig    `yaml:"nats"`
 	WS          WSConfig      `yaml:"ws"`
 	Limits      limits.Config `yaml:"limits"`
+	// Auth configures JWT authentication; see docs/security.md.
+	Auth auth.Config `yaml:"auth"`
 }
 
 // LogConfig configures logging.
@@ -310,10 +314,45 @@ func (c Config) validate() error {
 	if err := c.Limits.Validate(); err != nil {
 		return err
 	}
+	if c.authMode() == auth.ModeNone && c.Auth.Mode == "" && !loopback(c.Listen) {
+		return fmt.Errorf("auth: no key configured (auth.hs256_secret_file, auth.public_key_files or auth.jwks_file) and listen %s is not a loopback address; configure a key, or set auth.mode: none to serve without authentication (development only)", c.Listen)
+	}
+	if c.authMode() == auth.ModeJWT {
+		if err := c.Auth.Validate(); err != nil {
+			return err
+		}
+	}
 	if err := c.clusterConfig().Validate(); err != nil {
 		return err
 	}
 	return nil
+}
+
+// authMode is the effective auth mode: an explicit auth.mode, else jwt
+// when a key is configured, else none (development; loopback only, see
+// validate).
+func (c Config) authMode() string {
+	if c.Auth.Mode != "" {
+		return c.Auth.Mode
+	}
+	a := c.Auth
+	if a.HS256Secret != "" || a.HS256SecretFile != "" || len(a.PublicKeyFiles) > 0 || a.JWKSFile != "" {
+		return auth.ModeJWT
+	}
+	return auth.ModeNone
+}
+
+// loopback reports whether addr's host is a loopback address or localhost.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -336,7 +375,7 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 // printConfig writes the effective configuration (secrets redacted) as YAML.
 func printConfig(w io.Writer, c Config) error {
 	c.Limits = c.Limits.WithDefaults()
-	for _, s := range []*string{&c.NATS.Password, &c.NATS.Token} {
+	for _, s := range []*string{&c.NATS.Password, &c.NATS.Token, &c.Auth.HS256Secret} {
 		if *s != "" {
 			*s = "REDACTED"
 		}

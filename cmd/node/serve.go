@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/fraiseql/subscriptions/auth"
 	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/node"
 	"github.com/fraiseql/subscriptions/query"
@@ -59,6 +60,18 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		return usageError{err}
 	}
 	log := newLogger(cfg.Log, stderr)
+	var verifier *auth.Verifier
+	if cfg.authMode() == auth.ModeJWT {
+		authCfg := cfg.Auth
+		authCfg.Mode = auth.ModeJWT
+		if verifier, err = auth.New(authCfg, log); err != nil {
+			return usageError{err}
+		}
+		defer verifier.Close()
+	} else {
+		log.Warn("AUTHENTICATION IS OFF (auth.mode: none): every connection is anonymous, tenant " + cfg.Tenant +
+			". Development only: configure auth.hs256_secret_file, auth.public_key_files or auth.jwks_file for anything else.")
+	}
 
 	cl, err := cluster.Open(ctx, cfg.clusterConfig(), log)
 	if err != nil {
@@ -75,6 +88,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	n, err := node.New(node.Config{
 		Listen: cfg.Listen,
 		Schema: schema,
+		Auth:   verifier,
 		Limits: cfg.Limits,
 		Tenant: cfg.Tenant,
 		WS: ws.Options{
