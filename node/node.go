@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,23 @@ type Node struct {
 
 	shutdown atomic.Bool
 	bg       sync.WaitGroup // the HTTP serve goroutine
+
+	checksMu sync.Mutex
+	checks   []readiness // guarded by checksMu
+}
+
+// readiness is an extra /readyz check, e.g. a bridge's.
+type readiness struct {
+	name  string
+	check func() error
+}
+
+// AddReadiness adds a check to /readyz: while it returns an error the node
+// reports not ready, naming the check and the error.
+func (n *Node) AddReadiness(name string, check func() error) {
+	n.checksMu.Lock()
+	defer n.checksMu.Unlock()
+	n.checks = append(n.checks, readiness{name, check})
 }
 
 // New builds a node on an open cluster connection. The caller keeps
@@ -170,6 +188,15 @@ func (n *Node) serveReady(w http.ResponseWriter, r *http.Request) {
 	if !started {
 		http.Error(w, "not ready: consumer not started", http.StatusServiceUnavailable)
 		return
+	}
+	n.checksMu.Lock()
+	checks := slices.Clone(n.checks)
+	n.checksMu.Unlock()
+	for _, c := range checks {
+		if err := c.check(); err != nil {
+			http.Error(w, "not ready: "+c.name+": "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 	}
 	fmt.Fprintln(w, "ready")
 }

@@ -19,6 +19,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fraiseql/subscriptions/auth"
+	"github.com/fraiseql/subscriptions/bridges/postgres"
+	"github.com/fraiseql/subscriptions/bridges/redis"
 	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/limits"
 	"github.com/fraiseql/subscriptions/ws"
@@ -46,6 +48,31 @@ type Config struct {
 	Limits      limits.Config `yaml:"limits"`
 	// Auth configures JWT authentication; see docs/security.md.
 	Auth auth.Config `yaml:"auth"`
+	// Bridges ingest Redis and PostgreSQL events; see docs/publishing.md.
+	Bridges BridgesConfig `yaml:"bridges"`
+}
+
+// BridgesConfig selects the bridges this node runs. Every node may run
+// them: a lease per source makes exactly one node ingest it at a time.
+type BridgesConfig struct {
+	// Required makes /readyz fail while an enabled bridge is down, so a
+	// load balancer routes around the node. Off by default: subscribers
+	// are served whatever the bridges' state.
+	Required bool           `yaml:"required"`
+	Redis    RedisBridge    `yaml:"redis"`
+	Postgres PostgresBridge `yaml:"postgres"`
+}
+
+// RedisBridge is the Redis bridge's section: enabled plus its own keys.
+type RedisBridge struct {
+	Enabled      bool `yaml:"enabled"`
+	redis.Config `yaml:",inline"`
+}
+
+// PostgresBridge is the PostgreSQL bridge's section: enabled plus its own keys.
+type PostgresBridge struct {
+	Enabled         bool `yaml:"enabled"`
+	postgres.Config `yaml:",inline"`
 }
 
 // LogConfig configures logging.
@@ -200,10 +227,14 @@ func envKeys(v reflect.Value, prefix, path string, out map[string]envField) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		fv := v.Field(i)
+		if f.Anonymous && strings.Contains(f.Tag.Get("yaml"), "inline") {
+			envKeys(fv, prefix, path, out) // an inlined struct's keys are its parent's
+			continue
+		}
 		if tag == "" || tag == "-" || !f.IsExported() {
 			continue
 		}
-		fv := v.Field(i)
 		name, key := prefix+"_"+strings.ToUpper(tag), path+tag
 		if f.Type.Kind() == reflect.Struct && !implementsText(f.Type) {
 			envKeys(fv, name, key+".", out)
@@ -319,6 +350,16 @@ func (c Config) validate() error {
 	}
 	if c.authMode() == auth.ModeJWT {
 		if err := c.Auth.Validate(); err != nil {
+			return err
+		}
+	}
+	if c.Bridges.Redis.Enabled {
+		if err := c.Bridges.Redis.Validate(); err != nil {
+			return err
+		}
+	}
+	if c.Bridges.Postgres.Enabled {
+		if err := c.Bridges.Postgres.Validate(); err != nil {
 			return err
 		}
 	}

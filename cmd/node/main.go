@@ -61,6 +61,8 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 			break
 		}
 		err = configCheck(args[1:], environ, stdout, stderr)
+	case "migrate":
+		err = migrate(ctx, args, environ, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "fraiseql-node", version)
 	case "help", "-h", "--help":
@@ -89,6 +91,7 @@ Commands:
   serve            run the node (default)
   publish          publish one event: fraiseql-node publish [--tenant T] TOPIC [JSON]
   config check     validate the configuration and print it
+  migrate          create or upgrade the PostgreSQL bridge's schema (outbox, fraiseql.publish)
   version          print the version
 
 Run 'fraiseql-node COMMAND -h' for a command's flags.

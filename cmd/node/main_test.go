@@ -97,25 +97,23 @@ func TestUnknownCommandIsUsageError(t *testing.T) {
 	}
 }
 
-// TestTour runs the README tour in-process: serve with the embedded NATS
-// server, subscribe over WebSocket, `publish` (which finds the server
-// through nats.url), and receive the projected event.
-func TestTour(t *testing.T) {
-	dataDir := t.TempDir()
-	env := []string{"FRAISEQL_DATA_DIR=" + dataDir}
+// serveForTest runs `fraiseql-node` (serve) in-process with env and
+// returns its HTTP address; the node stops at cleanup.
+func serveForTest(t *testing.T, env []string) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	outR, outW := io.Pipe()
-	done := make(chan int, 1)
+	done := make(chan struct{})
 	go func() { // ends when ctx is cancelled
+		defer close(done)
 		var stderr bytes.Buffer
 		code := run(ctx, []string{"--listen", "127.0.0.1:0", "--log-level", "warn"}, env, nil, outW, &stderr)
 		if code != exitOK {
 			t.Errorf("serve exited %d: %s", code, stderr.String())
 		}
 		outW.Close()
-		done <- code
 	}()
+	t.Cleanup(func() { cancel(); <-done })
 	addrRE := regexp.MustCompile(`ws://(127\.0\.0\.1:\d+)/graphql`)
 	sc := bufio.NewScanner(outR)
 	var addr string
@@ -128,47 +126,101 @@ func TestTour(t *testing.T) {
 		t.Fatal("serve printed no ws:// address")
 	}
 	go io.Copy(io.Discard, outR) // ends when serve closes outW
+	return addr
+}
 
-	dctx, dcancel := context.WithTimeout(ctx, 20*time.Second)
-	defer dcancel()
-	c, _, err := websocket.Dial(dctx, "ws://"+addr+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+// wsSubscriber subscribes over graphql-transport-ws; next returns the
+// next result's data, or fails the test after 20 s.
+type wsSubscriber struct {
+	t    *testing.T
+	c    *websocket.Conn
+	msgs chan map[string]json.RawMessage
+}
+
+func subscribeForTest(t *testing.T, addr, query string) *wsSubscriber {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	defer c.CloseNow()
-	write := func(s string) {
-		if err := c.Write(dctx, websocket.MessageText, []byte(s)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	read := func() map[string]json.RawMessage {
+	s := &wsSubscriber{t: t, c: c, msgs: make(chan map[string]json.RawMessage, 64)}
+	done := make(chan struct{})
+	go func() { // owned by s: ends when the connection closes at cleanup
+		defer close(done)
+		defer close(s.msgs)
 		for {
-			_, data, err := c.Read(dctx)
+			_, data, err := c.Read(ctx)
 			if err != nil {
-				t.Fatal(err)
+				return
 			}
 			var m map[string]json.RawMessage
 			json.Unmarshal(data, &m)
 			if string(m["type"]) == `"ping"` {
 				continue
 			}
-			return m
+			s.msgs <- m
+		}
+	}()
+	t.Cleanup(func() { c.CloseNow(); cancel(); <-done })
+	write := func(msg string) {
+		if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
 		}
 	}
 	write(`{"type":"connection_init"}`)
-	if m := read(); string(m["type"]) != `"connection_ack"` {
+	if m := s.next(); string(m["type"]) != `"connection_ack"` {
 		t.Fatalf("want connection_ack, got %v", m)
 	}
-	write(`{"id":"1","type":"subscribe","payload":{"query":"subscription { messageAdded(room: \"r1\") { id text author { name } } }"}}`)
+	q, _ := json.Marshal(query)
+	write(`{"id":"1","type":"subscribe","payload":{"query":` + string(q) + `}}`)
+	return s
+}
 
-	// The subscription is registered asynchronously to this client; publish
+func (s *wsSubscriber) next() map[string]json.RawMessage {
+	s.t.Helper()
+	select {
+	case m, ok := <-s.msgs:
+		if !ok {
+			s.t.Fatal("connection closed")
+		}
+		return m
+	case <-time.After(20 * time.Second):
+		s.t.Fatal("no message in 20 s")
+	}
+	return nil
+}
+
+// data returns the next `next` message's data.
+func (s *wsSubscriber) data() string {
+	s.t.Helper()
+	m := s.next()
+	var p struct {
+		Data json.RawMessage `json:"data"`
+	}
+	json.Unmarshal(m["payload"], &p)
+	if string(m["type"]) != `"next"` {
+		s.t.Fatalf("got %s %s", m["type"], m["payload"])
+	}
+	return string(p.Data)
+}
+
+// TestTour runs the README tour in-process: serve with the embedded NATS
+// server, subscribe over WebSocket, `publish` (which finds the server
+// through nats.url), and receive the projected event.
+func TestTour(t *testing.T) {
+	dataDir := t.TempDir()
+	env := []string{"FRAISEQL_DATA_DIR=" + dataDir}
+	addr := serveForTest(t, env)
+	sub := subscribeForTest(t, addr, `subscription { messageAdded(room: "r1") { id text author { name } } }`)
+
+	// The subscription registers asynchronously to this client: publish
 	// until the first event arrives (bounded), then check it.
-	got := make(chan map[string]json.RawMessage, 1)
-	go func() { got <- read() }()
-	var m map[string]json.RawMessage
-	for i := 0; m == nil && i < 50; i++ {
+	var data string
+	for i := 0; data == "" && i < 50; i++ {
 		var stdout, stderr bytes.Buffer
-		code := run(ctx, []string{"publish", "chat.r1", `{"id":"1","room":"r1","text":"hello","author":{"name":"ann"},"secret":"x"}`}, env, nil, &stdout, &stderr)
+		code := run(context.Background(), []string{"publish", "chat.r1", `{"id":"1","room":"r1","text":"hello","author":{"name":"ann"},"secret":"x"}`}, env, nil, &stdout, &stderr)
 		if code != exitOK {
 			t.Fatalf("publish exited %d: %s", code, stderr.String())
 		}
@@ -176,23 +228,28 @@ func TestTour(t *testing.T) {
 			t.Fatalf("publish printed %q", stdout.String())
 		}
 		select {
-		case m = <-got:
+		case m := <-sub.msgs:
+			var p struct {
+				Data json.RawMessage `json:"data"`
+			}
+			json.Unmarshal(m["payload"], &p)
+			data = string(p.Data)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	if m == nil {
-		t.Fatal("no event received")
+	if data != `{"messageAdded":{"id":"1","text":"hello","author":{"name":"ann"}}}` {
+		t.Fatalf("got %q", data)
 	}
-	var payload struct {
-		Data json.RawMessage `json:"data"`
-	}
-	json.Unmarshal(m["payload"], &payload)
-	if string(m["type"]) != `"next"` || string(payload.Data) != `{"messageAdded":{"id":"1","text":"hello","author":{"name":"ann"}}}` {
-		t.Fatalf("got %s %s", m["type"], m["payload"])
-	}
-	c.Close(websocket.StatusNormalClosure, "")
-	cancel()
-	<-done
+}
+
+func TestNATSURLFileRemovedAtShutdown(t *testing.T) {
+	dataDir := t.TempDir()
+	t.Run("serve", func(t *testing.T) {
+		serveForTest(t, []string{"FRAISEQL_DATA_DIR=" + dataDir})
+		if _, err := os.Stat(filepath.Join(dataDir, natsURLFile)); err != nil {
+			t.Fatalf("no nats.url while serving: %v", err)
+		}
+	})
 	if _, err := os.Stat(filepath.Join(dataDir, natsURLFile)); !os.IsNotExist(err) {
 		t.Errorf("nats.url left behind after shutdown: %v", err)
 	}

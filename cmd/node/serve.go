@@ -11,9 +11,11 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/fraiseql/subscriptions/auth"
+	"github.com/fraiseql/subscriptions/bridges"
 	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/node"
 	"github.com/fraiseql/subscriptions/query"
@@ -102,6 +104,11 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if err != nil {
 		return usageError{err}
 	}
+	stopBridges, err := startBridges(ctx, cfg.Bridges, cl, n, log)
+	if err != nil {
+		return usageError{err}
+	}
+	defer stopBridges()
 	if err := n.Start(ctx, nil); err != nil {
 		return err
 	}
@@ -194,4 +201,41 @@ func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	}()
 	log.Info("pprof listening", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
 	return func() { srv.Close(); <-done }, nil
+}
+
+// startBridges starts the enabled bridges and adds them to /readyz.
+func startBridges(ctx context.Context, cfg BridgesConfig, cl *cluster.Cluster, n *node.Node, log *slog.Logger) (stop func(), err error) {
+	var stops []func()
+	stopAll := func() {
+		for _, s := range slices.Backward(stops) {
+			s()
+		}
+	}
+	add := func(name string, status func() []bridges.Status, stop func()) {
+		stops = append(stops, stop)
+		n.AddReadiness(name, func() error {
+			for _, s := range status() {
+				if !s.Up && cfg.Required {
+					return fmt.Errorf("%s is down: %s", s.Name, s.LastError)
+				}
+			}
+			return nil
+		})
+	}
+	if cfg.Redis.Enabled {
+		status, stop, err := startRedisBridge(ctx, cfg.Redis.Config, cl, n.Registry(), log)
+		if err != nil {
+			return nil, fmt.Errorf("bridges.redis: %w", err)
+		}
+		add("bridges.redis", status, stop)
+	}
+	if cfg.Postgres.Enabled {
+		status, stop, err := startPostgresBridge(ctx, cfg.Postgres.Config, cl, n.Registry(), log)
+		if err != nil {
+			stopAll()
+			return nil, fmt.Errorf("bridges.postgres: %w", err)
+		}
+		add("bridges.postgres", status, stop)
+	}
+	return stopAll, nil
 }

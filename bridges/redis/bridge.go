@@ -1,0 +1,201 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/fraiseql/subscriptions/bridges"
+	"github.com/fraiseql/subscriptions/cluster"
+)
+
+// Bridge forwards Redis pub/sub messages and stream entries into
+// JetStream. Create it with New and start it with Run.
+type Bridge struct {
+	cfg  Config // withDefaults applied
+	cl   *cluster.Cluster
+	log  *slog.Logger
+	opts *goredis.Options // parsed cfg.URL; each session clones it
+	m    *metrics
+
+	leasePubSub, leaseStreams string
+
+	pubsubStatus, streamsStatus bridges.StatusBox
+
+	running atomic.Bool
+}
+
+// New checks cfg and returns a Bridge that publishes through cl. It does
+// not connect to Redis; Run does. log may be nil (slog.Default()).
+func New(cfg Config, cl *cluster.Cluster, log *slog.Logger) (*Bridge, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cl == nil {
+		return nil, errors.New("redis bridge: nil cluster")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg = cfg.withDefaults()
+	opts, err := goredis.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("bridges.redis.url: %v", redactErr(err, cfg.URL))
+	}
+	// Bridges talk to plain Redis; the maintenance-notification handshake
+	// only adds log noise and goroutines against servers without it.
+	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	if opts.ClientName == "" {
+		opts.ClientName = "fraiseql-bridge"
+	}
+	b := &Bridge{
+		cfg:  cfg,
+		cl:   cl,
+		log:  log.With("component", "redis-bridge", "redis", redactURL(cfg.URL)),
+		opts: opts,
+		m:    newMetrics(),
+	}
+	b.leasePubSub, b.leaseStreams = cfg.leaseNames()
+	// A follower is healthy: it stands by until it wins the lease.
+	b.pubsubStatus.Update(func(s *bridges.Status) { s.Name, s.Up = sourcePubSub, true })
+	b.streamsStatus.Update(func(s *bridges.Status) { s.Name, s.Up = sourceStreams, true })
+	return b, nil
+}
+
+// Run ingests the enabled sources, each only while this node holds its
+// lease, until ctx is done; it then stops every goroutine it started and
+// returns nil. Redis and JetStream errors are logged and retried with
+// backoff, and a panic in an ingester is logged and the ingester
+// restarted: Run never takes the node down. Run may be called once.
+func (b *Bridge) Run(ctx context.Context) error {
+	if !b.running.CompareAndSwap(false, true) {
+		return errors.New("redis bridge: Run called twice")
+	}
+	var wg sync.WaitGroup
+	if !b.cfg.DisablePubSub {
+		b.log.Info("redis pub/sub source", "patterns", b.cfg.Patterns, "legacy_channels", b.cfg.LegacyChannels, "lease", b.leasePubSub)
+		wg.Go(func() { b.runSource(ctx, sourcePubSub, b.leasePubSub, &b.pubsubStatus, b.runPubSub) })
+	}
+	if !b.cfg.DisableStreams {
+		b.log.Info("redis streams source", "streams", b.cfg.Streams, "stream_pattern", b.cfg.StreamPattern,
+			"group", b.cfg.Group, "consumer", b.cfg.Consumer, "lease", b.leaseStreams)
+		wg.Go(func() { b.runSource(ctx, sourceStreams, b.leaseStreams, &b.streamsStatus, b.runStreams) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// runSource runs fn under the source's lease until ctx is done.
+func (b *Bridge) runSource(ctx context.Context, source, lease string, st *bridges.StatusBox, fn func(context.Context) error) {
+	log := b.log.With("source", source)
+	onLeader := func(held bool) {
+		b.m.leader.WithLabelValues(source).Set(boolGauge(held))
+		st.Update(func(s *bridges.Status) {
+			s.Leader = held
+			// A new leader is up once it has connected (and, for pub/sub,
+			// subscribed); a follower stands by, healthy.
+			s.Up, s.LastError = !held, ""
+		})
+		if !held && source == sourceStreams {
+			b.m.lag.WithLabelValues(sourceStreams).Set(0) // only the leader measures it
+		}
+	}
+	guarded := func(ctx context.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("panic: %v", r)
+				log.Error("redis bridge: ingester panicked; restarting", "panic", r, "stack", string(debug.Stack()))
+			}
+		}()
+		return fn(ctx)
+	}
+	for ctx.Err() == nil {
+		err := func() (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("panic: %v", r)
+					log.Error("redis bridge: panicked; restarting", "panic", r, "stack", string(debug.Stack()))
+				}
+			}()
+			return bridges.RunWhileLeader(ctx, b.cl, lease, b.cfg.LeaseTTL, log, onLeader, guarded)
+		}()
+		if ctx.Err() != nil {
+			return
+		}
+		log.Error("redis bridge: source stopped; restarting", "err", err)
+		bridges.Sleep(ctx, time.Second)
+	}
+}
+
+// Status reports each enabled source: "redis-pubsub", "redis-streams".
+func (b *Bridge) Status() []bridges.Status {
+	var out []bridges.Status
+	if !b.cfg.DisablePubSub {
+		out = append(out, b.pubsubStatus.Get())
+	}
+	if !b.cfg.DisableStreams {
+		out = append(out, b.streamsStatus.Get())
+	}
+	return out
+}
+
+// Collectors returns the bridge's metrics for the caller to register
+// (nothing is registered on the global registry), each labelled by
+// source ("redis-pubsub", "redis-streams"):
+//
+//	fraiseql_redis_bridge_events_forwarded_total{source}
+//	fraiseql_redis_bridge_rejected_total{source,reason}
+//	fraiseql_redis_bridge_deduplicated_total{source}
+//	fraiseql_redis_bridge_source_lag{source}
+//	fraiseql_redis_bridge_reconnects_total{source}
+//	fraiseql_redis_bridge_leader{source}
+func (b *Bridge) Collectors() []prometheus.Collector { return b.m.collectors() }
+
+// newClient returns a client for one ingester session. The session closes
+// it; closing it also interrupts a blocked read, which is how a cancelled
+// ctx stops a session promptly.
+func (b *Bridge) newClient() *goredis.Client {
+	o := *b.opts
+	return goredis.NewClient(&o)
+}
+
+// publish stores ev in JetStream and counts the outcome.
+func (b *Bridge) publish(ctx context.Context, source string, ev event) error {
+	res, err := b.cl.Publish(ctx, ev.tenant, ev.topic, ev.data, ev.msgID)
+	if err != nil {
+		return err
+	}
+	if res.Duplicate {
+		b.m.dedup.WithLabelValues(source).Inc()
+	} else {
+		b.m.forwarded.WithLabelValues(source).Inc()
+	}
+	return nil
+}
+
+// setUp records a source's connection state.
+func setUp(st *bridges.StatusBox, err error) {
+	st.Update(func(s *bridges.Status) {
+		s.Up = err == nil
+		s.LastError = ""
+		if err != nil {
+			s.LastError = err.Error()
+		}
+	})
+}
+
+func boolGauge(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
+}
