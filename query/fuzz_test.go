@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
 func FuzzCompile(f *testing.F) {
@@ -98,6 +100,45 @@ func FuzzExecute(f *testing.F) {
 					t.Fatalf("invalid output %q for %q", out, event)
 				}
 			}
+		}
+	})
+}
+
+// FuzzFilter compiles an arbitrary `where` value (as a variable, so every
+// shape reaches the filter compiler) and evaluates it on an arbitrary
+// event: compile either refuses with a coded error or yields a plan, and
+// evaluation never panics and never yields invalid JSON.
+func FuzzFilter(f *testing.F) {
+	for _, s := range []struct{ where, event string }{
+		{`{"text":{"contains":"lo"}}`, chatEvent},
+		{`{"or":[{"text":{"eq":"x"}},{"author":{"name":{"startsWith":"A"}}}]}`, chatEvent},
+		{`{"not":{"id":{"in":["7",8,"9"]}}}`, `{"id":7,"text":"x"}`},
+		{`{"and":[{"createdAt":{"isNull":true}},{"text":{"gte":"a","lt":"z"}}]}`, `{"text":"m","createdAt":null}`},
+		{`{"id":{"nin":[]},"room":{"neq":null}}`, `{}`},
+		{`{"not":{"not":{"not":{"not":{"text":{"eq":"deep"}}}}}}`, `{"text":"deep"}`},
+		{`{"author":{"id":{"eq":"\u0000"}}}`, `{"author":{"id":"\u0000"}}`},
+		{`[]`, `{}`},
+		{`"x"`, `[]`},
+	} {
+		f.Add(s.where, []byte(s.event))
+	}
+	c := NewCompiler(demoSchema(f), Options{}, 0)
+	const q = `subscription($w: MessageFilter) { messageAdded(room: "r1", where: $w) { id text author { name } } }`
+	f.Fuzz(func(t *testing.T, where string, event []byte) {
+		if !json.Valid([]byte(where)) {
+			return
+		}
+		p, err := c.Compile(Request{Query: q, Variables: json.RawMessage(`{"w":` + where + `}`)})
+		if err != nil {
+			var list gqlerror.List
+			if !errors.As(err, &list) || len(list) == 0 || list[0].Extensions["code"] == nil {
+				t.Fatalf("uncoded compile error for where %s: %v", where, err)
+			}
+			return
+		}
+		out, ok, err := p.Execute(nil, event)
+		if err == nil && ok && !json.Valid(out) {
+			t.Fatalf("invalid output %q for where %s, event %q", out, where, event)
 		}
 	})
 }
