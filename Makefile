@@ -4,7 +4,7 @@ PKGS     := ./...
 FUZZTIME ?= 10s
 BIN      := bin/fraiseql-node
 
-.PHONY: all build run test test-unit test-integration fuzz bench lint deps clean
+.PHONY: all build run test test-unit test-integration fuzz bench bench-load soak lint deps clean
 
 all: build
 
@@ -39,6 +39,16 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# The load scenarios of docs/benchmarks.md against a node the tool spawns
+# (loopback only; every run bounded): RUNS=3, SCENARIOS="…", OUT=dir.
+bench-load:
+	tests/load/scenarios.sh fanout-100k cpu-per-delivery saturate-2k fanout-10k idle-rss-10k
+
+# 10,000 connections x 10 subscriptions; SOAK_DURATION=1h for the long run.
+SOAK_DURATION ?= 10m
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) RUNS=1 tests/load/scenarios.sh soak
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }

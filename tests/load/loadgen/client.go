@@ -1,0 +1,405 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// subscription is the document every subscription sends: the demo schema
+// has no timestamp field, so the publisher encodes "<seq>-<unix nanos>"
+// into the message id and pads the text.
+const subscriptionQuery = `subscription($room: ID!) { messageAdded(room: $room) { id text } }`
+
+const (
+	dialTimeout  = 10 * time.Second
+	ackTimeout   = 10 * time.Second
+	writeTimeout = 5 * time.Second
+	// readLimit allows the largest payload plus the envelope.
+	readLimit = 2 << 20
+)
+
+// clients is the shared state of all connections.
+type clients struct {
+	target string
+	rooms  []string
+	subs   int
+	phases *phases
+
+	connectTime   *Histogram // dial start → connection_ack
+	subscribeTime *Histogram // first subscribe sent → pong after the last
+
+	alive      atomic.Int64
+	subscribed atomic.Int64   // connections whose subscribe round trip completed
+	accepted   atomic.Int64   // subscriptions sent and not refused
+	roomSubs   []atomic.Int64 // accepted subscriptions per room
+	nexts      atomic.Uint64
+	unknown    atomic.Uint64 // messages the tool could not read
+	completes  atomic.Uint64 // server-sent complete
+	closing    atomic.Bool   // set before the tool closes connections
+
+	mu          sync.Mutex
+	connectErrs map[string]int // by reason
+	refused     map[string]int // subscribe errors by extensions.code
+	closes      map[string]int // unexpected closes by status
+
+	wg sync.WaitGroup // reader goroutines
+}
+
+func newClients(target string, rooms []string, subs int, ps *phases) *clients {
+	return &clients{
+		target:        target,
+		rooms:         rooms,
+		subs:          subs,
+		phases:        ps,
+		roomSubs:      make([]atomic.Int64, len(rooms)),
+		connectTime:   NewHistogram(),
+		subscribeTime: NewHistogram(),
+		connectErrs:   map[string]int{},
+		refused:       map[string]int{},
+		closes:        map[string]int{},
+	}
+}
+
+func (cs *clients) count(m map[string]int, key string) {
+	cs.mu.Lock()
+	m[key]++
+	cs.mu.Unlock()
+}
+
+func (cs *clients) snapshot(m map[string]int) map[string]int {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	out := make(map[string]int, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// client is one WebSocket connection and its subscriptions. Its fields
+// after the atomics are owned by its reader goroutine.
+type client struct {
+	cs   *clients
+	idx  int
+	room int
+	ws   *websocket.Conn
+
+	subStart atomic.Int64 // unix nanos the subscribes were sent; 0: none
+
+	seqs []SeqTracker // one per subscription, by id-1
+	buf  []byte
+}
+
+// dial opens the connection and completes connection_init → ack. It
+// records the connect time; on failure the reason is counted and nil
+// returned.
+func (cs *clients) dial(ctx context.Context, idx, room int) *client {
+	start := time.Now()
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	ws, resp, err := websocket.Dial(dctx, cs.target, &websocket.DialOptions{
+		Subprotocols:    []string{"graphql-transport-ws"},
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		reason := "dial: " + errReason(err)
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			reason = fmt.Sprintf("http %d", resp.StatusCode)
+		}
+		cs.count(cs.connectErrs, reason)
+		return nil
+	}
+	ws.SetReadLimit(readLimit)
+	if err := ws.Write(dctx, websocket.MessageText, []byte(`{"type":"connection_init"}`)); err != nil {
+		ws.CloseNow()
+		cs.count(cs.connectErrs, "init: "+errReason(err))
+		return nil
+	}
+	actx, cancel2 := context.WithTimeout(ctx, ackTimeout)
+	defer cancel2()
+	for {
+		_, data, err := ws.Read(actx)
+		if err != nil {
+			ws.CloseNow()
+			cs.count(cs.connectErrs, "ack: "+errReason(err))
+			return nil
+		}
+		var m struct{ Type string }
+		if json.Unmarshal(data, &m) != nil {
+			ws.CloseNow()
+			cs.count(cs.connectErrs, "ack: unreadable message")
+			return nil
+		}
+		if m.Type == "ping" {
+			_ = ws.Write(actx, websocket.MessageText, []byte(`{"type":"pong"}`))
+			continue
+		}
+		if m.Type != "connection_ack" {
+			ws.CloseNow()
+			cs.count(cs.connectErrs, "ack: got "+m.Type)
+			return nil
+		}
+		break
+	}
+	cs.connectTime.RecordDuration(time.Since(start), idx)
+	c := &client{cs: cs, idx: idx, room: room, ws: ws, seqs: make([]SeqTracker, cs.subs), buf: make([]byte, 0, 512)}
+	cs.alive.Add(1)
+	cs.wg.Add(1)
+	go c.readLoop() // owned by cs.wg; ends when the connection closes
+	return c
+}
+
+// errReason shortens an error to a countable reason.
+func errReason(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case websocket.CloseStatus(err) != -1:
+		return "close " + strconv.Itoa(int(websocket.CloseStatus(err)))
+	}
+	s := err.Error()
+	if len(s) > 80 {
+		s = s[:80]
+	}
+	return s
+}
+
+// subscribe sends Subs subscribe messages (ids "1".."S"), then a ping: the
+// node handles one connection's messages in order and registers a
+// subscription before reading the next message, so the pong proves that
+// every subscription is live (or refused: an error arrives first).
+func (c *client) subscribe(ctx context.Context) error {
+	vars, _ := json.Marshal(c.cs.rooms[c.room])
+	var msg []byte
+	c.subStart.Store(time.Now().UnixNano())
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	for i := 1; i <= c.cs.subs; i++ {
+		msg = msg[:0]
+		msg = append(msg, `{"id":"`...)
+		msg = strconv.AppendInt(msg, int64(i), 10)
+		msg = append(msg, `","type":"subscribe","payload":{"query":`...)
+		msg = strconv.AppendQuote(msg, subscriptionQuery)
+		msg = append(msg, `,"variables":{"room":`...)
+		msg = append(msg, vars...)
+		msg = append(msg, `}}}`...)
+		if err := c.ws.Write(wctx, websocket.MessageText, msg); err != nil {
+			return err
+		}
+		c.cs.accepted.Add(1)
+		c.cs.roomSubs[c.room].Add(1)
+	}
+	return c.ws.Write(wctx, websocket.MessageText, []byte(`{"type":"ping"}`))
+}
+
+func (c *client) readLoop() {
+	defer c.cs.wg.Done()
+	defer c.cs.alive.Add(-1)
+	for {
+		// Background: no per-read timer (coder/websocket arms one for a
+		// cancellable ctx); the tool ends reads by closing the connection.
+		_, r, err := c.ws.Reader(context.Background())
+		if err == nil {
+			c.buf, err = readAll(r, c.buf[:0])
+		}
+		if err != nil {
+			if !c.cs.closing.Load() {
+				c.cs.count(c.cs.closes, errReason(err))
+			}
+			c.ws.CloseNow()
+			return
+		}
+		c.handle(c.buf, time.Now())
+	}
+}
+
+// readAll reads r into buf, reusing its capacity.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+var (
+	nextHead = []byte(`{"id":"`)
+	nextMid  = []byte(`","type":"next","payload":{"data":{"messageAdded":{"id":"`)
+	dropKey  = []byte(`"dropped":`)
+)
+
+// parseNext reads the next messages the node writes for our selection,
+// {"id":"<sub>","type":"next","payload":{"data":{"messageAdded":{"id":"<seq>-<ts>",…
+// without decoding JSON. ok is false for anything else, which then goes
+// through encoding/json.
+func parseNext(msg []byte) (sub int, seq uint64, ts int64, ok bool) {
+	if !bytes.HasPrefix(msg, nextHead) {
+		return 0, 0, 0, false
+	}
+	rest := msg[len(nextHead):]
+	sub, rest, ok = cutInt(rest)
+	if !ok || !bytes.HasPrefix(rest, nextMid) {
+		return 0, 0, 0, false
+	}
+	rest = rest[len(nextMid):]
+	s, rest, ok := cutInt(rest)
+	if !ok || len(rest) == 0 || rest[0] != '-' {
+		return 0, 0, 0, false
+	}
+	t, rest, ok := cutInt(rest[1:])
+	if !ok || len(rest) == 0 || rest[0] != '"' {
+		return 0, 0, 0, false
+	}
+	return sub, uint64(s), int64(t), true
+}
+
+// cutInt reads leading decimal digits (at most 19).
+func cutInt(b []byte) (int, []byte, bool) {
+	n, i := 0, 0
+	for ; i < len(b) && i < 19 && b[i] >= '0' && b[i] <= '9'; i++ {
+		n = n*10 + int(b[i]-'0')
+	}
+	return n, b[i:], i > 0
+}
+
+// parseEventID splits "<seq>-<unix nanos>".
+func parseEventID(id string) (seq uint64, ts int64, ok bool) {
+	s, rest, ok := cutInt([]byte(id))
+	if !ok || len(rest) < 2 || rest[0] != '-' {
+		return 0, 0, false
+	}
+	t, rest, ok := cutInt(rest[1:])
+	if !ok || len(rest) != 0 {
+		return 0, 0, false
+	}
+	return uint64(s), int64(t), true
+}
+
+type wireMessage struct {
+	ID      string          `json:"id"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+type nextPayload struct {
+	Data struct {
+		MessageAdded struct {
+			ID string `json:"id"`
+		} `json:"messageAdded"`
+	} `json:"data"`
+	Extensions struct {
+		Dropped uint64 `json:"dropped"`
+	} `json:"extensions"`
+}
+
+func (c *client) handle(msg []byte, now time.Time) {
+	if sub, seq, ts, ok := parseNext(msg); ok {
+		var dropped uint64
+		if bytes.Contains(msg, dropKey) { // the pad is 'x's and the cursor base64: no false hits
+			var m struct{ Payload nextPayload }
+			if json.Unmarshal(msg, &m) == nil {
+				dropped = m.Payload.Extensions.Dropped
+			}
+		}
+		c.event(sub, seq, ts, dropped, now)
+		return
+	}
+	var m wireMessage
+	if err := json.Unmarshal(msg, &m); err != nil {
+		c.cs.unknown.Add(1)
+		return
+	}
+	switch m.Type {
+	case "ping":
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		_ = c.ws.Write(ctx, websocket.MessageText, []byte(`{"type":"pong"}`))
+		cancel()
+	case "pong":
+		if start := c.subStart.Swap(0); start != 0 {
+			c.cs.subscribeTime.RecordDuration(now.Sub(time.Unix(0, start)), c.idx)
+			c.cs.subscribed.Add(1)
+		}
+	case "next":
+		var p nextPayload
+		sub, err := strconv.Atoi(m.ID)
+		if err != nil || json.Unmarshal(m.Payload, &p) != nil {
+			c.cs.unknown.Add(1)
+			return
+		}
+		seq, ts, ok := parseEventID(p.Data.MessageAdded.ID)
+		if !ok {
+			c.cs.unknown.Add(1)
+			return
+		}
+		c.event(sub, seq, ts, p.Extensions.Dropped, now)
+	case "error":
+		var errs []struct {
+			Extensions struct {
+				Code string `json:"code"`
+			} `json:"extensions"`
+		}
+		code := "unknown"
+		if json.Unmarshal(m.Payload, &errs) == nil && len(errs) > 0 && errs[0].Extensions.Code != "" {
+			code = errs[0].Extensions.Code
+		}
+		c.cs.count(c.cs.refused, code)
+		c.cs.accepted.Add(-1)
+		c.cs.roomSubs[c.room].Add(-1)
+	case "complete":
+		c.cs.completes.Add(1)
+	default:
+		c.cs.unknown.Add(1)
+	}
+}
+
+// event accounts one delivered event of subscription sub (1-based).
+func (c *client) event(sub int, seq uint64, ts int64, dropped uint64, now time.Time) {
+	c.cs.nexts.Add(1)
+	if sub < 1 || sub > len(c.seqs) {
+		c.cs.unknown.Add(1)
+		return
+	}
+	o, skipped := c.seqs[sub-1].Observe(seq)
+	p := c.cs.phases.find(c.room, seq)
+	if p == nil {
+		return
+	}
+	if dropped > 0 {
+		p.dropped.add(c.idx, dropped)
+	}
+	switch o {
+	case InOrder:
+	case Gap:
+		p.skipped.add(c.idx, skipped)
+	case Duplicate:
+		p.dups.add(c.idx, 1)
+		return
+	case Reorder, TooLate:
+		p.reorders.add(c.idx, 1)
+	}
+	p.delivered.add(c.idx, 1)
+	p.latency.Record(now.UnixNano()-ts, c.idx)
+}
+
+// close ends the connection now (no close handshake: with thousands of
+// connections, waiting for each one's handshake would dominate the run's end).
+func (c *client) close() { c.ws.CloseNow() }

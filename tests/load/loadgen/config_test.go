@@ -1,0 +1,54 @@
+package loadgen
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestValidateLoopbackOnly(t *testing.T) {
+	tests := []struct {
+		name, target, nats, wantErr string
+	}{
+		{"loopback", "ws://127.0.0.1:8080/graphql", "nats://127.0.0.1:4222", ""},
+		{"localhost", "ws://localhost:8080/graphql", "nats://127.0.0.1:4222", ""},
+		{"remote ws", "ws://10.0.0.5:8080/graphql", "nats://127.0.0.1:4222", "only loopback"},
+		{"remote name", "ws://example.com:8080/graphql", "nats://127.0.0.1:4222", "only loopback"},
+		{"remote nats", "ws://127.0.0.1:8080/graphql", "nats://192.168.1.1:4222", "only loopback"},
+		{"wss", "wss://127.0.0.1:8080/graphql", "nats://127.0.0.1:4222", "scheme"},
+		{"no port", "ws://127.0.0.1/graphql", "nats://127.0.0.1:4222", "port"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Defaults()
+			c.Target, c.NATSURL = tc.target, tc.nats
+			err := c.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestValidateBounds(t *testing.T) {
+	c := Defaults()
+	c.Spawn = true
+	c.Conns = 30_000
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "-conns") {
+		t.Fatalf("err = %v, want the -max-conns cap", err)
+	}
+	c = Defaults()
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "-spawn") {
+		t.Fatalf("err = %v, want target or spawn", err)
+	}
+	c = Defaults()
+	c.Spawn, c.NodeEnv = true, []string{"NOEQUALS"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "-node-env") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Runs the load scenarios with fraiseql-loadgen against a node it spawns,
+# each RUNS times, writing one JSON report per run (and the summaries) to
+# OUT, and a saturation chart. Only loopback addresses are used.
+#
+#   tests/load/scenarios.sh                       # every scenario, 3 runs each
+#   SCENARIOS="fanout-100k cpu-per-delivery" RUNS=1 tests/load/scenarios.sh
+#   SOAK_DURATION=2h tests/load/scenarios.sh soak
+#   DRY_RUN=1 tests/load/scenarios.sh             # print the commands only
+#
+# Scenarios (names for SCENARIOS or the arguments):
+#   fanout-100k       1,000 conns × 1 sub, 100 events/s  → 100k deliveries/s
+#   cpu-per-delivery  2,000 conns × 1 sub, 20 events/s   → 40k deliveries/s; read server_cpu_us_per_delivery
+#   saturate-2k       2,000 conns × 1 sub, rate ×1.25 per 10 s step from 10 events/s until loss > 0.1 % or p99 > 500 ms
+#   fanout-10k        10,000 conns × 1 sub, 100 events/s → 1M deliveries/s offered
+#   idle-rss-10k      10,000 conns × 1 sub, 1 event/s: memory per idle connection and per subscription
+#   soak              10,000 conns × 10 subs over 100 rooms, 10 events/s (10k deliveries/s) for
+#                     SOAK_DURATION (default 30m): RSS drift, goroutine growth
+#
+# The machine running this is also the machine measured: the tool's own
+# CPU is in every report (client_cores), so read the server numbers with it.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+RUNS=${RUNS:-3}
+OUT=${OUT:-/tmp/fraiseql-load-$(date +%Y%m%d-%H%M%S)}
+DURATION=${DURATION:-30s}
+SOAK_DURATION=${SOAK_DURATION:-30m}
+SOAK_SAMPLE=${SOAK_SAMPLE:-30s}
+ALL="fanout-100k cpu-per-delivery saturate-2k fanout-10k idle-rss-10k soak"
+if [ $# -gt 0 ]; then SCENARIOS="$*"; fi
+SCENARIOS=${SCENARIOS:-$ALL}
+
+if [ -z "${DRY_RUN:-}" ]; then mkdir -p "$OUT/bin"; fi
+# 10,000 connections need 10,000+ descriptors on each side; the tool also
+# raises its soft limit to the hard one, and the node inherits it.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+echo "results in $OUT (RLIMIT_NOFILE $(ulimit -n))"
+
+cd "$ROOT"
+if [ -n "${DRY_RUN:-}" ]; then
+	run() { echo "fraiseql-loadgen -spawn -out $OUT/$1-$2.json ${*:3}"; }
+else
+go build -o "$OUT/bin/fraiseql-loadgen" ./tests/load/cmd/fraiseql-loadgen
+go build -o "$OUT/bin/fraiseql-node" ./cmd/node
+go build -o "$OUT/bin/fraiseql-plot" ./tests/load/cmd/fraiseql-plot
+
+# run NAME N ARGS...: one run of the tool, report in $OUT/NAME-N.json.
+run() {
+	local name=$1 n=$2
+	shift 2
+	echo "== $name run $n: $*"
+	# A run that fails (exit 1) is kept in the results and does not stop
+	# the others: its report says what failed.
+	"$OUT/bin/fraiseql-loadgen" -spawn -node-bin "$OUT/bin/fraiseql-node" \
+		-out "$OUT/$name-$n.json" "$@" 2>"$OUT/$name-$n.log" | tee "$OUT/$name-$n.txt" || echo "   (exit $?; see $OUT/$name-$n.log)"
+}
+fi
+
+for s in $SCENARIOS; do
+	for n in $(seq 1 "$RUNS"); do
+		case $s in
+		fanout-100k)
+			run "$s" "$n" -conns 1000 -subs 1 -rate 100 -duration "$DURATION" -warmup 5s -connect-rate 500 ;;
+		cpu-per-delivery)
+			run "$s" "$n" -conns 2000 -subs 1 -rate 20 -duration "$DURATION" -warmup 5s -connect-rate 500 ;;
+		saturate-2k)
+			run "$s" "$n" -saturate -conns 2000 -subs 1 -sat-start 10 -sat-factor 1.25 -sat-step 10s \
+				-sat-max-steps 30 -warmup 5s -connect-rate 500 ;;
+		fanout-10k)
+			run "$s" "$n" -conns 10000 -subs 1 -rate 100 -duration "$DURATION" -warmup 5s -connect-rate 1000 ;;
+		idle-rss-10k)
+			run "$s" "$n" -conns 10000 -subs 1 -rate 1 -duration 5s -warmup 0 -settle 5s -connect-rate 1000 ;;
+		soak)
+			[ "$n" -gt 1 ] && continue # one soak is enough; it is long
+			# 100 rooms of 100 conns: each event reaches 1,000 subscriptions,
+			# so 10 events/s is 10k deliveries/s: a low, steady load.
+			run "$s" "$n" -soak -conns 10000 -subs 10 -rooms 100 -rate 10 -duration "$SOAK_DURATION" \
+				-sample-every "$SOAK_SAMPLE" -warmup 60s -connect-rate 1000 ;;
+		*)
+			echo "unknown scenario $s (know: $ALL)" >&2
+			exit 2 ;;
+		esac
+	done
+done
+
+if ls "$OUT"/saturate-2k-*.json >/dev/null 2>&1; then
+	"$OUT/bin/fraiseql-plot" -o "$OUT/saturate-2k.png" "$OUT"/saturate-2k-*.json && echo "chart: $OUT/saturate-2k.png"
+fi
+echo "done: $OUT"
