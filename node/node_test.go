@@ -72,6 +72,14 @@ func (s *queueSink) Next(p []byte) bool {
 		return false
 	}
 }
+func (s *queueSink) NextWait(ctx context.Context, p []byte) bool {
+	select {
+	case s.q <- p:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
 func (s *queueSink) Error(error)    {}
 func (s *queueSink) Conn() *ws.Conn { return nil }
 
@@ -182,10 +190,11 @@ func TestSubscriptionReplayThenLiveNoGapNoDuplicate(t *testing.T) {
 	s.replaying, s.maxHeld = true, 10
 	s.deliver(5, []byte("5")) // live, held during replay
 	s.deliver(6, []byte("6"))
-	s.sendReplayed(3, []byte("3"))
-	s.sendReplayed(4, []byte("4"))
-	s.sendReplayed(5, []byte("5"))
-	if !s.goLive(5) {
+	ctx := context.Background()
+	s.sendReplayed(ctx, 3, []byte("3"))
+	s.sendReplayed(ctx, 4, []byte("4"))
+	s.sendReplayed(ctx, 5, []byte("5"))
+	if !s.goLive(ctx, 5) {
 		t.Fatal("goLive overflowed")
 	}
 	s.deliver(6, []byte("6")) // duplicate from a lagging consumer
@@ -205,7 +214,7 @@ func TestSubscriptionReplayOverflow(t *testing.T) {
 	for i := uint64(1); i <= 3; i++ {
 		s.deliver(i, []byte("x"))
 	}
-	if s.goLive(0) {
+	if s.goLive(context.Background(), 0) {
 		t.Fatal("3 held events with maxHeld 2 must overflow")
 	}
 }

@@ -178,7 +178,7 @@ func (n *Node) replay(ctx context.Context, sub *subscription, after uint64) {
 		var payload []byte
 		var ok bool
 		payload, buf, ok = n.render(sub.plan, ev, buf[:0])
-		if ok && !sub.sendReplayed(ev.Seq, payload) {
+		if ok && !sub.sendReplayed(ctx, ev.Seq, payload) {
 			return errReplayStopped
 		}
 		return nil
@@ -195,7 +195,7 @@ func (n *Node) replay(ctx context.Context, sub *subscription, after uint64) {
 		sub.ws.Error(codedError(CodeInternal, "replay failed; resubscribe with the same cursor"))
 		return
 	}
-	if !sub.goLive(last) { // counted as a slow client when the connection closes
+	if !sub.goLive(ctx, last) { // counted as a slow client when the connection closes
 		sub.ws.Conn().Close(ws.CloseTryAgainLater, "slow consumer")
 	}
 }

@@ -18,6 +18,7 @@ import (
 // fake in benchmarks.
 type sink interface {
 	Next(payload []byte) bool
+	NextWait(ctx context.Context, payload []byte) bool
 	Error(err error)
 	Conn() *ws.Conn
 }
@@ -100,40 +101,51 @@ func withDropped(p []byte, n uint64) []byte {
 	return append(out, "}}"...)
 }
 
-// sendReplayed sends one event read from the stream during replay.
-func (s *subscription) sendReplayed(seq uint64, payload []byte) bool {
+// sendReplayed sends one event read from the stream during replay. It
+// waits for queue space (the client reads at its own pace) rather than
+// treating a large backlog as a slow consumer, and never holds s.mu while
+// waiting: live events meanwhile go to pending.
+func (s *subscription) sendReplayed(ctx context.Context, seq uint64, payload []byte) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if seq <= s.lastSeq {
+		s.mu.Unlock()
 		return true
 	}
 	s.lastSeq = seq
-	return s.ws.Next(payload)
+	s.mu.Unlock()
+	return s.ws.NextWait(ctx, payload)
 }
 
 // goLive ends the replay: it sends the held live events newer than both the
 // last replayed one and the stream position the replay stopped at, then lets
 // live events through. It reports false if the held events overflowed.
-func (s *subscription) goLive(replayedUpTo uint64) bool {
+func (s *subscription) goLive(ctx context.Context, replayedUpTo uint64) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.replaying = false
-	held := s.pending
-	s.pending = nil
-	if s.overflow {
-		return false
-	}
 	if replayedUpTo > s.lastSeq {
 		s.lastSeq = replayedUpTo
 	}
-	for _, h := range held {
-		if h.seq <= s.lastSeq {
-			continue
+	for {
+		held, overflow := s.pending, s.overflow
+		s.pending = nil
+		if overflow {
+			s.replaying = false
+			s.mu.Unlock()
+			return false
 		}
-		s.lastSeq = h.seq
-		if !s.ws.Next(h.payload) {
-			return true // the queue closed the connection; nothing more to do
+		if len(held) == 0 {
+			s.replaying = false // from here on, deliver sends live events
+			s.mu.Unlock()
+			return true
 		}
+		s.mu.Unlock()
+		for _, h := range held {
+			if !s.sendReplayed(ctx, h.seq, h.payload) {
+				s.mu.Lock()
+				s.replaying = false
+				s.mu.Unlock()
+				return true // the subscription or connection ended
+			}
+		}
+		s.mu.Lock()
 	}
-	return true
 }

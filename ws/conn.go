@@ -65,7 +65,7 @@ type Conn struct {
 	ctx    context.Context // Context(); cancelled when closing starts
 	cancel context.CancelFunc
 
-	queue      chan frame
+	queue      *frameQueue
 	closing    chan struct{} // closed once, when the connection starts closing
 	closeOnce  sync.Once
 	writerDone chan struct{}
@@ -108,7 +108,7 @@ func newConn(wsc *websocket.Conn, raw net.Conn, batch *batchWriter, p protocol, 
 		sess:       sess,
 		ctx:        ctx,
 		cancel:     cancel,
-		queue:      make(chan frame, opts.WriteQueue),
+		queue:      newFrameQueue(opts.WriteQueue),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 		subs:       make(map[string]*Subscription),
@@ -146,8 +146,13 @@ func (c *Conn) serve() {
 	go c.writeLoop()
 	c.readLoop()
 	initTimer.Stop()
-	// Whatever ended the read loop, make sure the writer stops too.
-	c.closeWith(CloseNormal, reasonNormal, ClientClosed)
+	// Whatever ended the read loop, make sure the writer stops too — except
+	// when reading stopped on purpose (stopRead): then closeAfterQueued has
+	// queued the close behind the frames that must go out first, and
+	// closing now would drop them.
+	if !c.stopRead {
+		c.closeWith(CloseNormal, reasonNormal, ClientClosed)
+	}
 	<-c.writerDone
 	c.finish()
 }
@@ -210,13 +215,7 @@ func (c *Conn) finish() {
 	c.sessMu.Unlock()
 	// Release the payloads still queued: they are shared with other
 	// connections and must not be kept alive by this one.
-	for {
-		select {
-		case <-c.queue:
-		default:
-			return
-		}
-	}
+	c.queue.clear()
 }
 
 func (c *Conn) isClosing() bool {
@@ -295,16 +294,35 @@ func (c *Conn) enqueue(f frame) bool {
 		return false
 	default:
 	}
-	select {
-	case c.queue <- f:
+	if c.queue.push(f) {
 		return true
-	default:
 	}
 	if c.setClose(CloseTryAgainLater, reasonSlowConsumer, SlowConsumer, false) {
-		c.log.Warn("ws: slow consumer: write queue full; closing", "queue", cap(c.queue))
+		c.log.Warn("ws: slow consumer: write queue full; closing", "queue", c.queue.limit)
 	}
 	c.startClosing()
 	return false
+}
+
+// enqueueWait queues f, waiting for space while the queue is full, until
+// ctx is done or the connection closes. It is for bulk senders (replay)
+// that must apply backpressure rather than overflow the queue.
+func (c *Conn) enqueueWait(ctx context.Context, f frame) bool {
+	for {
+		if c.isClosing() {
+			return false
+		}
+		if c.queue.push(f) {
+			return true
+		}
+		select {
+		case <-c.queue.space:
+		case <-c.closing:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // writeLoop writes queued frames and keep-alives until the connection
@@ -327,22 +345,31 @@ func (c *Conn) writeLoop() {
 
 	for {
 		// Closing wins over queued frames: a closing connection writes
-		// nothing more (select alone would pick at random).
+		// nothing more. A due keep-alive goes out even while frames keep
+		// coming (legacy clients drop a connection that sends no ka).
 		select {
 		case <-c.closing:
 			c.closeSocket()
 			return
+		case <-keepAlive:
+			if !c.write(c.proto.keepAliveFrame()) {
+				c.closeSocket()
+				return
+			}
 		default:
+		}
+		if f, ok := c.queue.pop(); ok {
+			if !c.writeBatch(f, &ticker, &keepAlive) {
+				c.closeSocket()
+				return
+			}
+			continue
 		}
 		select {
 		case <-c.closing:
 			c.closeSocket()
 			return
-		case f := <-c.queue:
-			if !c.writeBatch(f, &ticker, &keepAlive) {
-				c.closeSocket()
-				return
-			}
+		case <-c.queue.ready:
 		case <-keepAlive:
 			if !c.write(c.proto.keepAliveFrame()) {
 				c.closeSocket()
@@ -359,13 +386,11 @@ func (c *Conn) writeBatch(f frame, ticker **time.Ticker, keepAlive *<-chan time.
 	c.batch.begin()
 	ok := c.writeOne(f, ticker, keepAlive)
 	for n := 1; ok && n < maxBatchFrames && f.kind != kindClose; n++ {
-		select {
-		case f = <-c.queue:
-			ok = c.writeOne(f, ticker, keepAlive)
-			continue
-		default:
+		var more bool
+		if f, more = c.queue.pop(); !more {
+			break
 		}
-		break
+		ok = c.writeOne(f, ticker, keepAlive)
 	}
 	return c.flushBatch() && ok
 }

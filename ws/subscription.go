@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"context"
 	"errors"
 	"sync/atomic"
 )
@@ -79,6 +80,17 @@ func (s *Subscription) Next(payload []byte) bool {
 		return false
 	}
 	return s.conn.enqueue(frame{sub: s, payload: payload, kind: kindNext})
+}
+
+// NextWait is Next for bulk senders such as a replay from a cursor: when
+// the connection's queue is full it waits for space (the client reads at
+// its own pace) instead of closing the connection, until ctx is done or
+// the connection closes. It reports whether the frame was queued.
+func (s *Subscription) NextWait(ctx context.Context, payload []byte) bool {
+	if s.state.Load() != subActive {
+		return false
+	}
+	return s.conn.enqueueWait(ctx, frame{sub: s, payload: payload, kind: kindNext})
 }
 
 // Complete ends the subscription from the server side: frames already

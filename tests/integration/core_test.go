@@ -309,3 +309,41 @@ func TestCursorErrors(t *testing.T) {
 		t.Fatalf("expired cursor code = %s", got)
 	}
 }
+
+// TestResumeLargeBacklog: a client that missed more events than its
+// connection's write queue holds still gets every one of them on resume,
+// in order (replay waits for queue space instead of closing the client).
+func TestResumeLargeBacklog(t *testing.T) {
+	const missed = 3000 // > the default write queue (1024 frames)
+	e := startNode(t, startNATS(t), func(c *node.Config, _ *cluster.Config) { c.Limits.EventRate = -1 })
+	c := dialTransport(t, e.ws)
+	c.subscribe("1", roomQuery, map[string]any{"room": "r1"}, "")
+	waitFor(t, 5*time.Second, "subscription", func() bool { return e.node.Stats().Subscriptions == 1 })
+	e.publish("chat.r1", `{"id":"0","room":"r1","text":"m"}`)
+	cursor := c.next("1").Extensions.Cursor
+	c.c.CloseNow()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := 1; i <= missed; i++ {
+		if _, err := e.cl.JetStream().PublishAsync("fraiseql.public.chat.r1", fmt.Appendf(nil, `{"id":"%d","room":"r1","text":"%s"}`, i, strings.Repeat("m", 4000))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-e.cl.JetStream().PublishAsyncComplete():
+	case <-ctx.Done():
+		t.Fatal("publishing timed out")
+	}
+	c2 := dialTransport(t, e.ws)
+	c2.subscribe("1", roomQuery, map[string]any{"room": "r1"}, cursor)
+	// Read nothing for a while: 12 MB of replay fills the socket buffers
+	// and the write queue, as a client on a slow link would.
+	time.Sleep(2 * time.Second)
+	for i := 1; i <= missed; i++ {
+		var msg struct{ ID string }
+		json.Unmarshal(c2.next("1").Data["messageAdded"], &msg)
+		if msg.ID != fmt.Sprint(i) {
+			t.Fatalf("event %d: got id %s", i, msg.ID)
+		}
+	}
+}

@@ -1,0 +1,93 @@
+package ws
+
+import "sync"
+
+// frameQueue is a connection's bounded write queue. It is a ring that
+// grows on demand up to its limit and gives its storage back when drained,
+// so an idle connection holds almost nothing — a buffered channel of the
+// same bound would keep its whole buffer (tens of KiB) per connection.
+// Safe for concurrent use; one writer pops.
+type frameQueue struct {
+	mu    sync.Mutex
+	buf   []frame // the ring; len(buf) is its current capacity; guarded by mu
+	head  int     // guarded by mu
+	n     int     // frames queued; guarded by mu
+	limit int
+
+	ready chan struct{} // cap 1: the queue became non-empty
+	space chan struct{} // cap 1: frames were taken (wakes pushWait)
+}
+
+// keptRing is the largest ring kept once the queue is empty.
+const keptRing = 16
+
+func newFrameQueue(limit int) *frameQueue {
+	return &frameQueue{limit: limit, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+}
+
+// push queues f; it reports false, queuing nothing, when the queue is full.
+func (q *frameQueue) push(f frame) bool {
+	q.mu.Lock()
+	if q.n == q.limit {
+		q.mu.Unlock()
+		return false
+	}
+	if q.n == len(q.buf) {
+		q.growLocked()
+	}
+	q.buf[(q.head+q.n)%len(q.buf)] = f
+	q.n++
+	wake := q.n == 1
+	q.mu.Unlock()
+	if wake {
+		signal(q.ready)
+	}
+	return true
+}
+
+// growLocked doubles the ring (at least 4, at most limit), keeping order.
+func (q *frameQueue) growLocked() {
+	size := min(max(4, 2*len(q.buf)), q.limit)
+	buf := make([]frame, size)
+	for i := range q.n {
+		buf[i] = q.buf[(q.head+i)%len(q.buf)]
+	}
+	q.buf, q.head = buf, 0
+}
+
+// pop takes the oldest frame.
+func (q *frameQueue) pop() (frame, bool) {
+	q.mu.Lock()
+	if q.n == 0 {
+		q.mu.Unlock()
+		return frame{}, false
+	}
+	f := q.buf[q.head]
+	q.buf[q.head] = frame{} // drop the payload reference: payloads are shared
+	q.head = (q.head + 1) % len(q.buf)
+	q.n--
+	if q.n == 0 {
+		q.head = 0
+		if len(q.buf) > keptRing {
+			q.buf = nil
+		}
+	}
+	q.mu.Unlock()
+	signal(q.space)
+	return f, true
+}
+
+// clear drops every queued frame.
+func (q *frameQueue) clear() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.buf, q.head, q.n = nil, 0, 0
+}
+
+// signal wakes a waiter on c, if none is already due to wake.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
