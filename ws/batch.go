@@ -1,6 +1,8 @@
 package ws
 
 import (
+	"encoding/binary"
+	"errors"
 	"net"
 	"sync"
 )
@@ -50,6 +52,45 @@ func (b *batchWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// errNoBatch means a frame was written outside a batch (a bug).
+var errNoBatch = errors.New("ws: frame written outside a batch")
+
+// appendText appends one complete text message holding a, then p, then z
+// to the open batch, as a single unmasked, unfragmented frame (RFC 6455
+// §5.2: FIN and opcode 1, then the payload length in 7, 7+16 or 7+64
+// bits). The write goroutine frames its messages here itself, so the
+// shared payload is copied once, straight into the batch, with no
+// per-message locking inside coder/websocket; coder/websocket writes only
+// control frames (close, WebSocket pong), each reaching this writer in one
+// Write, so the two never interleave inside a frame.
+func (b *batchWriter) appendText(a, p, z []byte) error {
+	n := len(a) + len(p) + len(z)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf == nil {
+		return errNoBatch
+	}
+	buf := append(*b.buf, 0x81) // FIN | text
+	switch {
+	case n < 126:
+		buf = append(buf, byte(n))
+	case n <= 0xFFFF:
+		buf = append(buf, 126)
+		buf = binary.BigEndian.AppendUint16(buf, uint16(n))
+	default:
+		buf = append(buf, 127)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(n))
+	}
+	buf = append(buf, a...)
+	buf = append(buf, p...)
+	buf = append(buf, z...)
+	*b.buf = buf
+	if len(buf) >= batchFlushBytes {
+		return b.flushLocked()
+	}
+	return nil
 }
 
 // begin opens a batch.

@@ -83,3 +83,34 @@ func TestBatchedFramesArriveIntact(t *testing.T) {
 		cl.expect(`{"id":"1","type":"next","payload":{"data":` + strings.Repeat("7", i%50+1) + `}}`)
 	}
 }
+
+// TestAppendTextFrameHeader checks the frame header at the payload-length
+// encoding boundaries of RFC 6455 §5.2 (125/126, 65535/65536).
+func TestAppendTextFrameHeader(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		head []byte
+	}{
+		{0, []byte{0x81, 0}},
+		{125, []byte{0x81, 125}},
+		{126, []byte{0x81, 126, 0, 126}},
+		{65535, []byte{0x81, 126, 0xff, 0xff}},
+		{65536, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
+	} {
+		conn := &countingConn{}
+		b := &batchWriter{conn: conn}
+		b.begin()
+		p := bytes.Repeat([]byte("x"), tc.n)
+		if err := b.appendText(p[:tc.n/2], p[tc.n/2:], nil); err != nil {
+			t.Fatal(err)
+		}
+		b.end()
+		got := []byte(strings.Join(conn.writes, ""))
+		if !bytes.Equal(got[:len(tc.head)], tc.head) || len(got) != len(tc.head)+tc.n {
+			t.Errorf("n=%d: header % x, total %d", tc.n, got[:min(len(got), 10)], len(got))
+		}
+	}
+	if err := (&batchWriter{conn: &countingConn{}}).appendText([]byte("x"), nil, nil); err != errNoBatch {
+		t.Fatalf("outside a batch: %v", err)
+	}
+}

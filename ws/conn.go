@@ -40,10 +40,8 @@ type frame struct {
 	kind    frameKind
 }
 
-// maxKeptBuffer bounds the writer's reusable frame buffer: after writing a
-// larger frame the buffer is dropped rather than kept for the connection's
-// lifetime.
-const maxKeptBuffer = 16 << 10
+// closingBrace ends a `next` frame: prefix + payload + "}".
+var closingBrace = []byte("}")
 
 // Conn is one client WebSocket connection. Its methods are safe for
 // concurrent use.
@@ -86,8 +84,6 @@ type Conn struct {
 	// them) and guards subs and each Subscription's accepted/unsubscribed.
 	sessMu sync.Mutex
 	subs   map[string]*Subscription
-
-	buf []byte // write goroutine only: frame assembly buffer, reused
 
 	// Write deadline (see write).
 	watchdog      *time.Timer
@@ -352,7 +348,7 @@ func (c *Conn) writeLoop() {
 			c.closeSocket()
 			return
 		case <-keepAlive:
-			if !c.write(c.proto.keepAliveFrame()) {
+			if !c.writeAlone(c.proto.keepAliveFrame()) {
 				c.closeSocket()
 				return
 			}
@@ -371,7 +367,7 @@ func (c *Conn) writeLoop() {
 			return
 		case <-c.queue.ready:
 		case <-keepAlive:
-			if !c.write(c.proto.keepAliveFrame()) {
+			if !c.writeAlone(c.proto.keepAliveFrame()) {
 				c.closeSocket()
 				return
 			}
@@ -402,7 +398,7 @@ func (c *Conn) writeOne(f frame, ticker **time.Ticker, keepAlive *<-chan time.Ti
 		return false
 	}
 	if f.kind == kindAck && c.opts.KeepAlive > 0 && *keepAlive == nil {
-		if c.proto.keepAliveOnAck() && !c.write(c.proto.keepAliveFrame()) {
+		if c.proto.keepAliveOnAck() && !c.writeText(c.proto.keepAliveFrame(), nil, nil) {
 			return false
 		}
 		*ticker = time.NewTicker(c.opts.KeepAlive)
@@ -433,23 +429,15 @@ func (c *Conn) writeFrame(f frame) bool {
 		if f.sub.state.Load() == subCancelled {
 			return true // the client completed it: never send `next` after that
 		}
-		b := append(c.buf[:0], f.sub.prefix...)
-		b = append(b, f.payload...)
-		b = append(b, '}')
-		ok := c.write(b)
-		if cap(b) > maxKeptBuffer {
-			b = nil
-		}
-		c.buf = b
-		return ok
+		return c.writeText(f.sub.prefix, f.payload, closingBrace)
 	case kindEnd:
 		c.endSub(f.sub)
-		return c.write(f.payload)
+		return c.writeText(f.payload, nil, nil)
 	case kindClose:
 		c.startClosing()
 		return true
 	default: // kindRaw, kindAck
-		return c.write(f.payload)
+		return c.writeText(f.payload, nil, nil)
 	}
 }
 
@@ -460,20 +448,25 @@ func (c *Conn) writeFrame(f frame) bool {
 // started, and the watchdog, armed by the first write after an idle
 // period, re-arms itself for as long as writes go on. A busy connection
 // thus touches the timer once per WriteTimeout, not once per frame.
-func (c *Conn) write(b []byte) bool {
+func (c *Conn) writeText(a, p, z []byte) bool {
 	c.writeStart.Store(monotonic())
 	if c.watchdogArmed.CompareAndSwap(false, true) {
 		c.watchdog.Reset(c.opts.WriteTimeout)
 	}
-	// context.Background has no Done channel, so coder/websocket sets up no
-	// per-write timer of its own.
-	err := c.ws.Write(context.Background(), websocket.MessageText, b)
+	err := c.batch.appendText(a, p, z)
 	c.writeStart.Store(0)
 	if err != nil {
 		c.closeNow(ConnectionLost)
 		return false
 	}
 	return true
+}
+
+// writeAlone writes one message in a batch of its own (keep-alives).
+func (c *Conn) writeAlone(b []byte) bool {
+	c.batch.begin()
+	ok := c.writeText(b, nil, nil)
+	return c.flushBatch() && ok
 }
 
 // checkWrite runs on the watchdog's goroutine. It drops the connection if

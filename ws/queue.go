@@ -19,7 +19,7 @@ type frameQueue struct {
 }
 
 // keptRing is the largest ring kept once the queue is empty.
-const keptRing = 16
+const keptRing = 64
 
 func newFrameQueue(limit int) *frameQueue {
 	return &frameQueue{limit: limit, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}

@@ -242,8 +242,15 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.conn = c
 	w.batch = &batchWriter{conn: c}
-	return c, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.batch, brw.Writer.Size())), nil
+	// coder/websocket writes only control frames through this writer (≤ 131
+	// bytes each; the write goroutine frames messages itself, see
+	// batchWriter.appendText), so a small buffer holds any of them whole.
+	return c, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.batch, controlFrameBuffer)), nil
 }
+
+// controlFrameBuffer is the size of the bufio.Writer coder/websocket writes
+// control frames through: a header of at most 14 bytes and 125 of payload.
+const controlFrameBuffer = 256
 
 func (w *hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
