@@ -1,11 +1,15 @@
 package ws
 
 import (
+	"bufio"
 	"bytes"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // countingConn records each Write the batch writer makes to the socket.
@@ -112,5 +116,46 @@ func TestAppendTextFrameHeader(t *testing.T) {
 	}
 	if err := (&batchWriter{conn: &countingConn{}}).appendText([]byte("x"), nil, nil); err != errNoBatch {
 		t.Fatalf("outside a batch: %v", err)
+	}
+}
+
+// TestMessageSentWithTheHandshake: a client may send its first message in
+// the same packet as the upgrade request; those bytes, buffered by
+// net/http before the hijack, must reach the connection's reader.
+func TestMessageSentWithTheHandshake(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.hs.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	msg := []byte(`{"type":"connection_init"}`)
+	mask := [4]byte{1, 2, 3, 4}
+	frame := []byte{0x81, 0x80 | byte(len(msg)), mask[0], mask[1], mask[2], mask[3]} // client frames are masked
+	for i, c := range msg {
+		frame = append(frame, c^mask[i%4])
+	}
+	req := "GET /graphql HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+		"Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+	if _, err := conn.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	head := make([]byte, 2)
+	if _, err := io.ReadFull(br, head); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, head[1]&0x7f)
+	if _, err := io.ReadFull(br, body); err != nil {
+		t.Fatal(err)
+	}
+	if head[0] != 0x81 || string(body) != `{"type":"connection_ack"}` {
+		t.Fatalf("got % x %q, want connection_ack", head, body)
 	}
 }

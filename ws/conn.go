@@ -46,8 +46,8 @@ var closingBrace = []byte("}")
 // Conn is one client WebSocket connection. Its methods are safe for
 // concurrent use.
 //
-// Each Conn has exactly two goroutines: the read goroutine (the one
-// ServeHTTP runs on), which reads and dispatches client messages and calls
+// Each Conn has exactly two goroutines: the read goroutine (started by
+// ServeHTTP, which then returns), which reads and dispatches client messages and calls
 // the Session, and the write goroutine, which it owns: it starts it, signals
 // it to stop, and waits for it before calling Session.Close.
 type Conn struct {

@@ -26,7 +26,7 @@
 //
 // Each connection has exactly two goroutines:
 //
-//   - the read goroutine (the one ServeHTTP runs on) reads client
+//   - the read goroutine (started by ServeHTTP, owned by the Server) reads client
 //     messages and calls the Session: Init, Subscribe, Pong, Unsubscribe for
 //     client-initiated ends (complete, legacy stop), and at the end every
 //     remaining Unsubscribe, then Close;

@@ -2,8 +2,10 @@ package ws
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -79,10 +81,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer s.leave()
 
 	sess, err := s.h.Open(r)
 	if err != nil {
+		s.leave()
 		s.refuse(w, err)
 		return
 	}
@@ -90,14 +92,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	wsc, err := websocket.Accept(hw, r, &s.acceptOpts)
 	if err != nil {
 		// Accept has answered the request already.
+		s.leave()
 		s.log.Debug("ws: upgrade failed", "remote", r.RemoteAddr, "err", err)
 		closeSession(s.log, sess, HandshakeFailed)
 		return
 	}
 	c := newConn(wsc, hw.conn, hw.batch, proto, r.RemoteAddr, &s.opts, sess)
 	s.track(c)
-	defer s.untrack(c)
-	c.serve()
+	// The connection's read goroutine is a fresh one that the Server owns
+	// (enter/leave, waited for by Shutdown), not this handler's: returning
+	// lets net/http free its per-connection buffers, the request and the
+	// handler's deep stack, which a hijacked connection no longer needs.
+	go func() {
+		defer s.leave()
+		defer s.untrack(c)
+		c.serve()
+	}()
 }
 
 // refuse answers a request Handler.Open refused.
@@ -242,11 +252,33 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.conn = c
 	w.batch = &batchWriter{conn: c}
+	// Read through a small buffer instead of net/http's 4 KiB one: client
+	// messages are small, and an idle connection should cost little. Bytes
+	// the client sent right after its handshake move into the new buffer —
+	// into it, not behind it: coder/websocket keeps only what is buffered
+	// when it resets the reader after this. More than fits: keep net/http's.
+	if n := brw.Reader.Buffered(); n <= readBuffer {
+		var rd io.Reader = c
+		if n > 0 {
+			early, _ := brw.Reader.Peek(n)
+			rd = io.MultiReader(bytes.NewReader(bytes.Clone(early)), c)
+		}
+		br := bufio.NewReaderSize(rd, readBuffer)
+		if n > 0 {
+			if _, err := br.Peek(n); err != nil {
+				return c, brw, err
+			}
+		}
+		brw.Reader = br
+	}
 	// coder/websocket writes only control frames through this writer (≤ 131
 	// bytes each; the write goroutine frames messages itself, see
 	// batchWriter.appendText), so a small buffer holds any of them whole.
 	return c, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.batch, controlFrameBuffer)), nil
 }
+
+// readBuffer is the size of a connection's read buffer.
+const readBuffer = 1 << 10
 
 // controlFrameBuffer is the size of the bufio.Writer coder/websocket writes
 // control frames through: a header of at most 14 bytes and 125 of payload.
