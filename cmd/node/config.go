@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -413,6 +414,17 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// redactURLs hides the passwords of the comma-separated URLs in s.
+func redactURLs(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
 // printConfig writes the effective configuration (secrets redacted) as YAML.
 func printConfig(w io.Writer, c Config) error {
 	c.Limits = c.Limits.WithDefaults()
@@ -420,6 +432,9 @@ func printConfig(w io.Writer, c Config) error {
 		if *s != "" {
 			*s = "REDACTED"
 		}
+	}
+	for _, s := range []*string{&c.NATS.URL, &c.Bridges.Redis.URL, &c.Bridges.Postgres.URL} {
+		*s = redactURLs(*s)
 	}
 	fmt.Fprintln(w, "# configuration is valid; effective values:")
 	enc := yaml.NewEncoder(w)

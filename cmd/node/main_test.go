@@ -75,7 +75,8 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 
 func TestConfigCheckPrintsEffectiveConfig(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"config", "check"}, []string{"FRAISEQL_NATS_PASSWORD=hunter2"}, nil, &stdout, &stderr)
+	code := run(context.Background(), []string{"config", "check"}, []string{"FRAISEQL_NATS_PASSWORD=hunter2",
+		"FRAISEQL_BRIDGES_POSTGRES_URL=postgres://app:hunter2@db:5432/x"}, nil, &stdout, &stderr)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}

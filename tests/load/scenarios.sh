@@ -7,6 +7,7 @@
 #   SCENARIOS="fanout-100k cpu-per-delivery" RUNS=1 tests/load/scenarios.sh
 #   SOAK_DURATION=2h tests/load/scenarios.sh soak
 #   DRY_RUN=1 tests/load/scenarios.sh             # print the commands only
+#   PAYLOAD=512 (default), RUNS=3, DURATION=30s, OUT=dir
 #
 # Scenarios (names for SCENARIOS or the arguments):
 #   fanout-100k       1,000 conns × 1 sub, 100 events/s  → 100k deliveries/s
@@ -25,6 +26,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RUNS=${RUNS:-3}
 OUT=${OUT:-/tmp/fraiseql-load-$(date +%Y%m%d-%H%M%S)}
 DURATION=${DURATION:-30s}
+PAYLOAD=${PAYLOAD:-512} # bytes per event body, as in the reference measurements
 SOAK_DURATION=${SOAK_DURATION:-30m}
 SOAK_SAMPLE=${SOAK_SAMPLE:-30s}
 ALL="fanout-100k cpu-per-delivery saturate-2k fanout-10k idle-rss-10k soak"
@@ -39,7 +41,7 @@ echo "results in $OUT (RLIMIT_NOFILE $(ulimit -n))"
 
 cd "$ROOT"
 if [ -n "${DRY_RUN:-}" ]; then
-	run() { echo "fraiseql-loadgen -spawn -out $OUT/$1-$2.json ${*:3}"; }
+	run() { echo "fraiseql-loadgen -spawn -payload $PAYLOAD -out $OUT/$1-$2.json ${*:3}"; }
 else
 go build -o "$OUT/bin/fraiseql-loadgen" ./tests/load/cmd/fraiseql-loadgen
 go build -o "$OUT/bin/fraiseql-node" ./cmd/node
@@ -53,7 +55,7 @@ run() {
 	# A run that fails (exit 1) is kept in the results and does not stop
 	# the others: its report says what failed.
 	"$OUT/bin/fraiseql-loadgen" -spawn -node-bin "$OUT/bin/fraiseql-node" \
-		-out "$OUT/$name-$n.json" "$@" 2>"$OUT/$name-$n.log" | tee "$OUT/$name-$n.txt" || echo "   (exit $?; see $OUT/$name-$n.log)"
+		-payload "$PAYLOAD" -out "$OUT/$name-$n.json" "$@" 2>"$OUT/$name-$n.log" | tee "$OUT/$name-$n.txt" || echo "   (exit $?; see $OUT/$name-$n.log)"
 }
 fi
 
