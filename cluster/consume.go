@@ -180,16 +180,23 @@ func (k *Consumer) deliver(msg jetstream.Msg) (seq uint64, ok bool) {
 		return seq, true
 	}
 	c.metrics.consumed.Inc()
-	k.fn(&Event{
-		Subject: subj,
+	k.fn(c.event(msg, meta, tenant, topic))
+	return seq, true
+}
+
+// event builds the Event of a stream message whose subject parsed as
+// tenant and topic.
+func (c *Cluster) event(msg jetstream.Msg, meta *jetstream.MsgMetadata, tenant, topic string) *Event {
+	seq := meta.Sequence.Stream
+	return &Event{
+		Subject: msg.Subject(),
 		Tenant:  tenant,
 		Topic:   topic,
 		Seq:     seq,
 		Time:    meta.Timestamp,
 		Data:    msg.Data(),
 		Cursor:  c.Cursor(seq),
-	})
-	return seq, true
+	}
 }
 
 // setIter installs a new iterator; false means Stop was signalled and

@@ -104,16 +104,7 @@ func (c *Cluster) Replay(ctx context.Context, tenant, topic string, afterSeq uin
 		if seq > last {
 			return last, nil
 		}
-		ev := &Event{
-			Subject: subj,
-			Tenant:  tenant,
-			Topic:   topic,
-			Seq:     seq,
-			Time:    meta.Timestamp,
-			Data:    msg.Data(),
-			Cursor:  c.Cursor(seq),
-		}
-		if err := fn(ev); err != nil {
+		if err := fn(c.event(msg, meta, tenant, topic)); err != nil {
 			return 0, err
 		}
 		if seq == last || meta.NumPending == 0 {

@@ -137,17 +137,6 @@ func pgMetric(t testing.TB, b *postgres.Bridge, name, source string) float64 {
 	return 0
 }
 
-// pgNext reads one messageAdded {id, text} for subscription id.
-func pgNext(t testing.TB, c *client, id string) (eventID, text string) {
-	t.Helper()
-	r := c.next(id)
-	var m struct{ ID, Text string }
-	if err := json.Unmarshal(r.Data["messageAdded"], &m); err != nil {
-		t.Fatalf("bad messageAdded %s: %v", r.Data["messageAdded"], err)
-	}
-	return m.ID, m.Text
-}
-
 func TestPostgresOutboxToWebSocket(t *testing.T) {
 	url, schema, conn := pgSetup(t)
 	nats := startNATS(t)
@@ -175,10 +164,10 @@ func TestPostgresOutboxToWebSocket(t *testing.T) {
 	if got := string(r.Data["messageAdded"]); got != `{"id":"1","text":"hi"}` || r.Extensions.Cursor == "" {
 		t.Fatalf("public got %s", m.Payload)
 	}
-	if id, _ := pgNext(t, cp, "p"); id != "3" {
+	if id, _ := nextMsg(t, cp, "p"); id != "3" {
 		t.Fatalf("public's second event is %s, want 3 (acme's must not arrive)", id)
 	}
-	if id, text := pgNext(t, ca, "a"); id != "2" || text != "for acme" {
+	if id, text := nextMsg(t, ca, "a"); id != "2" || text != "for acme" {
 		t.Fatalf("acme got %s %q", id, text)
 	}
 	cp.expectNothing(200 * time.Millisecond)
@@ -202,7 +191,7 @@ func TestPostgresNotifyToWebSocket(t *testing.T) {
 	pgExec(t, conn, `SELECT pg_notify('fraiseql_chat', $1)`, env("e1", "chat.n1", "first")) // same id: deduplicated
 	pgExec(t, conn, `SELECT pg_notify('fraiseql_chat', $1)`, env("e2", "chat.n1", "second"))
 	for _, want := range []string{"first", "second"} {
-		if _, text := pgNext(t, c, "1"); text != want {
+		if _, text := nextMsg(t, c, "1"); text != want {
 			t.Fatalf("got %q, want %q", text, want)
 		}
 	}
@@ -271,7 +260,7 @@ func TestPostgresChaosKillDuringPublishing(t *testing.T) {
 
 	// The subscriber: 0..total-1 in order, once each.
 	for i := range total {
-		if id, _ := pgNext(t, c, "s"); id != strconv.Itoa(i) {
+		if id, _ := nextMsg(t, c, "s"); id != strconv.Itoa(i) {
 			t.Fatalf("subscriber's event %d is %s", i, id)
 		}
 	}
