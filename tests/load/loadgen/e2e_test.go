@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -22,6 +23,18 @@ func TestEndToEnd(t *testing.T) {
 	cfg.Spawn = true
 	cfg.RepoDir = filepath.Join(filepath.Dir(file), "..", "..", "..")
 	cfg.NodeBin = os.Getenv("FRAISEQL_LOADGEN_NODE_BIN")
+	if cfg.NodeBin == "" {
+		// Build first, with a generous deadline: on a cold build cache, with
+		// other packages compiling, it takes far longer than the run.
+		cfg.NodeBin = filepath.Join(t.TempDir(), "fraiseql-node")
+		bctx, bcancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer bcancel()
+		build := exec.CommandContext(bctx, "go", "build", "-o", cfg.NodeBin, "./cmd/node")
+		build.Dir = cfg.RepoDir
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build ./cmd/node: %v\n%s", err, out)
+		}
+	}
 	cfg.Conns, cfg.Subs, cfg.Rate = 20, 1, 50
 	cfg.Duration, cfg.Warmup = 2*time.Second, 500*time.Millisecond
 	cfg.Settle, cfg.Drain = 200*time.Millisecond, time.Second
