@@ -52,16 +52,18 @@ type Node struct {
 
 // readiness is an extra /readyz check, e.g. a bridge's.
 type readiness struct {
-	name  string
-	check func() error
+	name     string
+	required bool
+	check    func() error
 }
 
-// AddReadiness adds a check to /readyz: while it returns an error the node
-// reports not ready, naming the check and the error.
-func (n *Node) AddReadiness(name string, check func() error) {
+// AddReadiness adds a check to /readyz. While it returns an error, /readyz
+// names the check and the error; if required, the node also reports not
+// ready (503), else it stays ready (200) and reports itself degraded.
+func (n *Node) AddReadiness(name string, required bool, check func() error) {
 	n.checksMu.Lock()
 	defer n.checksMu.Unlock()
-	n.checks = append(n.checks, readiness{name, check})
+	n.checks = append(n.checks, readiness{name, required, check})
 }
 
 // New builds a node on an open cluster connection. The caller keeps
@@ -192,11 +194,24 @@ func (n *Node) serveReady(w http.ResponseWriter, r *http.Request) {
 	n.checksMu.Lock()
 	checks := slices.Clone(n.checks)
 	n.checksMu.Unlock()
+	var degraded []string
 	for _, c := range checks {
-		if err := c.check(); err != nil {
+		err := c.check()
+		switch {
+		case err == nil:
+		case c.required:
 			http.Error(w, "not ready: "+c.name+": "+err.Error(), http.StatusServiceUnavailable)
 			return
+		default:
+			degraded = append(degraded, c.name+": "+err.Error())
 		}
+	}
+	if len(degraded) > 0 {
+		fmt.Fprintln(w, "ready (degraded)")
+		for _, d := range degraded {
+			fmt.Fprintln(w, d)
+		}
+		return
 	}
 	fmt.Fprintln(w, "ready")
 }

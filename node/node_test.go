@@ -2,10 +2,14 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -277,5 +281,39 @@ func BenchmarkFanout(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(count), "ns/delivery")
 		})
+	}
+}
+
+func TestReadinessReportsChecks(t *testing.T) {
+	n := testNode(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background(), ln); err != nil {
+		t.Fatal(err)
+	}
+	get := func() (int, string) {
+		resp, err := http.Get("http://" + n.Addr() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(); code != 200 || body != "ready\n" {
+		t.Fatalf("healthy: %d %q", code, body)
+	}
+	var optionalErr, requiredErr error
+	n.AddReadiness("bridges.redis", false, func() error { return optionalErr })
+	n.AddReadiness("bridges.postgres", true, func() error { return requiredErr })
+	optionalErr = errors.New("redis-pubsub is down: connection refused")
+	if code, body := get(); code != 200 || !strings.Contains(body, "degraded") || !strings.Contains(body, "bridges.redis: redis-pubsub is down") {
+		t.Fatalf("optional check failing: %d %q, want 200 naming it", code, body)
+	}
+	requiredErr = errors.New("postgres-outbox is down")
+	if code, body := get(); code != 503 || !strings.Contains(body, "bridges.postgres: postgres-outbox is down") {
+		t.Fatalf("required check failing: %d %q, want 503 naming it", code, body)
 	}
 }

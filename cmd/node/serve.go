@@ -213,9 +213,9 @@ func startBridges(ctx context.Context, cfg BridgesConfig, cl *cluster.Cluster, n
 	}
 	add := func(name string, status func() []bridges.Status, stop func()) {
 		stops = append(stops, stop)
-		n.AddReadiness(name, func() error {
+		n.AddReadiness(name, cfg.Required, func() error {
 			for _, s := range status() {
-				if !s.Up && cfg.Required {
+				if !s.Up {
 					return fmt.Errorf("%s is down: %s", s.Name, s.LastError)
 				}
 			}
