@@ -4,7 +4,7 @@ PKGS     := ./...
 FUZZTIME ?= 10s
 BIN      := bin/fraiseql-node
 
-.PHONY: all build run test test-unit test-integration fuzz bench bench-load soak lint deps clean
+.PHONY: all build run test test-unit test-integration test-allocs fuzz bench bench-load soak lint deps clean
 
 all: build
 
@@ -17,7 +17,7 @@ run:
 # Everything: vet, unit tests with the race detector, the integration suite
 # (real NATS, Redis, PostgreSQL and the graphql-ws npm client), and a short
 # run of every fuzz target.
-test: lint deps test-integration fuzz
+test: lint deps test-integration test-allocs fuzz
 
 # The fast, service-free tests only (what plain `go test ./...` runs).
 test-unit:
@@ -27,6 +27,11 @@ test-unit:
 # that need Redis, PostgreSQL and Node.js (see README: services).
 test-integration:
 	$(GO) test -race -count=1 -tags integration -timeout 30m $(PKGS)
+
+# The zero-allocation tests, without -race (which adds allocations and makes
+# them skip themselves in the run above).
+test-allocs:
+	$(GO) test -count=1 -run 'Alloc' ./...
 
 # Each fuzz target runs for FUZZTIME from its committed seed corpus.
 fuzz:
