@@ -132,6 +132,13 @@ func TestPostgresOutboxPoisonRowsAreSetAside(t *testing.T) {
 	good2 := h.publish("public", "chat.r1", `{"n":6}`)
 	waitFor(t, 10*time.Second, "good rows", func() bool { return streamCount(t, h.cl) == 2 })
 	checkExactlyOnceInOrder(t, streamContents(t, h.cl), "pg-", []int64{good1, good2})
+	// Poison rows are set aside in the transaction that ends their batch,
+	// which may commit just after the good rows reached the stream.
+	waitFor(t, 10*time.Second, "4 dead letters", func() bool {
+		var n int
+		err := h.conn.QueryRow(testCtx(t, 5*time.Second), `SELECT count(*) FROM `+h.schema+`.dead_letter`).Scan(&n)
+		return err == nil && n >= 4
+	})
 
 	rows, err := h.conn.Query(testCtx(t, 10*time.Second), `SELECT source_id, tenant, reason, length(payload) FROM `+h.schema+`.dead_letter ORDER BY source_id::bigint`)
 	if err != nil {
