@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -388,5 +389,61 @@ func TestConnect(t *testing.T) {
 	}
 	if c.Cursor(1) != node.Cursor(1) {
 		t.Fatal("Connect and Open disagree on cursors")
+	}
+}
+
+// TestConsumeBatchesIdleAfterEachBurst: idle runs on fn's goroutine once
+// every event received so far was handled — once per burst, not per event,
+// and always after the last one.
+func TestConsumeBatchesIdleAfterEachBurst(t *testing.T) {
+	c := open(t, cluster.Config{})
+	const n = 50
+	gate := make(chan struct{})
+	var (
+		seen, idles int // touched by fn and idle only, which never overlap
+		inFn        atomic.Bool
+		overlap     atomic.Bool
+	)
+	caughtUp := make(chan int, n+1) // events seen at each idle call
+	k, err := c.ConsumeBatches(testCtx(t), func(e *cluster.Event) {
+		inFn.Store(true)
+		defer inFn.Store(false)
+		if seen == 0 {
+			<-gate // hold the first event until every event is published
+		}
+		seen++
+	}, func() {
+		if inFn.Load() {
+			overlap.Store(true)
+		}
+		idles++
+		caughtUp <- seen
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	for i := range n {
+		mustPublish(t, c, "acme", "chat.r1", `{"n":`+strconv.Itoa(i)+`}`, "")
+	}
+	time.Sleep(200 * time.Millisecond) // let the backlog reach the consumer
+	close(gate)
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case got := <-caughtUp:
+			if got == n {
+				k.Stop()
+				if overlap.Load() {
+					t.Fatal("idle ran while fn was running")
+				}
+				if idles > n/2 {
+					t.Fatalf("%d idle calls for %d events received in one burst", idles, n)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatalf("idle never ran after the last event (%d events seen)", seen)
+		}
 	}
 }

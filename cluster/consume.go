@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -28,6 +29,7 @@ type Event struct {
 type Consumer struct {
 	c    *Cluster
 	fn   func(*Event)
+	idle func() // may be nil
 	name string // consumer name prefix on the server
 
 	stopOnce sync.Once
@@ -58,6 +60,16 @@ const consumerRetry = 5 * time.Second
 // skipped. ctx bounds the setup only; the consumer runs until Stop or
 // Close.
 func (c *Cluster) Consume(ctx context.Context, fn func(*Event)) (*Consumer, error) {
+	return c.ConsumeBatches(ctx, fn, nil)
+}
+
+// ConsumeBatches is Consume with an idle hook: idle (if not nil) is called
+// on the same goroutine as fn whenever fn has been called for every event
+// received so far, before waiting for the next one. A caller that only
+// queues in fn and writes in idle thus writes once per burst of events
+// rather than once per event: at low rates a burst is one event, at high
+// rates it grows by itself with the backlog.
+func (c *Cluster) ConsumeBatches(ctx context.Context, fn func(*Event), idle func()) (*Consumer, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -68,6 +80,7 @@ func (c *Cluster) Consume(ctx context.Context, fn func(*Event)) (*Consumer, erro
 	k := &Consumer{
 		c:    c,
 		fn:   fn,
+		idle: idle,
 		name: fmt.Sprintf("%s_%08x", sanitizeName(c.cfg.Name), rand.Uint32()),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
@@ -119,17 +132,19 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 	c := k.c
 	backoff := 100 * time.Millisecond
 	for {
+		msgs := make(chan jetstream.Msg, pumpBuffer)
+		go pump(it, msgs, c.log) // ends when it is stopped; closes msgs
 		for {
-			msg, err := it.Next()
-			if err != nil {
-				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					c.log.Warn("consumer iterator ended", "error", err)
-				}
+			msg, ok := <-msgs
+			if !ok {
 				break
 			}
 			if seq, ok := k.deliver(msg); ok {
 				next = seq + 1
 				backoff = 100 * time.Millisecond
+			}
+			if k.idle != nil && len(msgs) == 0 {
+				k.idle()
 			}
 		}
 		it.Stop()
@@ -158,6 +173,27 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 			it.Stop()
 			return
 		}
+	}
+}
+
+// pumpBuffer bounds the messages read ahead of fn; the ordered consumer's
+// own flow control bounds what the server sends ahead of that.
+const pumpBuffer = 256
+
+// pump moves it's messages to msgs until the iterator ends (on Stop, or
+// when the ordered consumer gives up), then closes msgs. Its owner is run,
+// which reads msgs until it is closed.
+func pump(it jetstream.MessagesContext, msgs chan<- jetstream.Msg, log *slog.Logger) {
+	defer close(msgs)
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				log.Warn("consumer iterator ended", "error", err)
+			}
+			return
+		}
+		msgs <- msg
 	}
 }
 

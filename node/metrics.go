@@ -18,6 +18,8 @@ type metrics struct {
 	encodes        atomic.Uint64
 	delivered      atomic.Uint64
 	slowClients    atomic.Uint64
+	flushes        atomic.Uint64
+	flushedConns   atomic.Uint64
 
 	closed          *prometheus.CounterVec // by ws.CloseReason
 	subscribeErrors *prometheus.CounterVec // by error code
@@ -67,6 +69,8 @@ func newMetrics(reg *prometheus.Registry, plans func() float64) *metrics {
 		counter("fraiseql_events_received_total", "Events received from the stream.", &m.eventsReceived),
 		counter("fraiseql_event_encodes_total", "Event payloads encoded (once per matching plan group, not per subscriber).", &m.encodes),
 		counter("fraiseql_messages_delivered_total", "next messages queued to subscribers.", &m.delivered),
+		counter("fraiseql_flushes_total", "Write rounds: each writes every connection that was queued events since the last.", &m.flushes),
+		counter("fraiseql_flushed_connections_total", "Connections written by write rounds (one write for all the events a connection was queued in the round).", &m.flushedConns),
 		counter("fraiseql_slow_client_disconnects_total", "Connections closed because their write queue was full.", &m.slowClients),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "fraiseql_plans", Help: "Distinct subscription plans (shared by identical subscriptions).",

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,8 +36,11 @@ type Node struct {
 	reg      *prometheus.Registry
 	mux      *http.ServeMux
 
-	// scratch is route's projection buffer; only the consumer goroutine uses it.
-	scratch []byte
+	// Only the consumer goroutine uses these (route and flush).
+	scratch    []byte // route's projection buffer
+	dirty      []sink // subscriptions whose connection awaits a Flush
+	unflushed  int    // events routed since the last flush
+	flushEvery int    // flush at least every this many events
 
 	mu       sync.Mutex // guards consumer, httpSrv, ln
 	consumer *cluster.Consumer
@@ -80,12 +84,25 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 		compiler: query.NewCompiler(cfg.Schema, cfg.queryOptions(), cfg.PlanCache),
 		idx:      newIndex(),
 		reg:      prometheus.NewRegistry(),
+		// A connection may be pushed every event of a batch: keep a batch
+		// well inside its write queue.
+		flushEvery: max(1, min(64, cmp.Or(max(cfg.WS.WriteQueue, 0), ws.DefaultWriteQueue)/4)),
 	}
 	n.met = newMetrics(n.reg, func() float64 { _, p := n.idx.counts(); return float64(p) })
 	n.guards = newGuards(cfg.Limits, n.reg)
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.reg.MustRegister(cl.Collectors()...)
 	n.wss = ws.NewServer(n, cfg.WS)
+	for path, v := range map[string]func() uint64{
+		"direct": func() uint64 { d, _ := n.wss.FlushStats(); return d },
+		"writer": func() uint64 { _, h := n.wss.FlushStats(); return h },
+	} {
+		n.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "fraiseql_connection_flushes_total",
+			Help:        "Connection writes of a write round, by path: direct (one non-blocking write by the round itself) or writer (handed to the connection's write goroutine: busy or slow socket).",
+			ConstLabels: prometheus.Labels{"path": path},
+		}, func() float64 { return float64(v()) }))
+	}
 
 	n.mux = http.NewServeMux()
 	n.mux.Handle("/graphql", n.wss)
@@ -118,7 +135,7 @@ func (n *Node) Start(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("listen %s: %w", n.cfg.Listen, err)
 		}
 	}
-	consumer, err := n.cl.Consume(ctx, n.route)
+	consumer, err := n.cl.ConsumeBatches(ctx, n.route, n.flush)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("start consumer: %w", err)

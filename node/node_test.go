@@ -76,6 +76,8 @@ func (s *queueSink) Next(p []byte) bool {
 		return false
 	}
 }
+func (s *queueSink) Push(p []byte) (queued, flush bool) { return s.Next(p), false }
+func (s *queueSink) Flush()                             {}
 func (s *queueSink) NextWait(ctx context.Context, p []byte) bool {
 	select {
 	case s.q <- p:

@@ -1,15 +1,27 @@
 package node
 
 import (
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/query"
 )
 
-// route delivers one event from the stream to every local subscription of
-// its subject. It runs on the consumer's goroutine only.
+// route queues one event from the stream for every local subscription of
+// its subject; flush then writes what was queued. Both run on the
+// consumer's goroutine only: flush when the consumer has routed every
+// event received so far, or after flushEvery events.
 func (n *Node) route(ev *cluster.Event) {
+	n.routeEvent(ev)
+	n.unflushed++
+	if n.unflushed >= n.flushEvery {
+		n.flush()
+	}
+}
+
+func (n *Node) routeEvent(ev *cluster.Event) {
 	n.met.eventsReceived.Add(1)
 	if len(ev.Data) > n.cfg.Limits.MaxEventBytes {
 		n.met.eventsRejected.WithLabelValues("too_large").Inc()
@@ -33,11 +45,56 @@ func (n *Node) route(ev *cluster.Event) {
 		}
 		var delivered uint64
 		for _, s := range g.subs {
-			if s.deliver(ev.Seq, payload) {
+			queued, flush := s.deliver(ev.Seq, payload)
+			if queued {
 				delivered++
+			}
+			if flush {
+				n.dirty = append(n.dirty, s.ws)
 			}
 		}
 		n.met.delivered.Add(delivered)
+	}
+}
+
+// flushShard is the least number of connections worth a flush goroutine
+// of their own.
+const flushShard = 512
+
+// flush writes the frames route queued: once per connection, however many
+// events and subscriptions it was queued since the last flush (see
+// ws.Conn.Flush). Writing is most of the cost of a delivery — a write(2)
+// per connection — so the connections are split among up to GOMAXPROCS
+// goroutines, which flush waits for: meanwhile events accumulate, and the
+// next flush writes more of them per syscall.
+func (n *Node) flush() {
+	n.unflushed = 0
+	dirty := n.dirty
+	if len(dirty) == 0 {
+		return
+	}
+	shards := min(runtime.GOMAXPROCS(0), len(dirty)/flushShard)
+	if shards > 1 {
+		var wg sync.WaitGroup
+		size := (len(dirty) + shards - 1) / shards
+		for i := size; i < len(dirty); i += size {
+			part := dirty[i:min(i+size, len(dirty))]
+			wg.Go(func() { flushSinks(part) }) // waited for below
+		}
+		flushSinks(dirty[:size])
+		wg.Wait()
+	} else {
+		flushSinks(dirty)
+	}
+	clear(dirty) // drop the references: connections come and go
+	n.dirty = dirty[:0]
+	n.met.flushes.Add(1)
+	n.met.flushedConns.Add(uint64(len(dirty)))
+}
+
+func flushSinks(sinks []sink) {
+	for _, s := range sinks {
+		s.Flush()
 	}
 }
 

@@ -17,7 +17,8 @@ import (
 // sink is where a subscription's messages go: a *ws.Subscription, or a
 // fake in benchmarks.
 type sink interface {
-	Next(payload []byte) bool
+	Push(payload []byte) (queued, flush bool)
+	Flush()
 	NextWait(ctx context.Context, payload []byte) bool
 	Error(err error)
 	Conn() *ws.Conn
@@ -54,10 +55,11 @@ type heldEvent struct {
 	payload []byte
 }
 
-// deliver sends one live event's shared payload. Events at or below the last
-// sent sequence are dropped, so replay and live never duplicate. It reports
-// whether the event was queued.
-func (s *subscription) deliver(seq uint64, payload []byte) bool {
+// deliver queues one live event's shared payload with Push (see
+// ws.Subscription.Push: flush asks for a Flush once the batch is routed).
+// Events at or below the last sent sequence are dropped, so replay and live
+// never duplicate. queued reports whether the event was queued.
+func (s *subscription) deliver(seq uint64, payload []byte) (queued, flush bool) {
 	s.mu.Lock()
 	if s.replaying {
 		if len(s.pending) < s.maxHeld {
@@ -66,18 +68,18 @@ func (s *subscription) deliver(seq uint64, payload []byte) bool {
 			s.overflow = true
 		}
 		s.mu.Unlock()
-		return false
+		return false, false
 	}
 	if seq <= s.lastSeq {
 		s.mu.Unlock()
-		return false
+		return false, false
 	}
 	s.lastSeq = seq
 	if !s.events.Allow() {
 		s.dropped++
 		s.mu.Unlock()
 		s.drops.Inc()
-		return false
+		return false, false
 	}
 	if s.dropped > 0 {
 		// The client learns how many it missed (it may resume from its
@@ -87,7 +89,7 @@ func (s *subscription) deliver(seq uint64, payload []byte) bool {
 		s.dropped = 0
 	}
 	s.mu.Unlock()
-	return s.ws.Next(payload)
+	return s.ws.Push(payload)
 }
 
 // withDropped returns a copy of an encodeNext payload with

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"syscall"
 )
 
 // Batching: when several frames are queued for one connection, the write
@@ -66,13 +67,24 @@ var errNoBatch = errors.New("ws: frame written outside a batch")
 // control frames (close, WebSocket pong), each reaching this writer in one
 // Write, so the two never interleave inside a frame.
 func (b *batchWriter) appendText(a, p, z []byte) error {
-	n := len(a) + len(p) + len(z)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.buf == nil {
 		return errNoBatch
 	}
-	buf := append(*b.buf, 0x81) // FIN | text
+	*b.buf = appendTextFrame(*b.buf, a, p, z)
+	if len(*b.buf) >= batchFlushBytes {
+		return b.flushLocked()
+	}
+	return nil
+}
+
+// appendTextFrame appends to buf one complete text message holding a, then
+// p, then z, as a single unmasked, unfragmented frame (RFC 6455 §5.2: FIN
+// and opcode 1, then the payload length in 7, 7+16 or 7+64 bits).
+func appendTextFrame(buf, a, p, z []byte) []byte {
+	n := len(a) + len(p) + len(z)
+	buf = append(buf, 0x81) // FIN | text
 	switch {
 	case n < 126:
 		buf = append(buf, byte(n))
@@ -85,12 +97,7 @@ func (b *batchWriter) appendText(a, p, z []byte) error {
 	}
 	buf = append(buf, a...)
 	buf = append(buf, p...)
-	buf = append(buf, z...)
-	*b.buf = buf
-	if len(buf) >= batchFlushBytes {
-		return b.flushLocked()
-	}
-	return nil
+	return append(buf, z...)
 }
 
 // begin opens a batch.
@@ -127,4 +134,65 @@ func (b *batchWriter) flushLocked() error {
 	_, err := b.conn.Write(*b.buf)
 	*b.buf = (*b.buf)[:0]
 	return err
+}
+
+// directWriter writes to the socket without waiting: the delivering
+// goroutine (Conn.Flush) hands a connection its frames in one write(2) of
+// its own, with no wake-up of the connection's write goroutine, when the
+// socket takes them at once — the common case. It is nil for a socket that
+// is not a syscall.Conn (TLS terminated in process), which always goes
+// through the write goroutine.
+type directWriter struct {
+	rc  syscall.RawConn
+	fn  func(fd uintptr) bool // d.write, bound once so that a write allocates nothing
+	buf []byte
+	n   int
+	err error
+}
+
+func newDirectWriter(c net.Conn) *directWriter {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	d := &directWriter{rc: rc}
+	d.fn = d.write
+	return d
+}
+
+func (d *directWriter) write(fd uintptr) bool {
+	d.n, d.err = syscall.Write(int(fd), d.buf)
+	return true // never wait for the socket: what it did not take, the write goroutine writes
+}
+
+// tryWrite writes as much of p as the socket takes now. It returns how
+// much was written; err is a failure of the socket (a full socket buffer
+// is not one: it writes 0 bytes).
+func (d *directWriter) tryWrite(p []byte) (int, error) {
+	d.buf = p
+	err := d.rc.Write(d.fn)
+	d.buf = nil
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case d.err == nil:
+		return d.n, nil
+	case errors.Is(d.err, syscall.EAGAIN), errors.Is(d.err, syscall.EINTR):
+		return 0, nil
+	default:
+		return 0, d.err
+	}
+}
+
+// open reports whether a batch is open (being built, or holding bytes a
+// direct write left over).
+func (b *batchWriter) open() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf != nil
 }

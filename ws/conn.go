@@ -30,6 +30,9 @@ const (
 	kindEnd
 	// kindClose: start closing, after the frames queued before it.
 	kindClose
+	// kindFlush: nothing to write; the batch it opens carries the bytes a
+	// direct write (Conn.Flush) left over. Never queued.
+	kindFlush
 )
 
 // frame is one entry of a connection's write queue. It is small and holds
@@ -63,7 +66,14 @@ type Conn struct {
 	ctx    context.Context // Context(); cancelled when closing starts
 	cancel context.CancelFunc
 
-	queue      *frameQueue
+	queue  *frameQueue
+	direct *directWriter // Flush's non-blocking path to the socket; nil: none
+	// wmu is held by whoever takes frames off the queue and writes them:
+	// the write goroutine (Lock) or Flush (TryLock, never waiting), so
+	// frames reach the socket in queue order.
+	wmu        sync.Mutex
+	flushDue   atomic.Bool   // Push queued frames that await a Flush
+	flushes    *flushStats   // the Server's
 	closing    chan struct{} // closed once, when the connection starts closing
 	closeOnce  sync.Once
 	writerDone chan struct{}
@@ -105,6 +115,7 @@ func newConn(wsc *websocket.Conn, raw net.Conn, batch *batchWriter, p protocol, 
 		ctx:        ctx,
 		cancel:     cancel,
 		queue:      newFrameQueue(opts.WriteQueue),
+		direct:     newDirectWriter(raw),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 		subs:       make(map[string]*Subscription),
@@ -293,11 +304,16 @@ func (c *Conn) enqueue(f frame) bool {
 	if c.queue.push(f) {
 		return true
 	}
+	c.slowConsumer()
+	return false
+}
+
+// slowConsumer closes the connection because its write queue is full.
+func (c *Conn) slowConsumer() {
 	if c.setClose(CloseTryAgainLater, reasonSlowConsumer, SlowConsumer, false) {
 		c.log.Warn("ws: slow consumer: write queue full; closing", "queue", c.queue.limit)
 	}
 	c.startClosing()
-	return false
 }
 
 // enqueueWait queues f, waiting for space while the queue is full, until
@@ -354,13 +370,22 @@ func (c *Conn) writeLoop() {
 			}
 		default:
 		}
-		if f, ok := c.queue.pop(); ok {
-			if !c.writeBatch(f, &ticker, &keepAlive) {
+		c.wmu.Lock()
+		f, ok := c.queue.pop()
+		if !ok && c.batch.open() {
+			// Bytes a direct write (Flush) left over: they go out first.
+			f, ok = frame{kind: kindFlush}, true
+		}
+		if ok {
+			ok = c.writeBatch(f, &ticker, &keepAlive)
+			c.wmu.Unlock()
+			if !ok {
 				c.closeSocket()
 				return
 			}
 			continue
 		}
+		c.wmu.Unlock()
 		select {
 		case <-c.closing:
 			c.closeSocket()
@@ -373,6 +398,93 @@ func (c *Conn) writeLoop() {
 			}
 		}
 	}
+}
+
+// push queues f without waking the write goroutine (see
+// Subscription.Push).
+func (c *Conn) push(f frame) (queued, flush bool) {
+	select {
+	case <-c.closing:
+		return false, false
+	default:
+	}
+	if !c.queue.pushQuiet(f) {
+		c.slowConsumer()
+		return false, false
+	}
+	return true, !c.flushDue.Load() && c.flushDue.CompareAndSwap(false, true)
+}
+
+// Flush writes the frames Push queued. It never blocks: when the socket
+// takes the queued frames at once (the common case) they are written in
+// one non-blocking write(2) on the calling goroutine; otherwise — the
+// write goroutine is busy, a previous write is unfinished, the socket
+// buffer is full, more than a batch is queued — the write goroutine is
+// woken to write the rest at the client's pace.
+func (c *Conn) Flush() {
+	c.flushDue.Store(false)
+	rest := true
+	if c.direct != nil && c.wmu.TryLock() {
+		rest = c.flushDirect()
+		c.wmu.Unlock()
+	}
+	if rest {
+		c.flushes.handoff.Add(1)
+		signal(c.queue.ready)
+	} else {
+		c.flushes.direct.Add(1)
+	}
+}
+
+// flushDirect writes up to a batch of queued `next` frames with one
+// non-blocking write. c.wmu must be held. It reports whether anything is
+// left for the write goroutine.
+func (c *Conn) flushDirect() (rest bool) {
+	if c.isClosing() {
+		return true
+	}
+	b := c.batch
+	if !b.mu.TryLock() {
+		return true // a control frame is being written
+	}
+	defer b.mu.Unlock()
+	if b.buf != nil {
+		return true // the write goroutine's batch, or a direct write's rest
+	}
+	buf := batchPool.Get().(*[]byte)
+	for n := 0; n < maxBatchFrames && len(*buf) < batchFlushBytes; n++ {
+		f, ok := c.queue.popNext()
+		if !ok {
+			break
+		}
+		if f.sub.state.Load() == subCancelled {
+			continue // the client completed it: never send `next` after that
+		}
+		*buf = appendTextFrame(*buf, f.sub.prefix, f.payload, closingBrace)
+	}
+	rest = c.queue.len() > 0
+	if len(*buf) == 0 {
+		batchPool.Put(buf)
+		return rest
+	}
+	n, err := c.direct.tryWrite(*buf)
+	switch {
+	case err != nil:
+		c.closeNow(ConnectionLost)
+		rest = true
+	case n < len(*buf):
+		// The socket took part of it: the rest, possibly half a frame,
+		// must go out before anything else. It stays as an open batch that
+		// the write goroutine finishes under the write deadline.
+		*buf = (*buf)[:copy(*buf, (*buf)[n:])]
+		b.buf = buf
+		return true
+	}
+	if cap(*buf) <= maxPooledBatch {
+		*buf = (*buf)[:0]
+		batchPool.Put(buf)
+	}
+	return rest
 }
 
 // writeBatch writes f and the frames queued behind it (up to
@@ -435,6 +547,8 @@ func (c *Conn) writeFrame(f frame) bool {
 		return c.writeText(f.payload, nil, nil)
 	case kindClose:
 		c.startClosing()
+		return true
+	case kindFlush:
 		return true
 	default: // kindRaw, kindAck
 		return c.writeText(f.payload, nil, nil)
@@ -513,6 +627,16 @@ func (c *Conn) drop(why CloseReason) {
 // the write goroutine, after the last frame.
 func (c *Conn) closeSocket() {
 	code, text, why, hard := c.closeInfo()
+	if !hard {
+		// A direct write may have left part of a frame unwritten: finish
+		// it (under the write deadline), or the close frame would land
+		// inside it.
+		c.wmu.Lock()
+		if c.batch.open() && !c.flushBatch() {
+			hard = true
+		}
+		c.wmu.Unlock()
+	}
 	if hard {
 		_ = c.raw.Close()
 		_ = c.ws.CloseNow()

@@ -26,23 +26,35 @@ func newFrameQueue(limit int) *frameQueue {
 }
 
 // push queues f; it reports false, queuing nothing, when the queue is full.
+// It wakes the writer when the queue was empty.
 func (q *frameQueue) push(f frame) bool {
+	ok, first := q.add(f)
+	if first {
+		signal(q.ready)
+	}
+	return ok
+}
+
+// pushQuiet is push without waking the writer (see Conn.Flush).
+func (q *frameQueue) pushQuiet(f frame) bool {
+	ok, _ := q.add(f)
+	return ok
+}
+
+// add queues f unless the queue is full; first reports that the queue was
+// empty.
+func (q *frameQueue) add(f frame) (ok, first bool) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.n == q.limit {
-		q.mu.Unlock()
-		return false
+		return false, false
 	}
 	if q.n == len(q.buf) {
 		q.growLocked()
 	}
 	q.buf[(q.head+q.n)%len(q.buf)] = f
 	q.n++
-	wake := q.n == 1
-	q.mu.Unlock()
-	if wake {
-		signal(q.ready)
-	}
-	return true
+	return true, q.n == 1
 }
 
 // growLocked doubles the ring (at least 4, at most limit), keeping order.
@@ -56,9 +68,14 @@ func (q *frameQueue) growLocked() {
 }
 
 // pop takes the oldest frame.
-func (q *frameQueue) pop() (frame, bool) {
+func (q *frameQueue) pop() (frame, bool) { return q.take(false) }
+
+// popNext takes the oldest frame if it is a `next` frame.
+func (q *frameQueue) popNext() (frame, bool) { return q.take(true) }
+
+func (q *frameQueue) take(onlyNext bool) (frame, bool) {
 	q.mu.Lock()
-	if q.n == 0 {
+	if q.n == 0 || onlyNext && q.buf[q.head].kind != kindNext {
 		q.mu.Unlock()
 		return frame{}, false
 	}
@@ -75,6 +92,13 @@ func (q *frameQueue) pop() (frame, bool) {
 	q.mu.Unlock()
 	signal(q.space)
 	return f, true
+}
+
+// len returns the number of frames queued.
+func (q *frameQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n
 }
 
 // clear drops every queued frame.

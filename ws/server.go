@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/coder/websocket"
 )
@@ -39,6 +40,22 @@ type Server struct {
 	// drained is closed once shuttingDown is set and active is zero.
 	drained       chan struct{}
 	drainedClosed bool
+
+	flushes flushStats
+}
+
+// flushStats counts Conn.Flush calls by how they wrote.
+type flushStats struct {
+	direct  atomic.Uint64 // everything written by the caller, in one write(2)
+	handoff atomic.Uint64 // the write goroutine was woken to write (some of) it
+}
+
+// FlushStats reports how Conn.Flush calls wrote their frames so far:
+// direct ones wrote everything at once on the caller's goroutine; handoffs
+// woke the connection's write goroutine (busy socket, slow client, more
+// than a batch queued, TLS).
+func (s *Server) FlushStats() (direct, handoff uint64) {
+	return s.flushes.direct.Load(), s.flushes.handoff.Load()
 }
 
 // NewServer returns a Server that opens a Session from h for each
@@ -98,6 +115,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := newConn(wsc, hw.conn, hw.batch, proto, r.RemoteAddr, &s.opts, sess)
+	c.flushes = &s.flushes
 	s.track(c)
 	// The connection's read goroutine is a fresh one that the Server owns
 	// (enter/leave, waited for by Shutdown), not this handler's: returning

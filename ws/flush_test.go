@@ -1,0 +1,137 @@
+package ws
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func numbered(i, size int) []byte {
+	return fmt.Appendf(nil, `{"data":{"n":%d,"pad":"%s"}}`, i, strings.Repeat("x", size))
+}
+
+// expectNumbered reads n frames carrying numbered(0..n-1, size), in order.
+func expectNumbered(t *testing.T, cl *client, n, size int) {
+	t.Helper()
+	for i := range n {
+		got, err := cl.read()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if want := `{"id":"1","type":"next","payload":` + string(numbered(i, size)) + `}`; got != want {
+			t.Fatalf("frame %d: got %.80s…, want %.80s…", i, got, want)
+		}
+	}
+}
+
+// TestPushThenFlushWritesDirectly: frames pushed for a batch go out with
+// one direct write when Flush is called, and only the first Push since a
+// Flush asks for one.
+func TestPushThenFlushWritesDirectly(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	cl, _, sub := subscribed(t, e)
+	for round := range 3 {
+		for i := range 10 {
+			queued, flush := sub.Push(numbered(round*10+i, 10))
+			if !queued || flush != (i == 0) {
+				t.Fatalf("round %d push %d: queued %v flush %v", round, i, queued, flush)
+			}
+		}
+		sub.Flush()
+	}
+	expectNumbered(t, cl, 30, 10)
+	if direct, handoff := e.srv.FlushStats(); direct != 3 || handoff != 0 {
+		t.Fatalf("flushes: %d direct, %d handed off; want 3 direct", direct, handoff)
+	}
+}
+
+// TestPushAndNextKeepQueueOrder: frames queued by Next (written by the
+// write goroutine) and by Push (written by Flush on the caller's
+// goroutine) reach the client in the order they were queued.
+func TestPushAndNextKeepQueueOrder(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	cl, _, sub := subscribed(t, e)
+	const n = 2000
+	done := make(chan struct{})
+	go func() { // the reader; ends with the test's frames or a read error
+		defer close(done)
+		expectNumbered(t, cl, n, 100)
+	}()
+	for i := range n {
+		if i%3 == 0 {
+			if !sub.Next(numbered(i, 100)) {
+				t.Fatalf("Next %d refused", i)
+			}
+			continue
+		}
+		if queued, flush := sub.Push(numbered(i, 100)); !queued {
+			t.Fatalf("Push %d refused", i)
+		} else if flush {
+			sub.Flush()
+		}
+	}
+	<-done
+}
+
+// TestFlushDoesNotBlockOnAFullSocket: a client that does not read fills
+// its socket; Flush must then hand the rest — possibly half a frame — to
+// the write goroutine instead of waiting, and every frame still arrives
+// whole and in order once the client reads.
+func TestFlushDoesNotBlockOnAFullSocket(t *testing.T) {
+	e := startEnv(t, Options{WriteTimeout: time.Minute}, nil)
+	cl, _, sub := subscribed(t, e)
+	const n, size = 400, 16 << 10 // 6.4 MB: more than loopback socket buffers hold
+	start := time.Now()
+	for i := range n {
+		if queued, _ := sub.Push(numbered(i, size)); !queued {
+			t.Fatalf("Push %d refused", i)
+		}
+		sub.Flush()
+	}
+	// A blocking Flush would wait for the client, which reads only below.
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("Flush blocked: %d flushes took %v", n, d)
+	}
+	if _, handoff := e.srv.FlushStats(); handoff == 0 {
+		t.Fatal("no Flush was handed to the write goroutine: the socket never filled")
+	}
+	expectNumbered(t, cl, n, size)
+}
+
+// TestCloseAfterAPartialDirectWrite: when a direct write left part of a
+// frame unwritten and the connection then closes, the rest of that frame
+// goes out before the close frame: the client sees whole messages, then
+// the close code.
+func TestCloseAfterAPartialDirectWrite(t *testing.T) {
+	e := startEnv(t, Options{WriteTimeout: time.Minute}, nil)
+	cl, _, sub := subscribed(t, e)
+	const size = 16 << 10
+	n := 0
+	for ; n < 1000; n++ {
+		sub.Push(numbered(n, size))
+		sub.Flush()
+		if _, handoff := e.srv.FlushStats(); handoff > 0 {
+			break
+		}
+	}
+	sub.Conn().Close(4400, "bye")
+	for i := 0; ; i++ {
+		got, err := cl.read()
+		if err != nil {
+			if !strings.Contains(err.Error(), "4400") {
+				t.Fatalf("after %d frames: %v, want close 4400", i, err)
+			}
+			return
+		}
+		var f struct {
+			Payload struct {
+				Data struct{ N int } `json:"data"`
+			} `json:"payload"`
+		}
+		if err := json.Unmarshal([]byte(got), &f); err != nil || f.Payload.Data.N != i {
+			t.Fatalf("frame %d: %v %.80s", i, err, got)
+		}
+	}
+}
