@@ -59,7 +59,7 @@ func (n *Node) routeEvent(ev *cluster.Event) {
 
 // flushShard is the least number of connections worth a flush goroutine
 // of their own.
-const flushShard = 512
+const flushShard = 128
 
 // flush writes the frames route queued: once per connection, however many
 // events and subscriptions it was queued since the last flush (see

@@ -60,7 +60,6 @@ type Conn struct {
 	proto      protocol
 	remoteAddr string
 	opts       *Options
-	log        *slog.Logger
 	sess       Session
 
 	ctx    context.Context // Context(); cancelled when closing starts
@@ -73,6 +72,9 @@ type Conn struct {
 	// frames reach the socket in queue order.
 	wmu        sync.Mutex
 	flushDue   atomic.Bool   // Push queued frames that await a Flush
+	writerOn   atomic.Bool   // a write goroutine runs (see wake)
+	kaDue      atomic.Bool   // a keep-alive is due
+	kaTimer    *time.Timer   // keep-alives, from connection_ack on; write goroutine only
 	flushes    *flushStats   // the Server's
 	closing    chan struct{} // closed once, when the connection starts closing
 	closeOnce  sync.Once
@@ -87,8 +89,9 @@ type Conn struct {
 	closeHard bool // drop the socket without a close handshake
 
 	initReceived atomic.Bool
-	acked        bool // read goroutine only
-	stopRead     bool // read goroutine only: read no more messages
+	initTimer    *time.Timer // InitTimeout, until connection_init; read goroutine only
+	acked        bool        // read goroutine only
+	stopRead     bool        // read goroutine only: read no more messages
 
 	// sessMu serializes Session calls (read and write goroutines both make
 	// them) and guards subs and each Subscription's accepted/unsubscribed.
@@ -110,7 +113,6 @@ func newConn(wsc *websocket.Conn, raw net.Conn, batch *batchWriter, p protocol, 
 		proto:      p,
 		remoteAddr: r,
 		opts:       opts,
-		log:        opts.Logger.With("remote", r, "subprotocol", p.name()),
 		sess:       sess,
 		ctx:        ctx,
 		cancel:     cancel,
@@ -144,15 +146,15 @@ func (c *Conn) Close(code CloseCode, reason string) {
 // serve runs the connection on the calling (read) goroutine until it ends.
 func (c *Conn) serve() {
 	c.ws.SetReadLimit(c.opts.ReadLimit)
-	initTimer := time.AfterFunc(c.opts.InitTimeout, func() {
+	c.initTimer = time.AfterFunc(c.opts.InitTimeout, func() {
 		if !c.initReceived.Load() {
 			c.closeWith(CloseInitTimeout, reasonInitTimeout, InitTimeout)
 		}
 	})
-	// The write goroutine; stopped through c.closing and waited for below.
-	go c.writeLoop()
+	// Write goroutines start on demand (wake); the one that closes the
+	// socket closes writerDone, waited for below.
 	c.readLoop()
-	initTimer.Stop()
+	c.stopInitTimer()
 	// Whatever ended the read loop, make sure the writer stops too — except
 	// when reading stopped on purpose (stopRead): then closeAfterQueued has
 	// queued the close behind the frames that must go out first, and
@@ -162,6 +164,21 @@ func (c *Conn) serve() {
 	}
 	<-c.writerDone
 	c.finish()
+}
+
+// stopInitTimer stops the InitTimeout timer once connection_init arrived
+// (or the connection ends), and lets it go. Read goroutine only.
+func (c *Conn) stopInitTimer() {
+	if c.initTimer != nil {
+		c.initTimer.Stop()
+		c.initTimer = nil
+	}
+}
+
+// logger returns the connection's logger. It is built when needed, which
+// is rarely, rather than kept by every connection.
+func (c *Conn) logger() *slog.Logger {
+	return c.opts.Logger.With("remote", c.remoteAddr, "subprotocol", c.proto.name())
 }
 
 // readLoop reads and dispatches client messages until the connection
@@ -261,7 +278,7 @@ func (c *Conn) closeAfterQueued(code CloseCode, text string, why CloseReason) {
 func (c *Conn) closeWithError(ce *CloseError) {
 	code := ce.Code
 	if !validCloseCode(code) {
-		c.log.Error("ws: invalid close code from session; sending 4500", "code", int(code))
+		c.logger().Error("ws: invalid close code from session; sending 4500", "code", int(code))
 		code = CloseInternal
 	}
 	c.closeWith(code, truncateReason(ce.Reason), reasonForCode(code))
@@ -290,6 +307,7 @@ func (c *Conn) startClosing() {
 	c.closeOnce.Do(func() {
 		close(c.closing)
 		c.cancel()
+		c.wake() // to close the socket
 	})
 }
 
@@ -302,6 +320,7 @@ func (c *Conn) enqueue(f frame) bool {
 	default:
 	}
 	if c.queue.push(f) {
+		c.wake()
 		return true
 	}
 	c.slowConsumer()
@@ -311,7 +330,7 @@ func (c *Conn) enqueue(f frame) bool {
 // slowConsumer closes the connection because its write queue is full.
 func (c *Conn) slowConsumer() {
 	if c.setClose(CloseTryAgainLater, reasonSlowConsumer, SlowConsumer, false) {
-		c.log.Warn("ws: slow consumer: write queue full; closing", "queue", c.queue.limit)
+		c.logger().Warn("ws: slow consumer: write queue full; closing", "queue", c.queue.limit)
 	}
 	c.startClosing()
 }
@@ -325,6 +344,7 @@ func (c *Conn) enqueueWait(ctx context.Context, f frame) bool {
 			return false
 		}
 		if c.queue.push(f) {
+			c.wake()
 			return true
 		}
 		select {
@@ -337,67 +357,81 @@ func (c *Conn) enqueueWait(ctx context.Context, f frame) bool {
 	}
 }
 
-// writeLoop writes queued frames and keep-alives until the connection
-// starts closing, then closes the socket.
+// wake makes sure a write goroutine runs: one starts when there is
+// something to write (frames Flush could not write itself, control
+// frames, a keep-alive, the close) and ends when there is nothing left, so
+// an idle connection has none. At most one runs at a time.
+func (c *Conn) wake() {
+	if c.writerOn.CompareAndSwap(false, true) {
+		go c.writeLoop() // owned by c: the last one, which closes the socket, closes writerDone
+	}
+}
+
+// writeLoop writes queued frames and due keep-alives until there is
+// nothing left to write, or, once the connection starts closing, closes
+// the socket.
 func (c *Conn) writeLoop() {
-	defer close(c.writerDone)
-
-	// The watchdog enforces Options.WriteTimeout (see write).
-	c.watchdog = time.AfterFunc(time.Hour, c.checkWrite)
-	c.watchdog.Stop()
-	defer c.watchdog.Stop()
-
-	var ticker *time.Ticker // keep-alives, from connection_ack on
-	var keepAlive <-chan time.Time
-	defer func() {
-		if ticker != nil {
-			ticker.Stop()
-		}
-	}()
-
 	for {
 		// Closing wins over queued frames: a closing connection writes
 		// nothing more. A due keep-alive goes out even while frames keep
 		// coming (legacy clients drop a connection that sends no ka).
-		select {
-		case <-c.closing:
-			c.closeSocket()
+		if c.isClosing() {
+			c.finishWriting()
 			return
-		case <-keepAlive:
-			if !c.writeAlone(c.proto.keepAliveFrame()) {
-				c.closeSocket()
-				return
-			}
-		default:
 		}
 		c.wmu.Lock()
-		f, ok := c.queue.pop()
-		if !ok && c.batch.open() {
-			// Bytes a direct write (Flush) left over: they go out first.
-			f, ok = frame{kind: kindFlush}, true
+		ok := true
+		if c.kaDue.Swap(false) {
+			ok = c.writeAlone(c.proto.keepAliveFrame())
+			c.kaTimer.Reset(c.opts.KeepAlive)
 		}
-		if ok {
-			ok = c.writeBatch(f, &ticker, &keepAlive)
-			c.wmu.Unlock()
-			if !ok {
-				c.closeSocket()
-				return
-			}
-			continue
+		f, more := c.queue.pop()
+		if !more && c.batch.open() {
+			// Bytes a direct write (Flush) left over: they go out first.
+			f, more = frame{kind: kindFlush}, true
+		}
+		if ok && more {
+			ok = c.writeBatch(f)
 		}
 		c.wmu.Unlock()
-		select {
-		case <-c.closing:
-			c.closeSocket()
+		if !ok {
+			c.finishWriting()
 			return
-		case <-c.queue.ready:
-		case <-keepAlive:
-			if !c.writeAlone(c.proto.keepAliveFrame()) {
-				c.closeSocket()
-				return
-			}
+		}
+		if more {
+			continue
+		}
+		// Nothing left: end, unless work arrived before writerOn was
+		// cleared (its wake saw a writer running and started none).
+		c.writerOn.Store(false)
+		if !c.hasWork() || !c.writerOn.CompareAndSwap(false, true) {
+			return
 		}
 	}
+}
+
+// hasWork reports whether a write goroutine has something to do.
+func (c *Conn) hasWork() bool {
+	return c.isClosing() || c.kaDue.Load() || c.queue.len() > 0 || c.batch.open()
+}
+
+// finishWriting closes the socket and ends writing for good: writerOn
+// stays set, so no write goroutine starts after this one.
+func (c *Conn) finishWriting() {
+	c.closeSocket()
+	if c.watchdog != nil {
+		c.watchdog.Stop()
+	}
+	if c.kaTimer != nil {
+		c.kaTimer.Stop()
+	}
+	close(c.writerDone)
+}
+
+// keepAliveDue runs on the keep-alive timer's goroutine.
+func (c *Conn) keepAliveDue() {
+	c.kaDue.Store(true)
+	c.wake()
 }
 
 // push queues f without waking the write goroutine (see
@@ -408,7 +442,7 @@ func (c *Conn) push(f frame) (queued, flush bool) {
 		return false, false
 	default:
 	}
-	if !c.queue.pushQuiet(f) {
+	if !c.queue.push(f) {
 		c.slowConsumer()
 		return false, false
 	}
@@ -430,7 +464,7 @@ func (c *Conn) Flush() {
 	}
 	if rest {
 		c.flushes.handoff.Add(1)
-		signal(c.queue.ready)
+		c.wake()
 	} else {
 		c.flushes.direct.Add(1)
 	}
@@ -490,41 +524,37 @@ func (c *Conn) flushDirect() (rest bool) {
 // writeBatch writes f and the frames queued behind it (up to
 // maxBatchFrames) with one flush to the socket. It reports false if the
 // socket failed.
-func (c *Conn) writeBatch(f frame, ticker **time.Ticker, keepAlive *<-chan time.Time) bool {
+func (c *Conn) writeBatch(f frame) bool {
 	c.batch.begin()
-	ok := c.writeOne(f, ticker, keepAlive)
+	ok := c.writeOne(f)
 	for n := 1; ok && n < maxBatchFrames && f.kind != kindClose; n++ {
 		var more bool
 		if f, more = c.queue.pop(); !more {
 			break
 		}
-		ok = c.writeOne(f, ticker, keepAlive)
+		ok = c.writeOne(f)
 	}
 	return c.flushBatch() && ok
 }
 
 // writeOne writes one frame into the open batch, starting keep-alives
 // after connection_ack.
-func (c *Conn) writeOne(f frame, ticker **time.Ticker, keepAlive *<-chan time.Time) bool {
+func (c *Conn) writeOne(f frame) bool {
 	if !c.writeFrame(f) {
 		return false
 	}
-	if f.kind == kindAck && c.opts.KeepAlive > 0 && *keepAlive == nil {
+	if f.kind == kindAck && c.opts.KeepAlive > 0 && c.kaTimer == nil {
 		if c.proto.keepAliveOnAck() && !c.writeText(c.proto.keepAliveFrame(), nil, nil) {
 			return false
 		}
-		*ticker = time.NewTicker(c.opts.KeepAlive)
-		*keepAlive = (*ticker).C
+		c.kaTimer = time.AfterFunc(c.opts.KeepAlive, c.keepAliveDue)
 	}
 	return true
 }
 
 // flushBatch writes the open batch to the socket under the write deadline.
 func (c *Conn) flushBatch() bool {
-	c.writeStart.Store(monotonic())
-	if c.watchdogArmed.CompareAndSwap(false, true) {
-		c.watchdog.Reset(c.opts.WriteTimeout)
-	}
+	c.startWrite()
 	err := c.batch.end()
 	c.writeStart.Store(0)
 	if err != nil {
@@ -563,10 +593,7 @@ func (c *Conn) writeFrame(f frame) bool {
 // period, re-arms itself for as long as writes go on. A busy connection
 // thus touches the timer once per WriteTimeout, not once per frame.
 func (c *Conn) writeText(a, p, z []byte) bool {
-	c.writeStart.Store(monotonic())
-	if c.watchdogArmed.CompareAndSwap(false, true) {
-		c.watchdog.Reset(c.opts.WriteTimeout)
-	}
+	c.startWrite()
 	err := c.batch.appendText(a, p, z)
 	c.writeStart.Store(0)
 	if err != nil {
@@ -574,6 +601,20 @@ func (c *Conn) writeText(a, p, z []byte) bool {
 		return false
 	}
 	return true
+}
+
+// startWrite records that a write starts and arms the watchdog if it is
+// not armed; the watchdog is created by the first write that needs it.
+// Write goroutine only.
+func (c *Conn) startWrite() {
+	c.writeStart.Store(monotonic())
+	if c.watchdogArmed.CompareAndSwap(false, true) {
+		if c.watchdog == nil {
+			c.watchdog = time.AfterFunc(c.opts.WriteTimeout, c.checkWrite)
+		} else {
+			c.watchdog.Reset(c.opts.WriteTimeout)
+		}
+	}
 }
 
 // writeAlone writes one message in a batch of its own (keep-alives).
@@ -595,7 +636,7 @@ func (c *Conn) checkWrite() {
 	elapsed := time.Duration(monotonic() - start)
 	if elapsed >= c.opts.WriteTimeout {
 		if c.setClose(CloseTryAgainLater, reasonSlowConsumer, SlowConsumer, true) {
-			c.log.Warn("ws: slow consumer: write timed out; dropping connection", "timeout", c.opts.WriteTimeout)
+			c.logger().Warn("ws: slow consumer: write timed out; dropping connection", "timeout", c.opts.WriteTimeout)
 		}
 		c.startClosing()
 		_ = c.raw.Close() // unblocks the stuck write
@@ -642,7 +683,7 @@ func (c *Conn) closeSocket() {
 		_ = c.ws.CloseNow()
 		return
 	}
-	c.log.Debug("ws: closing", "code", int(code), "reason", why.String())
+	c.logger().Debug("ws: closing", "code", int(code), "reason", why.String())
 	// Close writes the close frame and waits (bounded by coder/websocket,
 	// 5s each) for the client's; an already closed socket returns at once.
 	_ = c.ws.Close(websocket.StatusCode(code), text)
@@ -676,7 +717,7 @@ func (c *Conn) unsubscribeLocked(s *Subscription) {
 func (c *Conn) callSession(method string, f func()) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.Error("ws: session panicked", "method", method, "panic", r, "stack", string(debug.Stack()))
+			c.logger().Error("ws: session panicked", "method", method, "panic", r, "stack", string(debug.Stack()))
 			c.closeWith(CloseInternal, reasonInternal, InternalError)
 			ok = false
 		}
@@ -689,6 +730,7 @@ func (c *Conn) callSession(method string, f func()) (ok bool) {
 // returns the close error to reject the connection with, or nil once the
 // ack is queued.
 func (c *Conn) init(payload json.RawMessage) *CloseError {
+	c.stopInitTimer()
 	var (
 		ack json.RawMessage
 		err error
@@ -707,10 +749,10 @@ func (c *Conn) init(payload json.RawMessage) *CloseError {
 			}
 			return &CloseError{Code: code, Reason: truncateReason(ce.Reason)}
 		}
-		c.log.Debug("ws: connection_init rejected", "err", err)
+		c.logger().Debug("ws: connection_init rejected", "err", err)
 		return &CloseError{Code: CloseForbidden, Reason: reasonForbidden}
 	case ack != nil && !json.Valid(ack):
-		c.log.Error("ws: session returned an ack payload that is not JSON")
+		c.logger().Error("ws: session returned an ack payload that is not JSON")
 		return &CloseError{Code: CloseInternal, Reason: reasonInternal}
 	}
 	c.acked = true
@@ -790,7 +832,7 @@ func (c *Conn) errorFrame(idJSON []byte, err error) []byte {
 	list := c.gqlErrors(err)
 	b, mErr := c.proto.errorFrame(idJSON, list)
 	if mErr != nil {
-		c.log.Error("ws: cannot encode GraphQL error; sending a generic one", "err", mErr)
+		c.logger().Error("ws: cannot encode GraphQL error; sending a generic one", "err", mErr)
 		b, _ = c.proto.errorFrame(idJSON, internalErrors)
 	}
 	return b
@@ -812,6 +854,6 @@ func (c *Conn) gqlErrors(err error) gqlerror.List {
 	} else if e, ok := errors.AsType[*gqlerror.Error](err); ok && e != nil {
 		return gqlerror.List{e}
 	}
-	c.log.Error("ws: subscription failed", "err", err)
+	c.logger().Error("ws: subscription failed", "err", err)
 	return internalErrors
 }

@@ -135,3 +135,47 @@ func TestCloseAfterAPartialDirectWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleConnectionHasNoWriteGoroutine: write goroutines start when
+// there is something to write and end when there is nothing left, so an
+// idle connection holds none; keep-alives and frames still go out.
+func TestIdleConnectionHasNoWriteGoroutine(t *testing.T) {
+	e := startEnv(t, Options{KeepAlive: 50 * time.Millisecond}, nil)
+	cl := e.dial(t, SubprotocolLegacyWS)
+	sess := e.session(t)
+	cl.send(`{"type":"connection_init"}`)
+	cl.expect(`{"type":"connection_ack"}`)
+	c := sess.expect(t, "init").conn
+	cl.send(`{"id":"1","type":"start","payload":{"query":"q"}}`)
+	sub := sess.expect(t, "subscribe").sub
+	idle := func() {
+		t.Helper()
+		deadline := time.Now().Add(waitFor)
+		for c.writerOn.Load() {
+			if time.Now().After(deadline) {
+				t.Fatal("a write goroutine is still running on an idle connection")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for i := range 3 {
+		cl.expect(`{"type":"ka"}`)
+		idle()
+		if !sub.Next(fmt.Appendf(nil, "%d", i)) {
+			t.Fatal("Next refused")
+		}
+		for {
+			got, err := cl.read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != `{"type":"ka"}` {
+				if want := fmt.Sprintf(`{"type":"data","id":"1","payload":%d}`, i); got != want {
+					t.Fatalf("got %s, want %s", got, want)
+				}
+				break
+			}
+		}
+		idle()
+	}
+}

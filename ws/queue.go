@@ -14,7 +14,6 @@ type frameQueue struct {
 	n     int     // frames queued; guarded by mu
 	limit int
 
-	ready chan struct{} // cap 1: the queue became non-empty
 	space chan struct{} // cap 1: frames were taken (wakes pushWait)
 }
 
@@ -22,39 +21,22 @@ type frameQueue struct {
 const keptRing = 64
 
 func newFrameQueue(limit int) *frameQueue {
-	return &frameQueue{limit: limit, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+	return &frameQueue{limit: limit, space: make(chan struct{}, 1)}
 }
 
 // push queues f; it reports false, queuing nothing, when the queue is full.
-// It wakes the writer when the queue was empty.
 func (q *frameQueue) push(f frame) bool {
-	ok, first := q.add(f)
-	if first {
-		signal(q.ready)
-	}
-	return ok
-}
-
-// pushQuiet is push without waking the writer (see Conn.Flush).
-func (q *frameQueue) pushQuiet(f frame) bool {
-	ok, _ := q.add(f)
-	return ok
-}
-
-// add queues f unless the queue is full; first reports that the queue was
-// empty.
-func (q *frameQueue) add(f frame) (ok, first bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.n == q.limit {
-		return false, false
+		return false
 	}
 	if q.n == len(q.buf) {
 		q.growLocked()
 	}
 	q.buf[(q.head+q.n)%len(q.buf)] = f
 	q.n++
-	return true, q.n == 1
+	return true
 }
 
 // growLocked doubles the ring (at least 4, at most limit), keeping order.

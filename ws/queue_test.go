@@ -33,16 +33,20 @@ func TestFrameQueueBoundsOrderAndShrinks(t *testing.T) {
 	if q.buf != nil {
 		t.Fatalf("drained queue kept a ring of %d", len(q.buf))
 	}
+	q.push(frame{kind: kindRaw})
+	if _, ok := q.popNext(); ok || q.len() != 1 {
+		t.Fatal("popNext took a frame that is not a next frame")
+	}
+	q.pop()
+	q.push(frame{kind: kindNext})
+	if f, ok := q.popNext(); !ok || f.kind != kindNext || q.len() != 0 {
+		t.Fatal("popNext did not take a next frame")
+	}
 }
 
 func TestFrameQueueSignals(t *testing.T) {
 	q := newFrameQueue(2)
 	q.push(frame{})
-	select {
-	case <-q.ready:
-	default:
-		t.Fatal("no ready signal when the queue became non-empty")
-	}
 	q.push(frame{})
 	q.pop()
 	select {
