@@ -412,12 +412,13 @@ func TestConsumeBatchesIdleAfterEachBurst(t *testing.T) {
 			<-gate // hold the first event until every event is published
 		}
 		seen++
-	}, func() {
+	}, func() time.Duration {
 		if inFn.Load() {
 			overlap.Store(true)
 		}
 		idles++
 		caughtUp <- seen
+		return 0
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -446,4 +447,31 @@ func TestConsumeBatchesIdleAfterEachBurst(t *testing.T) {
 			t.Fatalf("idle never ran after the last event (%d events seen)", seen)
 		}
 	}
+}
+
+// TestConsumeBatchesIdleAgain: an idle hook that asks to be called again
+// after a while is, even when no event arrives meanwhile.
+func TestConsumeBatchesIdleAgain(t *testing.T) {
+	c := open(t, cluster.Config{})
+	calls := make(chan time.Time, 10)
+	n := 0
+	k, err := c.ConsumeBatches(testCtx(t), func(*cluster.Event) {}, func() time.Duration {
+		n++
+		calls <- time.Now()
+		if n == 1 {
+			return 50 * time.Millisecond
+		}
+		return 0
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	mustPublish(t, c, "acme", "chat.r1", `{}`, "")
+	first := recv(t, calls, 10*time.Second)
+	second := recv(t, calls, 10*time.Second)
+	if d := second.Sub(first); d < 50*time.Millisecond {
+		t.Fatalf("called again after %v, want at least 50ms", d)
+	}
+	noRecv(t, calls, 200*time.Millisecond) // 0: not called again
 }

@@ -29,8 +29,8 @@ type Event struct {
 type Consumer struct {
 	c    *Cluster
 	fn   func(*Event)
-	idle func() // may be nil
-	name string // consumer name prefix on the server
+	idle func() time.Duration // may be nil
+	name string               // consumer name prefix on the server
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed by signalStop
@@ -68,8 +68,11 @@ func (c *Cluster) Consume(ctx context.Context, fn func(*Event)) (*Consumer, erro
 // received so far, before waiting for the next one. A caller that only
 // queues in fn and writes in idle thus writes once per burst of events
 // rather than once per event: at low rates a burst is one event, at high
-// rates it grows by itself with the backlog.
-func (c *Cluster) ConsumeBatches(ctx context.Context, fn func(*Event), idle func()) (*Consumer, error) {
+// rates it grows by itself with the backlog. If idle returns a positive
+// duration, it is called again after that long unless an event arrives
+// first (then it is called after that event, as above): a caller may so
+// put off its writes.
+func (c *Cluster) ConsumeBatches(ctx context.Context, fn func(*Event), idle func() time.Duration) (*Consumer, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -131,11 +134,31 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 	defer close(k.done)
 	c := k.c
 	backoff := 100 * time.Millisecond
+	again := time.NewTimer(time.Hour) // idle's call-me-again; armed only on request
+	again.Stop()
+	defer again.Stop()
+	var againC <-chan time.Time
+	callIdle := func() {
+		if d := k.idle(); d > 0 {
+			again.Reset(d)
+			againC = again.C
+		} else {
+			again.Stop()
+			againC = nil
+		}
+	}
 	for {
 		msgs := make(chan jetstream.Msg, pumpBuffer)
 		go pump(it, msgs, c.log) // ends when it is stopped; closes msgs
 		for {
-			msg, ok := <-msgs
+			var msg jetstream.Msg
+			var ok bool
+			select {
+			case msg, ok = <-msgs:
+			case <-againC:
+				callIdle()
+				continue
+			}
 			if !ok {
 				break
 			}
@@ -144,7 +167,7 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 				backoff = 100 * time.Millisecond
 			}
 			if k.idle != nil && len(msgs) == 0 {
-				k.idle()
+				callIdle()
 			}
 		}
 		it.Stop()

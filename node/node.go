@@ -37,10 +37,11 @@ type Node struct {
 	mux      *http.ServeMux
 
 	// Only the consumer goroutine uses these (route and flush).
-	scratch    []byte // route's projection buffer
-	dirty      []sink // subscriptions whose connection awaits a Flush
-	unflushed  int    // events routed since the last flush
-	flushEvery int    // flush at least every this many events
+	scratch    []byte    // route's projection buffer
+	dirty      []sink    // subscriptions whose connection awaits a Flush
+	unflushed  int       // events routed since the last flush
+	flushEvery int       // flush at least every this many events
+	lastFlush  time.Time // kept when WriteDelay is set
 
 	mu       sync.Mutex // guards consumer, httpSrv, ln
 	consumer *cluster.Consumer
@@ -135,7 +136,7 @@ func (n *Node) Start(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("listen %s: %w", n.cfg.Listen, err)
 		}
 	}
-	consumer, err := n.cl.ConsumeBatches(ctx, n.route, n.flush)
+	consumer, err := n.cl.ConsumeBatches(ctx, n.route, n.idle)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("start consumer: %w", err)

@@ -65,8 +65,13 @@ func testNode(t testing.TB) *Node {
 	return n
 }
 
-// queueSink stands in for a connection's bounded queue.
-type queueSink struct{ q chan []byte }
+// queueSink stands in for a connection's bounded queue. Like a
+// connection, it asks for a Flush on the first Push after the last one.
+type queueSink struct {
+	q       chan []byte
+	due     bool // consumer goroutine only
+	flushes int
+}
 
 func (s *queueSink) Next(p []byte) bool {
 	select {
@@ -76,8 +81,13 @@ func (s *queueSink) Next(p []byte) bool {
 		return false
 	}
 }
-func (s *queueSink) Push(p []byte) (queued, flush bool) { return s.Next(p), false }
-func (s *queueSink) Flush()                             {}
+func (s *queueSink) Push(p []byte) (queued, flush bool) {
+	queued = s.Next(p)
+	flush = queued && !s.due
+	s.due = s.due || flush
+	return queued, flush
+}
+func (s *queueSink) Flush() { s.due = false; s.flushes++ }
 func (s *queueSink) NextWait(ctx context.Context, p []byte) bool {
 	select {
 	case s.q <- p:
@@ -156,6 +166,57 @@ func TestRouteAllocationsDoNotGrowWithSubscribers(t *testing.T) {
 	}
 	if got := n.Stats().Delivered; got == 0 {
 		t.Fatal("nothing delivered")
+	}
+}
+
+// TestFlushWritesEachConnectionOncePerRound: a round flushes every
+// connection that was pushed to, once, however many events it got; with
+// WriteDelay, idle puts the round off until the delay has passed.
+func TestFlushWritesEachConnectionOncePerRound(t *testing.T) {
+	n := testNode(t)
+	n.cfg.WriteDelay = time.Hour
+	n.flush()                          // the last round was just now
+	sinks := addSubscribers(t, n, 300) // more than a flush shard
+	ev := benchEvent(n)
+	for seq := uint64(1); seq <= 3; seq++ {
+		ev.Seq = seq
+		n.route(ev)
+	}
+	if wait := n.idle(); wait <= 0 || wait > time.Hour {
+		t.Fatalf("idle within the write delay: wait %v, want (0, 1h]", wait)
+	}
+	for i, s := range sinks {
+		if s.flushes != 0 || len(s.q) != 3 {
+			t.Fatalf("sink %d before the delay: %d flushes, %d queued", i, s.flushes, len(s.q))
+		}
+	}
+	n.cfg.WriteDelay = 0 // the delay has passed
+	if wait := n.idle(); wait != 0 {
+		t.Fatalf("idle after the delay: wait %v", wait)
+	}
+	for i, s := range sinks {
+		if s.flushes != 1 || len(s.q) != 3 {
+			t.Fatalf("sink %d: %d flushes for 3 events, %d queued", i, s.flushes, len(s.q))
+		}
+	}
+	if len(n.dirty) != 0 || n.unflushed != 0 {
+		t.Fatalf("after the round: %d connections still due, %d events unflushed", len(n.dirty), n.unflushed)
+	}
+	// Past flushEvery events, route flushes without waiting for idle.
+	n.cfg.WriteDelay = time.Hour
+	n.flush()
+	for _, s := range sinks {
+		s.drain()
+	}
+	for i := range n.flushEvery {
+		ev.Seq = uint64(10 + i)
+		n.route(ev)
+		for _, s := range sinks {
+			s.drain()
+		}
+	}
+	if got := sinks[0].flushes; got != 2 {
+		t.Fatalf("after flushEvery (%d) events: %d flushes, want 2", n.flushEvery, got)
 	}
 }
 

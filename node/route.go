@@ -11,14 +11,28 @@ import (
 
 // route queues one event from the stream for every local subscription of
 // its subject; flush then writes what was queued. Both run on the
-// consumer's goroutine only: flush when the consumer has routed every
-// event received so far, or after flushEvery events.
+// consumer's goroutine only: flush once the consumer has routed every
+// event received so far (idle) and WriteDelay has passed since the last
+// flush, or after flushEvery events whatever the delay.
 func (n *Node) route(ev *cluster.Event) {
 	n.routeEvent(ev)
 	n.unflushed++
 	if n.unflushed >= n.flushEvery {
 		n.flush()
 	}
+}
+
+// idle is the consumer's idle hook: it flushes, or, while WriteDelay has
+// not passed since the last flush, asks to be called again when it has.
+func (n *Node) idle() time.Duration {
+	if n.unflushed == 0 {
+		return 0
+	}
+	if wait := n.cfg.WriteDelay - time.Since(n.lastFlush); wait > 0 {
+		return wait
+	}
+	n.flush()
+	return 0
 }
 
 func (n *Node) routeEvent(ev *cluster.Event) {
@@ -69,6 +83,9 @@ const flushShard = 128
 // next flush writes more of them per syscall.
 func (n *Node) flush() {
 	n.unflushed = 0
+	if n.cfg.WriteDelay > 0 {
+		n.lastFlush = time.Now()
+	}
 	dirty := n.dirty
 	if len(dirty) == 0 {
 		return

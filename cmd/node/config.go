@@ -24,6 +24,7 @@ import (
 	"github.com/fraiseql/subscriptions/bridges/redis"
 	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/limits"
+	"github.com/fraiseql/subscriptions/node"
 	"github.com/fraiseql/subscriptions/ws"
 )
 
@@ -116,6 +117,8 @@ type WSConfig struct {
 	KeepAlive    time.Duration `yaml:"keep_alive"`
 	WriteQueue   int           `yaml:"write_queue"`
 	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// WriteDelay puts off writes to collect events (node.Config.WriteDelay).
+	WriteDelay time.Duration `yaml:"write_delay"`
 	// OriginPatterns are the browser origins allowed besides the node's own
 	// host (e.g. "app.example.com", "*.example.com"). Clients that send no
 	// Origin header (non-browser) are always allowed.
@@ -342,6 +345,9 @@ func (c Config) validate() error {
 	}
 	if c.WS.WriteQueue < 0 {
 		return fmt.Errorf("ws.write_queue (%d) must not be negative", c.WS.WriteQueue)
+	}
+	if c.WS.WriteDelay < 0 || c.WS.WriteDelay > node.MaxWriteDelay {
+		return fmt.Errorf("ws.write_delay (%v) must be between 0 and %v", c.WS.WriteDelay, node.MaxWriteDelay)
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return err

@@ -55,6 +55,8 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"bad tenant", "tenant: a.b\n", nil, "tenant"},
 		{"bad log format", "log:\n  format: xml\n", nil, "log.format"},
 		{"bad prefix", "nats:\n  prefix: \"a.>\"\n", nil, "prefix"},
+		{"write delay over the bound", "ws:\n  write_delay: 1001ms\n", nil, "ws.write_delay"},
+		{"negative write delay", "", []string{"FRAISEQL_WS_WRITE_DELAY=-1ms"}, "ws.write_delay"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,6 +72,22 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 				t.Fatalf("error does not name %q: %s", tc.wantKey, stderr.String())
 			}
 		})
+	}
+}
+
+// TestWriteDelayBounds: ws.write_delay is accepted from 0 up to its bound
+// (1s) and refused past it (see TestInvalidConfigNamesTheKey).
+func TestWriteDelayBounds(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"0s", "999ms", "1s"} {
+		var stdout, stderr bytes.Buffer
+		env := []string{"FRAISEQL_DATA_DIR=" + dir, "FRAISEQL_WS_WRITE_DELAY=" + d}
+		if code := run(context.Background(), []string{"config", "check"}, env, nil, &stdout, &stderr); code != 0 {
+			t.Fatalf("write_delay %s: exit %d: %s", d, code, stderr.String())
+		}
+		if !strings.Contains(stdout.String(), "write_delay: "+strings.TrimSuffix(d, "0s")) && d != "0s" {
+			t.Fatalf("write_delay %s not in the effective config:\n%s", d, stdout.String())
+		}
 	}
 }
 

@@ -99,7 +99,8 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 			WriteTimeout:   cfg.WS.WriteTimeout,
 			OriginPatterns: cfg.WS.OriginPatterns,
 		},
-		Logger: log,
+		WriteDelay: cfg.WS.WriteDelay,
+		Logger:     log,
 	}, cl)
 	if err != nil {
 		return usageError{err}

@@ -347,3 +347,48 @@ func TestResumeLargeBacklog(t *testing.T) {
 		}
 	}
 }
+
+// nodeMetric sums every series of the node's metric name.
+func nodeMetric(t testing.TB, e *env, name string) float64 {
+	t.Helper()
+	mfs, err := e.node.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// TestWriteDelayCollectsEvents: with ws.write_delay, events published in
+// quick succession reach a connection in fewer write rounds than events,
+// all of them, in order.
+func TestWriteDelayCollectsEvents(t *testing.T) {
+	e := startNode(t, startNATS(t), func(c *node.Config, _ *cluster.Config) {
+		c.WriteDelay = 500 * time.Millisecond
+	})
+	c := dialTransport(t, e.ws)
+	c.subscribe("s", roomQuery, map[string]any{"room": "wd"}, "")
+	waitFor(t, 10*time.Second, "the subscription", func() bool { return e.node.Stats().Subscriptions == 1 })
+	rounds := nodeMetric(t, e, "fraiseql_flushes_total")
+	const n = 10
+	for i := range n {
+		e.publish("chat.wd", fmt.Sprintf(`{"id":"%d","room":"wd","text":"t"}`, i))
+	}
+	for i := range n {
+		var got struct{ ID string }
+		r := c.next("s")
+		if err := json.Unmarshal(r.Data["messageAdded"], &got); err != nil || got.ID != fmt.Sprint(i) {
+			t.Fatalf("event %d: %s (%v)", i, r.Data["messageAdded"], err)
+		}
+	}
+	if got := nodeMetric(t, e, "fraiseql_flushes_total") - rounds; got >= n/2 {
+		t.Fatalf("%d write rounds for %d events published within the write delay", int(got), n)
+	}
+}

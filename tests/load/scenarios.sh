@@ -12,8 +12,10 @@
 # Scenarios (names for SCENARIOS or the arguments):
 #   fanout-100k       1,000 conns × 1 sub, 100 events/s  → 100k deliveries/s
 #   cpu-per-delivery  2,000 conns × 1 sub, 20 events/s   → 40k deliveries/s; read server_cpu_us_per_delivery
+#   cpu-write-delay   the same with ws.write_delay=$WRITE_DELAY (default 100ms): fewer write(2) calls for more latency
 #   saturate-2k       2,000 conns × 1 sub, rate ×1.25 per 10 s step from 10 events/s until loss > 0.1 % or p99 > 500 ms
 #   fanout-10k        10,000 conns × 1 sub, 100 events/s → 1M deliveries/s offered
+#   fanout-10k-300k   10,000 conns × 1 sub, 30 events/s  → 300k deliveries/s: latency at the (ii) target rate
 #   idle-rss-10k      10,000 conns × 1 sub, 1 event/s: memory per idle connection and per subscription
 #   soak              10,000 conns × 10 subs over 100 rooms, 10 events/s (10k deliveries/s) for
 #                     SOAK_DURATION (default 30m): RSS drift, goroutine growth
@@ -28,8 +30,9 @@ OUT=${OUT:-/tmp/fraiseql-load-$(date +%Y%m%d-%H%M%S)}
 DURATION=${DURATION:-30s}
 PAYLOAD=${PAYLOAD:-512} # bytes per event body, as in the reference measurements
 SOAK_DURATION=${SOAK_DURATION:-30m}
+WRITE_DELAY=${WRITE_DELAY:-100ms}
 SOAK_SAMPLE=${SOAK_SAMPLE:-30s}
-ALL="fanout-100k cpu-per-delivery saturate-2k fanout-10k idle-rss-10k soak"
+ALL="fanout-100k cpu-per-delivery cpu-write-delay saturate-2k fanout-10k fanout-10k-300k idle-rss-10k soak"
 if [ $# -gt 0 ]; then SCENARIOS="$*"; fi
 SCENARIOS=${SCENARIOS:-$ALL}
 
@@ -66,11 +69,16 @@ for s in $SCENARIOS; do
 			run "$s" "$n" -conns 1000 -subs 1 -rate 100 -duration "$DURATION" -warmup 5s -connect-rate 500 ;;
 		cpu-per-delivery)
 			run "$s" "$n" -conns 2000 -subs 1 -rate 20 -duration "$DURATION" -warmup 5s -connect-rate 500 ;;
+		cpu-write-delay)
+			run "$s" "$n" -conns 2000 -subs 1 -rate 20 -duration "$DURATION" -warmup 5s -connect-rate 500 \
+				-node-env "FRAISEQL_WS_WRITE_DELAY=$WRITE_DELAY" ;;
 		saturate-2k)
 			run "$s" "$n" -saturate -conns 2000 -subs 1 -sat-start 10 -sat-factor 1.25 -sat-step 10s \
 				-sat-max-steps 30 -warmup 5s -connect-rate 500 ;;
 		fanout-10k)
 			run "$s" "$n" -conns 10000 -subs 1 -rate 100 -duration "$DURATION" -warmup 5s -connect-rate 1000 ;;
+		fanout-10k-300k)
+			run "$s" "$n" -conns 10000 -subs 1 -rate 30 -duration "$DURATION" -warmup 5s -connect-rate 1000 ;;
 		idle-rss-10k)
 			run "$s" "$n" -conns 10000 -subs 1 -rate 1 -duration 5s -warmup 0 -settle 5s -connect-rate 1000 ;;
 		soak)
