@@ -475,3 +475,31 @@ func TestConsumeBatchesIdleAgain(t *testing.T) {
 	}
 	noRecv(t, calls, 200*time.Millisecond) // 0: not called again
 }
+
+// TestStopDeliversNoBacklog: Stop does not hand the events read ahead to
+// fn: it returns once the call in progress has.
+func TestStopDeliversNoBacklog(t *testing.T) {
+	c := open(t, cluster.Config{})
+	gate := make(chan struct{})
+	var calls atomic.Int32
+	k, err := c.Consume(testCtx(t), func(*cluster.Event) {
+		if calls.Add(1) == 1 {
+			<-gate
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		mustPublish(t, c, "acme", "chat.r1", `{"n":`+strconv.Itoa(i)+`}`, "")
+	}
+	time.Sleep(200 * time.Millisecond) // the backlog reaches the consumer
+	stopped := make(chan struct{})
+	go func() { k.Stop(); close(stopped) }()
+	time.Sleep(50 * time.Millisecond)
+	close(gate)
+	<-stopped
+	if n := calls.Load(); n > 2 {
+		t.Fatalf("%d events delivered after Stop began", n-1)
+	}
+}

@@ -150,6 +150,7 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 	for {
 		msgs := make(chan jetstream.Msg, pumpBuffer)
 		go pump(it, msgs, c.log) // ends when it is stopped; closes msgs
+	events:
 		for {
 			var msg jetstream.Msg
 			var ok bool
@@ -158,6 +159,12 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 			case <-againC:
 				callIdle()
 				continue
+			case <-k.stop:
+				// Stopping: deliver nothing more. signalStop stopped the
+				// iterator, so the pump ends and closes msgs.
+				for range msgs {
+				}
+				break events
 			}
 			if !ok {
 				break
@@ -176,10 +183,18 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 				return
 			}
 			c.log.Warn("consumer stopped unexpectedly; re-creating", "next_seq", next, "retry_in", backoff)
-			select {
-			case <-k.stop:
-				return
-			case <-time.After(backoff):
+			wait := time.NewTimer(backoff)
+		waiting:
+			for {
+				select {
+				case <-k.stop:
+					wait.Stop()
+					return
+				case <-wait.C:
+					break waiting
+				case <-againC: // idle asked to be called again: writes routed events
+					callIdle()
+				}
 			}
 			backoff = min(2*backoff, consumerRetry)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

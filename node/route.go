@@ -28,8 +28,10 @@ func (n *Node) idle() time.Duration {
 	if n.unflushed == 0 {
 		return 0
 	}
-	if wait := n.cfg.WriteDelay - time.Since(n.lastFlush); wait > 0 {
-		return wait
+	if n.cfg.WriteDelay > 0 {
+		if wait := n.cfg.WriteDelay - time.Since(n.lastFlush); wait > 0 {
+			return wait
+		}
 	}
 	n.flush()
 	return 0

@@ -38,6 +38,9 @@ type batchWriter struct {
 
 	mu  sync.Mutex
 	buf *[]byte // non-nil while a batch is open; guarded by mu
+	// leftover: the open batch holds only what a direct write (Conn.Flush)
+	// left; no write goroutine is building it yet. Guarded by mu.
+	leftover bool
 }
 
 func (b *batchWriter) Write(p []byte) (int, error) {
@@ -47,6 +50,18 @@ func (b *batchWriter) Write(p []byte) (int, error) {
 		return b.conn.Write(p)
 	}
 	*b.buf = append(*b.buf, p...)
+	if b.leftover {
+		// A control frame (coder/websocket's close reply, say) behind a
+		// direct write's rest: nobody may be about to write either (the
+		// client's close makes coder drop the socket next), so both go
+		// now, in order.
+		err := b.flushLocked()
+		b.closeLocked()
+		if err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
 	if len(*b.buf) >= batchFlushBytes {
 		if err := b.flushLocked(); err != nil {
 			return 0, err
@@ -100,13 +115,14 @@ func appendTextFrame(buf, a, p, z []byte) []byte {
 	return append(buf, z...)
 }
 
-// begin opens a batch.
+// begin opens a batch; a direct write's leftover, if any, starts it.
 func (b *batchWriter) begin() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.buf == nil {
 		b.buf = batchPool.Get().(*[]byte)
 	}
+	b.leftover = false
 }
 
 // end writes the batch in one syscall and closes it.
@@ -117,13 +133,18 @@ func (b *batchWriter) end() error {
 		return nil
 	}
 	err := b.flushLocked()
+	b.closeLocked()
+	return err
+}
+
+// closeLocked closes the open batch, pooling its buffer. b.mu must be held.
+func (b *batchWriter) closeLocked() {
 	buf := b.buf
-	b.buf = nil
+	b.buf, b.leftover = nil, false
 	if cap(*buf) <= maxPooledBatch {
 		*buf = (*buf)[:0]
 		batchPool.Put(buf)
 	}
-	return err
 }
 
 // flushLocked writes the batch so far. b.mu must be held.

@@ -159,3 +159,23 @@ func TestMessageSentWithTheHandshake(t *testing.T) {
 		t.Fatalf("got % x %q, want connection_ack", head, body)
 	}
 }
+
+// TestControlFrameBehindADirectWriteRest: a control frame written while
+// the open batch is only a direct write's rest goes out at once, behind
+// that rest: nothing else may be about to write it.
+func TestControlFrameBehindADirectWriteRest(t *testing.T) {
+	conn := &countingConn{}
+	b := &batchWriter{conn: conn}
+	rest := []byte("rest-of-a-frame")
+	buf := append(*batchPool.Get().(*[]byte), rest...)
+	b.buf, b.leftover = &buf, true
+	if _, err := b.Write([]byte("close")); err != nil {
+		t.Fatal(err)
+	}
+	if len(conn.writes) != 1 || conn.writes[0] != "rest-of-a-frameclose" {
+		t.Fatalf("writes %q, want the rest then the control frame in one write", conn.writes)
+	}
+	if b.open() {
+		t.Fatal("batch still open")
+	}
+}

@@ -17,6 +17,24 @@ import (
 // without flow control it would fill the queue and be closed as a slow
 // consumer, which is what the queue is for).
 func BenchmarkNext(b *testing.B) {
+	benchDeliver(b, func(sub *Subscription, p []byte) bool { return sub.Next(p) })
+}
+
+// BenchmarkPushFlush is BenchmarkNext for the fan-out path: each frame is
+// pushed and flushed, as a write round does for a connection that got one
+// event, so it is written by the caller with one non-blocking write(2)
+// instead of by the connection's write goroutine.
+func BenchmarkPushFlush(b *testing.B) {
+	benchDeliver(b, func(sub *Subscription, p []byte) bool {
+		queued, flush := sub.Push(p)
+		if flush {
+			sub.Flush()
+		}
+		return queued
+	})
+}
+
+func benchDeliver(b *testing.B, deliver func(*Subscription, []byte) bool) {
 	e := startEnv(b, Options{}, nil)
 	cl, _, sub := subscribed(b, e)
 	payload := []byte(`{"data":{"messageAdded":{"id":"7","room":"r1","text":"hello, world"}},"extensions":{"cursor":"AAAAAAAAAAE"}}`)
@@ -60,8 +78,8 @@ func BenchmarkNext(b *testing.B) {
 			for int64(i)-(received.Load()-base) >= window {
 				<-progress
 			}
-			if !sub.Next(payload) {
-				b.Fatal("Next refused")
+			if !deliver(sub, payload) {
+				b.Fatal("delivery refused")
 			}
 		}
 		for received.Load()-base < int64(n) {

@@ -442,9 +442,16 @@ func (c *Conn) push(f frame) (queued, flush bool) {
 		return false, false
 	default:
 	}
-	if !c.queue.push(f) {
+	n := c.queue.pushN(f)
+	if n == 0 {
 		c.slowConsumer()
 		return false, false
+	}
+	if n >= c.queue.limit/2 {
+		// A burst (many events, or many subscriptions of this connection,
+		// before the Flush) must not fill a queue the client drains fine:
+		// past half of it, the write goroutine starts writing now.
+		c.wake()
 	}
 	return true, !c.flushDue.Load() && c.flushDue.CompareAndSwap(false, true)
 }
@@ -491,8 +498,8 @@ func (c *Conn) flushDirect() (rest bool) {
 		if !ok {
 			break
 		}
-		if f.sub.state.Load() == subCancelled {
-			continue // the client completed it: never send `next` after that
+		if f.sub.ended || f.sub.state.Load() == subCancelled {
+			continue // the client completed it, or its end was sent: never send `next` after that
 		}
 		*buf = appendTextFrame(*buf, f.sub.prefix, f.payload, closingBrace)
 	}
@@ -511,7 +518,7 @@ func (c *Conn) flushDirect() (rest bool) {
 		// must go out before anything else. It stays as an open batch that
 		// the write goroutine finishes under the write deadline.
 		*buf = (*buf)[:copy(*buf, (*buf)[n:])]
-		b.buf = buf
+		b.buf, b.leftover = buf, true
 		return true
 	}
 	if cap(*buf) <= maxPooledBatch {
@@ -568,11 +575,12 @@ func (c *Conn) flushBatch() bool {
 func (c *Conn) writeFrame(f frame) bool {
 	switch f.kind {
 	case kindNext:
-		if f.sub.state.Load() == subCancelled {
-			return true // the client completed it: never send `next` after that
+		if f.sub.ended || f.sub.state.Load() == subCancelled {
+			return true // the client completed it, or its end was sent: never send `next` after that
 		}
 		return c.writeText(f.sub.prefix, f.payload, closingBrace)
 	case kindEnd:
+		f.sub.ended = true
 		c.endSub(f.sub)
 		return c.writeText(f.payload, nil, nil)
 	case kindClose:
@@ -610,10 +618,11 @@ func (c *Conn) startWrite() {
 	c.writeStart.Store(monotonic())
 	if c.watchdogArmed.CompareAndSwap(false, true) {
 		if c.watchdog == nil {
-			c.watchdog = time.AfterFunc(c.opts.WriteTimeout, c.checkWrite)
-		} else {
-			c.watchdog.Reset(c.opts.WriteTimeout)
+			// Created stopped, then armed: checkWrite reads c.watchdog.
+			c.watchdog = time.AfterFunc(time.Hour, c.checkWrite)
+			c.watchdog.Stop()
 		}
+		c.watchdog.Reset(c.opts.WriteTimeout)
 	}
 }
 

@@ -179,3 +179,49 @@ func TestIdleConnectionHasNoWriteGoroutine(t *testing.T) {
 		idle()
 	}
 }
+
+// TestPushBurstLargerThanTheQueue: frames pushed faster than any Flush
+// (a burst of events, or many subscriptions of one connection, within one
+// write round) start the write goroutine once half the queue is used, so
+// a client that reads is not closed as a slow consumer.
+func TestPushBurstLargerThanTheQueue(t *testing.T) {
+	e := startEnv(t, Options{WriteQueue: 64}, nil)
+	cl, sess, sub := subscribed(t, e)
+	const n = 1000
+	done := make(chan struct{})
+	go func() { // the reader; ends with the test's frames or a read error
+		defer close(done)
+		expectNumbered(t, cl, n, 10)
+	}()
+	for i := range n {
+		if queued, _ := sub.Push(numbered(i, 10)); !queued {
+			t.Fatalf("Push %d refused", i)
+		}
+		if i%32 == 31 {
+			time.Sleep(time.Millisecond) // the client reads at its pace
+		}
+	}
+	sub.Flush()
+	<-done
+	select {
+	case ev := <-sess.events:
+		t.Fatalf("unexpected session event %s (%v)", ev.kind, ev.reason)
+	default:
+	}
+}
+
+// TestNoNextAfterTheEndFrame: a `next` queued behind the subscription's
+// end frame (Complete raced with a delivery) is dropped, by the write
+// goroutine and by Flush alike.
+func TestNoNextAfterTheEndFrame(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	cl, _, sub := subscribed(t, e)
+	c := sub.Conn()
+	sub.Complete()
+	c.enqueue(frame{sub: sub, payload: numbered(1, 1), kind: kindNext}) // behind the end frame: the write goroutine
+	cl.expect(`{"id":"1","type":"complete"}`)
+	c.queue.push(frame{sub: sub, payload: numbered(2, 1), kind: kindNext}) // after it was written: Flush
+	c.Flush()
+	cl.send(`{"type":"ping"}`)
+	cl.expect(`{"type":"pong"}`) // and nothing before it
+}

@@ -25,18 +25,22 @@ func newFrameQueue(limit int) *frameQueue {
 }
 
 // push queues f; it reports false, queuing nothing, when the queue is full.
-func (q *frameQueue) push(f frame) bool {
+func (q *frameQueue) push(f frame) bool { return q.pushN(f) > 0 }
+
+// pushN queues f and returns how many frames are queued now, or 0 (queuing
+// nothing) when the queue is full.
+func (q *frameQueue) pushN(f frame) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.n == q.limit {
-		return false
+		return 0
 	}
 	if q.n == len(q.buf) {
 		q.growLocked()
 	}
 	q.buf[(q.head+q.n)%len(q.buf)] = f
 	q.n++
-	return true
+	return q.n
 }
 
 // growLocked doubles the ring (at least 4, at most limit), keeping order.

@@ -36,6 +36,10 @@ type Subscription struct {
 	state atomic.Int32
 	done  chan struct{} // closed when the state leaves subActive
 
+	// ended: its end frame (complete or error) was written; `next` frames
+	// queued behind it are dropped. Guarded by conn.wmu.
+	ended bool
+
 	// Guarded by conn.sessMu.
 	accepted     bool // Subscribe returned nil
 	unsubscribed bool // Session.Unsubscribe was called
