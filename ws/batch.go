@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"unsafe"
 )
 
 // Batching: when several frames are queued for one connection, the write
@@ -186,7 +187,15 @@ func newDirectWriter(c net.Conn) *directWriter {
 }
 
 func (d *directWriter) write(fd uintptr) bool {
-	d.n, d.err = syscall.Write(int(fd), d.buf)
+	// A raw syscall: the socket is non-blocking, so the call returns at
+	// once and the scheduler need not hand this P to another thread
+	// meanwhile (syscall.Write's entersyscall/exitsyscall, and the
+	// sysmon retakes they invite, cost more than the write's own entry).
+	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(d.buf))), uintptr(len(d.buf)))
+	d.n, d.err = int(n), nil
+	if errno != 0 {
+		d.n, d.err = 0, errno
+	}
 	return true // never wait for the socket: what it did not take, the write goroutine writes
 }
 
