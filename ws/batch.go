@@ -9,9 +9,9 @@ import (
 	"unsafe"
 )
 
-// Batching: when several frames are queued for one connection, the write
-// loop hands all of them to coder/websocket and writes their bytes to the
-// socket in one syscall. Each frame is still one complete WebSocket
+// Batching: when several frames are queued for one connection, they are
+// framed into one buffer and written to the socket in one syscall (by
+// Conn.Flush, or by the write goroutine). Each frame is still one complete WebSocket
 // message; only the syscalls are shared. Under load this removes most of
 // the per-delivery syscall cost (one write per delivery is what limits
 // servers that don't batch).

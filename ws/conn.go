@@ -49,10 +49,11 @@ var closingBrace = []byte("}")
 // Conn is one client WebSocket connection. Its methods are safe for
 // concurrent use.
 //
-// Each Conn has exactly two goroutines: the read goroutine (started by
-// ServeHTTP, which then returns), which reads and dispatches client messages and calls
-// the Session, and the write goroutine, which it owns: it starts it, signals
-// it to stop, and waits for it before calling Session.Close.
+// Each Conn has a read goroutine (started by ServeHTTP, which then
+// returns), which reads and dispatches client messages and calls the
+// Session, and, while there is something to write, one write goroutine
+// (see wake); the read goroutine waits for the last one, which closes the
+// socket, before calling Session.Close.
 type Conn struct {
 	ws         *websocket.Conn
 	raw        net.Conn     // the hijacked socket under ws, to drop it at once

@@ -12,7 +12,8 @@
 // within Options.InitTimeout), keep-alives, close codes and the bounded
 // write queue. It knows nothing of NATS or of GraphQL schemas: a Handler
 // (the node) opens a Session per connection, and the Session decides what
-// a subscription means and feeds results to it with Subscription.Next.
+// a subscription means and feeds results to it with Subscription.Next
+// (or Push and Conn.Flush).
 //
 // # Subprotocol negotiation
 //
@@ -24,31 +25,41 @@
 //
 // # Concurrency contract
 //
-// Each connection has exactly two goroutines:
+// Each connection has one goroutine for its whole life, and a write
+// goroutine only while there is something for it to write:
 //
 //   - the read goroutine (started by ServeHTTP, owned by the Server) reads client
 //     messages and calls the Session: Init, Subscribe, Pong, Unsubscribe for
 //     client-initiated ends (complete, legacy stop), and at the end every
-//     remaining Unsubscribe, then Close;
-//   - the write goroutine, owned by the read goroutine (it signals it to
-//     stop and waits for it before calling Session.Close), writes queued
-//     frames and keep-alives, and calls Unsubscribe for subscriptions the
-//     server ended (Subscription.Complete and Error), just before writing
-//     their end frame.
+//     remaining Unsubscribe, then Close, once the last write goroutine
+//     (the one that closes the socket) is done;
+//   - a write goroutine starts when a frame is queued with Next (or a
+//     control frame, a keep-alive, a Flush that could not write
+//     everything, the close) and ends when nothing is left; at most one
+//     runs at a time. It writes queued frames and keep-alives, and calls
+//     Unsubscribe for subscriptions the server ended
+//     (Subscription.Complete and Error), just before writing their end
+//     frame.
 //
 // Session calls of one connection never overlap. Close comes last, once,
 // after every Unsubscribe. Conn and Subscription methods are safe for
 // concurrent use from any goroutine, and none of them blocks: in
-// particular Subscription.Next may be called from the node's fan-out
-// goroutines while Session methods run.
+// particular Subscription.Next, Push and Conn.Flush may be called from the
+// node's fan-out goroutines while Session methods run.
 //
 // # Write path and the slow-consumer policy
 //
 // Every frame goes through one bounded queue per connection
-// (Options.WriteQueue frames). Next never blocks and never copies: it
-// queues the shared, already-encoded payload, and the write goroutine
-// writes the subscription's precomputed prefix, the payload and "}" as one
-// WebSocket message from a reused buffer (no allocation per frame).
+// (Options.WriteQueue frames). Next and Push never block and never copy:
+// they queue the shared, already-encoded payload; the subscription's
+// precomputed prefix, the payload and "}" are framed as one WebSocket
+// message into a pooled buffer (no allocation per frame), several queued
+// frames to a write(2). A deliverer that sends each event to many
+// connections uses Push for all of them, then Flush once per connection:
+// Flush writes what the connection was queued with one non-blocking
+// write(2) on the caller's goroutine, and leaves to a write goroutine
+// only what the socket did not take (finishing a half-written frame before
+// anything else).
 //
 // When the queue is full, or one write takes longer than
 // Options.WriteTimeout, the client is a slow consumer: its connection is
