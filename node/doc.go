@@ -7,10 +7,15 @@
 //	  → index.add (identical plans share one group) → [replay from cursor]
 //	cluster consumer → Node.route(event) → index lookup by subject (O(1))
 //	  → per plan group: filter + project + encode once → the same []byte
-//	  → every subscription's bounded queue (ws.Subscription.Next)
+//	  → every subscription's bounded queue (ws.Subscription.Push)
+//	consumer idle (every event received so far routed), or 64 events
+//	  → Node.flush: each connection queued to since the last round is
+//	    written once (ws.Conn.Flush: one non-blocking write(2)), split over
+//	    up to GOMAXPROCS goroutines; Config.WriteDelay spaces rounds out
 //
-// Concurrency: route runs on the single goroutine of the node's JetStream
-// consumer; sessions call add/remove from their connections' read
+// Concurrency: route and flush run on the single goroutine of the node's
+// JetStream consumer (flush also on the goroutines it starts and waits
+// for); sessions call add/remove from their connections' read
 // goroutines. The index is guarded by one RWMutex (route holds it for
 // reading); each subscription's own mutex orders live and replayed events.
 // Lock order: index.mu → subscription.mu. Every goroutine the node starts
