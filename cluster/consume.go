@@ -160,8 +160,11 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 				callIdle()
 				continue
 			case <-k.stop:
-				// Stopping: deliver nothing more. signalStop stopped the
-				// iterator, so the pump ends and closes msgs.
+			}
+			if k.stopped() {
+				// Stopping: deliver nothing more (select picks at random
+				// among ready cases, hence the check). signalStop stopped
+				// the iterator, so the pump ends and closes msgs.
 				for range msgs {
 				}
 				break events
