@@ -32,6 +32,9 @@ func expectNumbered(t *testing.T, cl *client, n, size int) {
 func TestPushThenFlushWritesDirectly(t *testing.T) {
 	e := startEnv(t, Options{}, nil)
 	cl, _, sub := subscribed(t, e)
+	// The write goroutine that sent connection_ack may still be ending; a
+	// Flush meanwhile rightly hands off to it.
+	waitNoWriter(t, sub.Conn())
 	for round := range 3 {
 		for i := range 10 {
 			queued, flush := sub.Push(numbered(round*10+i, 10))
@@ -51,7 +54,7 @@ func TestPushThenFlushWritesDirectly(t *testing.T) {
 // write goroutine) and by Push (written by Flush on the caller's
 // goroutine) reach the client in the order they were queued.
 func TestPushAndNextKeepQueueOrder(t *testing.T) {
-	e := startEnv(t, Options{}, nil)
+	e := startEnv(t, Options{WriteQueue: 4096}, nil) // room for every frame, however slow the reader
 	cl, _, sub := subscribed(t, e)
 	const n = 2000
 	done := make(chan struct{})
@@ -148,16 +151,7 @@ func TestIdleConnectionHasNoWriteGoroutine(t *testing.T) {
 	c := sess.expect(t, "init").conn
 	cl.send(`{"id":"1","type":"start","payload":{"query":"q"}}`)
 	sub := sess.expect(t, "subscribe").sub
-	idle := func() {
-		t.Helper()
-		deadline := time.Now().Add(waitFor)
-		for c.writerOn.Load() {
-			if time.Now().After(deadline) {
-				t.Fatal("a write goroutine is still running on an idle connection")
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
+	idle := func() { t.Helper(); waitNoWriter(t, c) }
 	for i := range 3 {
 		cl.expect(`{"type":"ka"}`)
 		idle()
@@ -193,12 +187,19 @@ func TestPushBurstLargerThanTheQueue(t *testing.T) {
 		defer close(done)
 		expectNumbered(t, cl, n, 10)
 	}()
+	c := sub.Conn()
 	for i := range n {
 		if queued, _ := sub.Push(numbered(i, 10)); !queued {
 			t.Fatalf("Push %d refused", i)
 		}
-		if i%32 == 31 {
-			time.Sleep(time.Millisecond) // the client reads at its pace
+		// Keep below the queue's bound: only a write goroutine started by
+		// Push (no Flush is called) can drain it.
+		deadline := time.Now().Add(waitFor)
+		for c.queue.len() >= 48 {
+			if time.Now().After(deadline) {
+				t.Fatalf("after %d pushes the queue holds %d frames and nothing drains it", i+1, c.queue.len())
+			}
+			time.Sleep(100 * time.Microsecond)
 		}
 	}
 	sub.Flush()
@@ -224,4 +225,16 @@ func TestNoNextAfterTheEndFrame(t *testing.T) {
 	c.Flush()
 	cl.send(`{"type":"ping"}`)
 	cl.expect(`{"type":"pong"}`) // and nothing before it
+}
+
+// waitNoWriter waits until c has no write goroutine.
+func waitNoWriter(t *testing.T, c *Conn) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for c.writerOn.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("a write goroutine is still running on an idle connection")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
