@@ -499,8 +499,8 @@ func (c *Conn) flushDirect() (rest bool) {
 		if !ok {
 			break
 		}
-		if f.sub.ended || f.sub.state.Load() == subCancelled {
-			continue // the client completed it, or its end was sent: never send `next` after that
+		if f.sub.dropsNext() {
+			continue
 		}
 		*buf = appendTextFrame(*buf, f.sub.prefix, f.payload, closingBrace)
 	}
@@ -576,8 +576,8 @@ func (c *Conn) flushBatch() bool {
 func (c *Conn) writeFrame(f frame) bool {
 	switch f.kind {
 	case kindNext:
-		if f.sub.ended || f.sub.state.Load() == subCancelled {
-			return true // the client completed it, or its end was sent: never send `next` after that
+		if f.sub.dropsNext() {
+			return true
 		}
 		return c.writeText(f.sub.prefix, f.payload, closingBrace)
 	case kindEnd:

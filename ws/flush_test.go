@@ -12,6 +12,17 @@ func numbered(i, size int) []byte {
 	return fmt.Appendf(nil, `{"data":{"n":%d,"pad":"%s"}}`, i, strings.Repeat("x", size))
 }
 
+// readNumbered runs expectNumbered on a goroutine of its own; the channel
+// closes when it returns (all frames read, or a read error reported).
+func readNumbered(t *testing.T, cl *client, n, size int) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { // ends with the n frames or a read error
+		defer close(done)
+		expectNumbered(t, cl, n, size)
+	}()
+	return done
+}
+
 // expectNumbered reads n frames carrying numbered(0..n-1, size), in order.
 func expectNumbered(t *testing.T, cl *client, n, size int) {
 	t.Helper()
@@ -57,11 +68,7 @@ func TestPushAndNextKeepQueueOrder(t *testing.T) {
 	e := startEnv(t, Options{WriteQueue: 4096}, nil) // room for every frame, however slow the reader
 	cl, _, sub := subscribed(t, e)
 	const n = 2000
-	done := make(chan struct{})
-	go func() { // the reader; ends with the test's frames or a read error
-		defer close(done)
-		expectNumbered(t, cl, n, 100)
-	}()
+	done := readNumbered(t, cl, n, 100)
 	for i := range n {
 		if i%3 == 0 {
 			if !sub.Next(numbered(i, 100)) {
@@ -182,11 +189,7 @@ func TestPushBurstLargerThanTheQueue(t *testing.T) {
 	e := startEnv(t, Options{WriteQueue: 64}, nil)
 	cl, sess, sub := subscribed(t, e)
 	const n = 1000
-	done := make(chan struct{})
-	go func() { // the reader; ends with the test's frames or a read error
-		defer close(done)
-		expectNumbered(t, cl, n, 10)
-	}()
+	done := readNumbered(t, cl, n, 10)
 	c := sub.Conn()
 	for i := range n {
 		if queued, _ := sub.Push(numbered(i, 10)); !queued {

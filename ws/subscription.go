@@ -156,6 +156,13 @@ func (s *Subscription) Expire(err error) {
 	s.conn.enqueue(frame{sub: s, payload: s.conn.proto.completeFrame(s.idJSON), kind: kindEnd})
 }
 
+// dropsNext reports whether a queued `next` frame of s must not be written:
+// the client completed s, or its end frame was written already. Called
+// with conn.wmu held.
+func (s *Subscription) dropsNext() bool {
+	return s.ended || s.state.Load() == subCancelled
+}
+
 // stop moves s to state to (subEnding or subCancelled). It reports whether
 // s was active, in which case the caller owns ending it.
 func (s *Subscription) stop(to int32) bool {
