@@ -13,6 +13,10 @@
 #   fanout-100k       1,000 conns × 1 sub, 100 events/s  → 100k deliveries/s
 #   cpu-per-delivery  2,000 conns × 1 sub, 20 events/s   → 40k deliveries/s; read server_cpu_us_per_delivery
 #   cpu-write-delay   the same with ws.write_delay=$WRITE_DELAY (default 100ms): fewer write(2) calls for more latency
+#   write-floor       no node: fraiseql-writefloor writes a 540-byte frame to each of 2,000 loopback
+#                     connections 20 times a second with raw write(2): the kernel's price of a
+#                     delivery that is its own write, the floor under cpu-per-delivery
+#   write-floor-x2    the same frames, two per write (10 writes/s): what sharing a write saves
 #   saturate-2k       2,000 conns × 1 sub, rate ×1.25 per 10 s step from 10 events/s until loss > 0.1 % or p99 > 500 ms
 #   fanout-10k        10,000 conns × 1 sub, 100 events/s → 1M deliveries/s offered
 #   fanout-10k-300k   10,000 conns × 1 sub, 30 events/s  → 300k deliveries/s: latency at the (ii) target rate
@@ -32,7 +36,7 @@ PAYLOAD=${PAYLOAD:-512} # bytes per event body, as in the reference measurements
 SOAK_DURATION=${SOAK_DURATION:-30m}
 WRITE_DELAY=${WRITE_DELAY:-100ms}
 SOAK_SAMPLE=${SOAK_SAMPLE:-30s}
-ALL="fanout-100k cpu-per-delivery cpu-write-delay saturate-2k fanout-10k fanout-10k-300k idle-rss-10k soak"
+ALL="fanout-100k cpu-per-delivery cpu-write-delay write-floor write-floor-x2 saturate-2k fanout-10k fanout-10k-300k idle-rss-10k soak"
 if [ $# -gt 0 ]; then SCENARIOS="$*"; fi
 SCENARIOS=${SCENARIOS:-$ALL}
 
@@ -45,10 +49,12 @@ echo "results in $OUT (RLIMIT_NOFILE $(ulimit -n))"
 cd "$ROOT"
 if [ -n "${DRY_RUN:-}" ]; then
 	run() { echo "fraiseql-loadgen -spawn -payload $PAYLOAD -out $OUT/$1-$2.json ${*:3}"; }
+	floor() { echo "fraiseql-writefloor -out $OUT/$1-$2.json ${*:3}"; }
 else
 go build -o "$OUT/bin/fraiseql-loadgen" ./tests/load/cmd/fraiseql-loadgen
 go build -o "$OUT/bin/fraiseql-node" ./cmd/node
 go build -o "$OUT/bin/fraiseql-plot" ./tests/load/cmd/fraiseql-plot
+go build -o "$OUT/bin/fraiseql-writefloor" ./tests/load/cmd/fraiseql-writefloor
 
 # run NAME N ARGS...: one run of the tool, report in $OUT/NAME-N.json.
 run() {
@@ -59,6 +65,14 @@ run() {
 	# the others: its report says what failed.
 	"$OUT/bin/fraiseql-loadgen" -spawn -node-bin "$OUT/bin/fraiseql-node" \
 		-payload "$PAYLOAD" -out "$OUT/$name-$n.json" "$@" 2>"$OUT/$name-$n.log" | tee "$OUT/$name-$n.txt" || echo "   (exit $?; see $OUT/$name-$n.log)"
+}
+
+# floor NAME N ARGS...: one run of fraiseql-writefloor, report in $OUT/NAME-N.json.
+floor() {
+	local name=$1 n=$2
+	shift 2
+	echo "== $name run $n: $*"
+	"$OUT/bin/fraiseql-writefloor" -out "$OUT/$name-$n.json" "$@" 2>"$OUT/$name-$n.log" | tee "$OUT/$name-$n.txt" || echo "   (exit $?; see $OUT/$name-$n.log)"
 }
 fi
 
@@ -72,6 +86,10 @@ for s in $SCENARIOS; do
 		cpu-write-delay)
 			run "$s" "$n" -conns 2000 -subs 1 -rate 20 -duration "$DURATION" -warmup 5s -connect-rate 500 \
 				-node-env "FRAISEQL_WS_WRITE_DELAY=$WRITE_DELAY" ;;
+		write-floor)
+			floor "$s" "$n" -conns 2000 -rate 20 -frames 1 -duration "$DURATION" ;;
+		write-floor-x2)
+			floor "$s" "$n" -conns 2000 -rate 10 -frames 2 -duration "$DURATION" ;;
 		saturate-2k)
 			run "$s" "$n" -saturate -conns 2000 -subs 1 -sat-start 10 -sat-factor 1.25 -sat-step 10s \
 				-sat-max-steps 30 -warmup 5s -connect-rate 500 ;;

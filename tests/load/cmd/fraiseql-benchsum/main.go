@@ -32,16 +32,16 @@ type report struct {
 }
 
 type window struct {
-	Name        string  `json:"name"`
-	Offered     float64 `json:"offered_deliveries_per_s"`
-	Deliveries  float64 `json:"deliveries_per_s"`
-	LossPct     float64 `json:"loss_pct"`
-	Duplicates  float64 `json:"duplicates"`
-	Reorders    float64 `json:"reorders"`
-	ServerCPUUs float64 `json:"server_cpu_us_per_delivery"`
-	ServerCores float64 `json:"server_cores"`
-	ClientCores float64 `json:"client_cores"`
-	Latency     struct {
+	Name        string   `json:"name"`
+	Offered     float64  `json:"offered_deliveries_per_s"`
+	Deliveries  float64  `json:"deliveries_per_s"`
+	LossPct     float64  `json:"loss_pct"`
+	Duplicates  float64  `json:"duplicates"`
+	Reorders    float64  `json:"reorders"`
+	ServerCPUUs float64  `json:"server_cpu_us_per_delivery"`
+	ServerCores float64  `json:"server_cores"`
+	ClientCores *float64 `json:"client_cores"`
+	Latency     *struct {
 		P50 float64 `json:"p50_ms"`
 		P99 float64 `json:"p99_ms"`
 	} `json:"latency"`
@@ -88,11 +88,20 @@ func run(files []string, w io.Writer) error {
 			if !ok {
 				continue
 			}
+			// A measure a report lacks (fraiseql-writefloor has no
+			// latency, client or memory) shows as "–", not as 0.
 			del, loss = append(del, win.Deliveries), append(loss, win.LossPct)
-			p50, p99 = append(p50, win.Latency.P50), append(p99, win.Latency.P99)
-			cpu, sc, cc = append(cpu, win.ServerCPUUs), append(sc, win.ServerCores), append(cc, win.ClientCores)
-			rss = append(rss, r.Memory.RSSPerConn/1024)
-			rssSub = append(rssSub, r.Memory.RSSPerConnWithSubs/1024)
+			cpu, sc = append(cpu, win.ServerCPUUs), append(sc, win.ServerCores)
+			if win.Latency != nil {
+				p50, p99 = append(p50, win.Latency.P50), append(p99, win.Latency.P99)
+			}
+			if win.ClientCores != nil {
+				cc = append(cc, *win.ClientCores)
+			}
+			if r.Memory.RSSPerConn > 0 {
+				rss = append(rss, r.Memory.RSSPerConn/1024)
+				rssSub = append(rssSub, r.Memory.RSSPerConnWithSubs/1024)
+			}
 		}
 		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", n, len(runs),
 			stat(del, "%.0f"), stat(loss, "%.3f"), stat(p50, "%.1f"), stat(p99, "%.1f"),
@@ -121,7 +130,7 @@ func best(r report) (window, bool) {
 	var top window
 	found := false
 	for _, w := range r.Windows {
-		passed := w.LossPct <= r.Saturation.MaxLossPct && w.Latency.P99 <= r.Saturation.MaxP99MS
+		passed := w.LossPct <= r.Saturation.MaxLossPct && w.Latency != nil && w.Latency.P99 <= r.Saturation.MaxP99MS
 		if passed && w.Deliveries > top.Deliveries {
 			top, found = w, true
 		}

@@ -27,12 +27,17 @@ func TestSummaryMediansAndSaturation(t *testing.T) {
 			`{"deliveries_per_s":2000,"loss_pct":0.05,"latency":{"p99_ms":400}},`+
 			`{"deliveries_per_s":3000,"loss_pct":2,"latency":{"p99_ms":900}}]}`),
 	}
+	// A fraiseql-writefloor report: no latency, client or memory.
+	floor := `{"mode":"write-floor","windows":[{"name":"measure","deliveries_per_s":40000,"server_cpu_us_per_delivery":`
+	files = append(files, write("write-floor-1.json", floor+`10.5,"server_cores":0.42}]}`),
+		write("write-floor-2.json", floor+`11,"server_cores":0.44}]}`))
 	var out bytes.Buffer
 	if err := run(files, &out); err != nil {
 		t.Fatal(err)
 	}
 	s := out.String()
-	for _, want := range []string{"| a | 3 | 200 (100–300) |", "20.0 (10.0–30.0)", "| 20.0 (20.0–20.0) | 30.0 (30.0–30.0) |", "| sat | 1 | 2000 |"} {
+	for _, want := range []string{"| a | 3 | 200 (100–300) |", "20.0 (10.0–30.0)", "| 20.0 (20.0–20.0) | 30.0 (30.0–30.0) |", "| sat | 1 | 2000 |",
+		"| write-floor | 2 | 40000 (40000–40000) | 0.000 (0.000–0.000) | – | – | 10.8 (10.5–11.0) | 0.43 (0.42–0.44) | – | – | – |"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}
