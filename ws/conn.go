@@ -71,13 +71,18 @@ type Conn struct {
 	// wmu is held by whoever takes frames off the queue and writes them:
 	// the write goroutine (Lock) or Flush (TryLock, never waiting), so
 	// frames reach the socket in queue order.
-	wmu        sync.Mutex
-	flushDue   atomic.Bool   // Push queued frames that await a Flush
-	writerOn   atomic.Bool   // a write goroutine runs (see wake)
-	kaDue      atomic.Bool   // a keep-alive is due
-	kaTimer    *time.Timer   // keep-alives, from connection_ack on; write goroutine only
-	flushes    *flushStats   // the Server's
-	closing    chan struct{} // closed once, when the connection starts closing
+	wmu      sync.Mutex
+	flushDue atomic.Bool   // Push queued frames that await a Flush
+	writerOn atomic.Bool   // a write goroutine runs (see wake)
+	kaDue    atomic.Bool   // a keep-alive is due
+	kaTimer  *time.Timer   // keep-alives, from connection_ack on; write goroutine only
+	flushes  *flushStats   // the Server's
+	closing  chan struct{} // closed once, when the connection starts closing
+	// closed is set just before closing is closed. The delivery path
+	// checks it for every frame: an atomic in the Conn is one cache line
+	// it already reads, where closing's channel is one more cold line per
+	// delivery when rounds write to thousands of connections.
+	closed     atomic.Bool
 	closeOnce  sync.Once
 	writerDone chan struct{}
 
@@ -243,14 +248,7 @@ func (c *Conn) finish() {
 	c.queue.clear()
 }
 
-func (c *Conn) isClosing() bool {
-	select {
-	case <-c.closing:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Conn) isClosing() bool { return c.closed.Load() }
 
 // closeWith starts closing the connection with a close handshake. The
 // first close request wins. It never blocks.
@@ -306,6 +304,7 @@ func (c *Conn) closeInfo() (CloseCode, string, CloseReason, bool) {
 
 func (c *Conn) startClosing() {
 	c.closeOnce.Do(func() {
+		c.closed.Store(true)
 		close(c.closing)
 		c.cancel()
 		c.wake() // to close the socket
@@ -315,10 +314,8 @@ func (c *Conn) startClosing() {
 // enqueue queues f for the writer without blocking. A full queue makes the
 // client a slow consumer: the connection is closed with 1013.
 func (c *Conn) enqueue(f frame) bool {
-	select {
-	case <-c.closing:
+	if c.isClosing() {
 		return false
-	default:
 	}
 	if c.queue.push(f) {
 		c.wake()
@@ -348,11 +345,23 @@ func (c *Conn) enqueueWait(ctx context.Context, f frame) bool {
 			c.wake()
 			return true
 		}
+		// Say that a pusher waits, so that takes signal space, then try
+		// again: a take between the first try and now signalled nobody.
+		c.queue.waiting.Add(1)
+		if c.queue.push(f) {
+			c.queue.waiting.Add(-1)
+			c.wake()
+			return true
+		}
+		var ok bool
 		select {
 		case <-c.queue.space:
+			ok = true
 		case <-c.closing:
-			return false
 		case <-ctx.Done():
+		}
+		c.queue.waiting.Add(-1)
+		if !ok {
 			return false
 		}
 	}
@@ -438,10 +447,8 @@ func (c *Conn) keepAliveDue() {
 // push queues f without waking the write goroutine (see
 // Subscription.Push).
 func (c *Conn) push(f frame) (queued, flush bool) {
-	select {
-	case <-c.closing:
+	if c.isClosing() {
 		return false, false
-	default:
 	}
 	n := c.queue.pushN(f)
 	if n == 0 {

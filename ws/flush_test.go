@@ -241,3 +241,55 @@ func waitNoWriter(t *testing.T, c *Conn) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestNextWaitWaitsForSpace: NextWait blocks while the queue and the
+// socket are full and goes on as the client reads, with two senders
+// waiting at once; nothing is lost and each sender's frames stay in order.
+func TestNextWaitWaitsForSpace(t *testing.T) {
+	e := startEnv(t, Options{WriteQueue: 4, WriteTimeout: time.Minute}, nil)
+	cl, _, sub := subscribed(t, e)
+	const perSender, size = 150, 32 << 10 // 2 × 4.8 MB: more than the socket buffers and the queue hold
+	sent := make(chan int, 2)
+	for s := range 2 {
+		go func() { // ends when its frames are queued or the connection closes
+			n := 0
+			for i := range perSender {
+				if !sub.NextWait(t.Context(), fmt.Appendf(nil, `{"s":%d,"i":%d,"pad":"%s"}`, s, i, strings.Repeat("x", size))) {
+					break
+				}
+				n++
+			}
+			sent <- n
+		}()
+	}
+	// Both senders must come to wait: the queue holds 4 frames.
+	deadline := time.Now().Add(waitFor)
+	for sub.Conn().queue.waiting.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d senders waiting for space, want 2", sub.Conn().queue.waiting.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	next := [2]int{}
+	for range 2 * perSender {
+		got, err := cl.read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			Payload struct{ S, I int } `json:"payload"`
+		}
+		if err := json.Unmarshal([]byte(got), &m); err != nil {
+			t.Fatalf("%.80s: %v", got, err)
+		}
+		if s := m.Payload.S; m.Payload.I != next[s] {
+			t.Fatalf("sender %d: frame %d, want %d", s, m.Payload.I, next[s])
+		}
+		next[m.Payload.S]++
+	}
+	for range 2 {
+		if n := <-sent; n != perSender {
+			t.Fatalf("a sender queued %d of %d frames", n, perSender)
+		}
+	}
+}

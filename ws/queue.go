@@ -1,6 +1,9 @@
 package ws
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // frameQueue is a connection's bounded write queue. It is a ring that
 // grows on demand up to its limit and gives its storage back when drained,
@@ -14,7 +17,8 @@ type frameQueue struct {
 	n     int     // frames queued; guarded by mu
 	limit int
 
-	space chan struct{} // cap 1: frames were taken (wakes pushWait)
+	space   chan struct{} // cap 1: frames were taken while a pusher waits (enqueueWait)
+	waiting atomic.Int32  // pushers waiting for space; takes signal space only then
 }
 
 // keptRing is the largest ring kept once the queue is empty.
@@ -76,7 +80,11 @@ func (q *frameQueue) take(onlyNext bool) (frame, bool) {
 		}
 	}
 	q.mu.Unlock()
-	signal(q.space)
+	// Only a waiting pusher needs the signal; the delivery path takes a
+	// frame per delivery and should not touch the channel for it.
+	if q.waiting.Load() > 0 {
+		signal(q.space)
+	}
 	return f, true
 }
 

@@ -44,14 +44,22 @@ func TestFrameQueueBoundsOrderAndShrinks(t *testing.T) {
 	}
 }
 
-func TestFrameQueueSignals(t *testing.T) {
+func TestFrameQueueSignalsAWaitingPusher(t *testing.T) {
 	q := newFrameQueue(2)
 	q.push(frame{})
 	q.push(frame{})
 	q.pop()
 	select {
 	case <-q.space:
+		t.Fatal("space signalled with no pusher waiting")
 	default:
-		t.Fatal("no space signal after a pop")
+	}
+	q.push(frame{})
+	q.waiting.Add(1)
+	q.pop()
+	select {
+	case <-q.space:
+	default:
+		t.Fatal("no space signal after a pop while a pusher waits")
 	}
 }

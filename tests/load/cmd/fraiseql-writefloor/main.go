@@ -57,6 +57,7 @@ func main() {
 
 type config struct {
 	conns, size, frames int
+	writers             int
 	rate                float64
 	duration, warmup    time.Duration
 	out                 string
@@ -70,6 +71,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.rate, "rate", 20, "write rounds per second; each round writes once to every connection (0 < rate <= 10000)")
 	fs.IntVar(&c.size, "size", 540, "bytes per frame (1..65536); 540 is about the frame a 512-byte load-tool event becomes")
 	fs.IntVar(&c.frames, "frames", 1, "frames per write (1..64), as several queued events share one write")
+	fs.IntVar(&c.writers, "writers", 1, "goroutines sharing each round's writes (1..64), as the node splits a large write round over GOMAXPROCS goroutines")
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "measured time (1ms..1h)")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured writing first (0..1m)")
 	fs.StringVar(&c.out, "out", "", "write the JSON report to this file")
@@ -88,6 +90,8 @@ func parse(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-size %d: want 1..65536", c.size)
 	case c.frames < 1 || c.frames > 64:
 		return c, fmt.Errorf("-frames %d: want 1..64", c.frames)
+	case c.writers < 1 || c.writers > 64:
+		return c, fmt.Errorf("-writers %d: want 1..64", c.writers)
 	case c.duration < time.Millisecond || c.duration > time.Hour:
 		return c, fmt.Errorf("-duration %s: want 1ms..1h", c.duration)
 	case c.warmup < 0 || c.warmup > time.Minute:
@@ -103,6 +107,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 type Report struct {
 	Mode           string   `json:"mode"`
 	Conns          int      `json:"conns"`
+	Writers        int      `json:"writers"`
 	Rate           float64  `json:"rate"`
 	Size           int      `json:"size"`
 	FramesPerWrite int      `json:"frames_per_write"`
@@ -200,18 +205,25 @@ func measure(ctx context.Context, c config) (*Report, error) {
 	for i := range buf {
 		buf[i] = 'x'
 	}
-	w := writer{fds: fds, conns: conns, buf: buf}
-	if err := w.rounds(ctx, c.rate, c.warmup); err != nil {
+	ws := shards(fds, conns, buf, c.writers)
+	if err := rounds(ctx, ws, c.rate, c.warmup); err != nil {
 		closeAll()
 		cmd.Wait()
 		return nil, err
 	}
-	measured := w
-	measured.writes, measured.short, measured.bytes = 0, 0, 0
+	var warm writer
+	for i := range ws {
+		warm.add(&ws[i])
+		ws[i].writes, ws[i].short, ws[i].bytes = 0, 0, 0
+	}
 	cpu0, t0 := loadgen.SelfCPU(), time.Now()
-	err = measured.rounds(ctx, c.rate, c.duration)
+	err = rounds(ctx, ws, c.rate, c.duration)
 	cpu, elapsed := loadgen.SelfCPU()-cpu0, time.Since(t0)
 	closeAll()
+	var measured writer
+	for i := range ws {
+		measured.add(&ws[i])
+	}
 	read, rerr := readCount(rout)
 	werr := cmd.Wait()
 	if err != nil {
@@ -224,11 +236,11 @@ func measure(ctx context.Context, c config) (*Report, error) {
 		return nil, errors.New("no write was made: -duration shorter than one round")
 	}
 	rep := &Report{
-		Mode: "write-floor", Conns: c.conns, Rate: c.rate, Size: c.size, FramesPerWrite: c.frames,
+		Mode: "write-floor", Conns: c.conns, Writers: c.writers, Rate: c.rate, Size: c.size, FramesPerWrite: c.frames,
 		DurationS: elapsed.Seconds(), Writes: measured.writes, ShortWrites: measured.short,
 		CPUSeconds:    cpu.Seconds(),
 		CPUUsPerWrite: float64(cpu.Microseconds()) / float64(measured.writes),
-		BytesWritten:  w.bytes + measured.bytes, BytesRead: read,
+		BytesWritten:  warm.bytes + measured.bytes, BytesRead: read,
 	}
 	rep.CPUUsPerFrame = rep.CPUUsPerWrite / float64(c.frames)
 	frames := float64(measured.writes) * float64(c.frames)
@@ -263,6 +275,7 @@ func accept(ln net.Listener, n int, limit time.Duration) ([]net.Conn, []uintptr,
 	return conns, fds, nil
 }
 
+// writer writes one share of the connections in each round.
 type writer struct {
 	fds   []uintptr
 	conns []net.Conn
@@ -271,14 +284,29 @@ type writer struct {
 	writes, short, bytes uint64
 }
 
-// rounds writes buf to every connection rate times a second for d. A
-// write the socket does not take whole (it should not happen at these
-// rates) is counted as short and finished with a blocking write, so that
-// the reader's count stays comparable.
-func (w *writer) rounds(ctx context.Context, rate float64, d time.Duration) error {
+func (w *writer) add(o *writer) {
+	w.writes, w.short, w.bytes = w.writes+o.writes, w.short+o.short, w.bytes+o.bytes
+}
+
+// shards splits the connections into n near-equal writers.
+func shards(fds []uintptr, conns []net.Conn, buf []byte, n int) []writer {
+	n = min(n, len(fds))
+	size := (len(fds) + n - 1) / n
+	var ws []writer
+	for i := 0; i < len(fds); i += size {
+		j := min(i+size, len(fds))
+		ws = append(ws, writer{fds: fds[i:j], conns: conns[i:j], buf: buf})
+	}
+	return ws
+}
+
+// rounds makes a round rate times a second for d: the writers write
+// their shares at once, the first on this goroutine, as the node's write
+// round does.
+func rounds(ctx context.Context, ws []writer, rate float64, d time.Duration) error {
 	period := time.Duration(float64(time.Second) / rate)
+	errs := make([]error, len(ws))
 	start := time.Now()
-	p := uintptr(unsafe.Pointer(&w.buf[0]))
 	for next := start; time.Since(start) < d; next = next.Add(period) {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -286,23 +314,41 @@ func (w *writer) rounds(ctx context.Context, rate float64, d time.Duration) erro
 		if wait := time.Until(next); wait > 0 {
 			time.Sleep(wait)
 		}
-		for i, fd := range w.fds {
-			n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, p, uintptr(len(w.buf)))
-			w.writes++
-			if errno != 0 && errno != syscall.EAGAIN {
-				return fmt.Errorf("write: %w", errno)
-			}
-			if errno == syscall.EAGAIN {
-				n = 0
-			}
-			if int(n) < len(w.buf) {
-				w.short++
-				if _, err := w.conns[i].Write(w.buf[n:]); err != nil {
-					return fmt.Errorf("write: %w", err)
-				}
-			}
-			w.bytes += uint64(len(w.buf))
+		var wg sync.WaitGroup
+		for i := 1; i < len(ws); i++ {
+			wg.Go(func() { errs[i] = ws[i].round() }) // waited for below
 		}
+		errs[0] = ws[0].round()
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// round writes buf once to each of w's connections. A write the socket
+// does not take whole (it should not happen at these rates) is counted as
+// short and finished with a blocking write, so that the reader's count
+// stays comparable.
+func (w *writer) round() error {
+	p := uintptr(unsafe.Pointer(&w.buf[0]))
+	for i, fd := range w.fds {
+		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, p, uintptr(len(w.buf)))
+		w.writes++
+		if errno != 0 && errno != syscall.EAGAIN {
+			return fmt.Errorf("write: %w", errno)
+		}
+		if errno == syscall.EAGAIN {
+			n = 0
+		}
+		if int(n) < len(w.buf) {
+			w.short++
+			if _, err := w.conns[i].Write(w.buf[n:]); err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+		}
+		w.bytes += uint64(len(w.buf))
 	}
 	return nil
 }

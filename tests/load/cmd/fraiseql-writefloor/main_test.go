@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 func TestReaderGetsEveryByteWritten(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "floor.json")
 	var stdout, stderr bytes.Buffer
-	args := []string{"-conns", "20", "-rate", "200", "-size", "100", "-frames", "3",
+	args := []string{"-conns", "21", "-writers", "2", "-rate", "200", "-size", "100", "-frames", "3",
 		"-duration", "200ms", "-warmup", "50ms", "-out", out}
 	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s%s", code, stdout.String(), stderr.String())
@@ -36,8 +36,8 @@ func TestReaderGetsEveryByteWritten(t *testing.T) {
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if rep.Writes == 0 || rep.Writes%20 != 0 {
-		t.Errorf("writes %d: want whole rounds over 20 connections", rep.Writes)
+	if rep.Writes == 0 || rep.Writes%21 != 0 || rep.Writers != 2 {
+		t.Errorf("writes %d by %d writers: want whole rounds over 21 connections by 2", rep.Writes, rep.Writers)
 	}
 	if rep.BytesWritten == 0 || rep.BytesWritten%300 != 0 || rep.BytesRead != rep.BytesWritten {
 		t.Errorf("bytes written %d, read %d: want equal, in writes of 300", rep.BytesWritten, rep.BytesRead)
@@ -49,8 +49,8 @@ func TestReaderGetsEveryByteWritten(t *testing.T) {
 		t.Errorf("CPU per write %g, per frame %g: want per frame = per write / 3", rep.CPUUsPerWrite, rep.CPUUsPerFrame)
 	}
 	if len(rep.Windows) != 1 || rep.Windows[0].Name != "measure" || rep.Windows[0].ServerCPUUs != rep.CPUUsPerFrame ||
-		rep.Windows[0].Offered != 200*20*3 {
-		t.Errorf("windows %+v: want one measure window with CPU per frame and 12000 frames/s offered", rep.Windows)
+		rep.Windows[0].Offered != 200*21*3 {
+		t.Errorf("windows %+v: want one measure window with CPU per frame and 12600 frames/s offered", rep.Windows)
 	}
 	if !strings.Contains(stdout.String(), "µs CPU per write") {
 		t.Errorf("summary lacks the CPU per write: %s", stdout.String())
@@ -69,6 +69,9 @@ func TestFlagBounds(t *testing.T) {
 		{[]string{"-frames", "0"}, "-frames 0"},
 		{[]string{"-frames", "64"}, ""},
 		{[]string{"-frames", "65"}, "-frames 65"},
+		{[]string{"-writers", "0"}, "-writers 0"},
+		{[]string{"-writers", "64"}, ""},
+		{[]string{"-writers", "65"}, "-writers 65"},
 		{[]string{"-size", "65536"}, ""},
 		{[]string{"-size", "65537"}, "-size 65537"},
 		{[]string{"-rate", "0"}, "-rate 0"},
