@@ -161,9 +161,9 @@ func (b *batchWriter) flushLocked() error {
 // directWriter writes to the socket without waiting: the delivering
 // goroutine (Conn.Flush) hands a connection its frames in one write(2) of
 // its own, with no wake-up of the connection's write goroutine, when the
-// socket takes them at once — the common case. It is nil for a socket that
-// is not a syscall.Conn (TLS terminated in process), which always goes
-// through the write goroutine.
+// socket takes them at once — the common case. It is unused (ok is false)
+// for a socket that is not a syscall.Conn (TLS terminated in process),
+// which always goes through the write goroutine.
 type directWriter struct {
 	rc  syscall.RawConn
 	fn  func(fd uintptr) bool // d.write, bound once so that a write allocates nothing
@@ -172,19 +172,22 @@ type directWriter struct {
 	err error
 }
 
-func newDirectWriter(c net.Conn) *directWriter {
+// init sets d up to write to c, if c gives access to its descriptor.
+func (d *directWriter) init(c net.Conn) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return nil
+		return
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return nil
+		return
 	}
-	d := &directWriter{rc: rc}
+	d.rc = rc
 	d.fn = d.write
-	return d
 }
+
+// ok reports whether d can write: init found a descriptor.
+func (d *directWriter) ok() bool { return d.rc != nil }
 
 func (d *directWriter) write(fd uintptr) bool {
 	// A raw syscall: the socket is non-blocking, so the call returns at

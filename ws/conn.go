@@ -55,6 +55,21 @@ var closingBrace = []byte("}")
 // (see wake); the read goroutine waits for the last one, which closes the
 // socket, before calling Session.Close.
 type Conn struct {
+	// The delivery path's fields come first, and the queue and the direct
+	// writer are part of the Conn rather than objects of their own: a write
+	// round touches every connection once per event, and each separate
+	// object is one more cache miss per delivery, waited for in turn.
+	closed   atomic.Bool // set just before closing is closed (see isClosing)
+	flushDue atomic.Bool // Push queued frames that await a Flush
+	writerOn atomic.Bool // a write goroutine runs (see wake)
+	// wmu is held by whoever takes frames off the queue and writes them:
+	// the write goroutine (Lock) or Flush (TryLock, never waiting), so
+	// frames reach the socket in queue order.
+	wmu     sync.Mutex
+	queue   frameQueue
+	direct  directWriter // Flush's non-blocking path to the socket; unused (rc nil) without one
+	flushes *flushStats  // the Server's
+
 	ws         *websocket.Conn
 	raw        net.Conn     // the hijacked socket under ws, to drop it at once
 	batch      *batchWriter // under ws's writes: several frames per syscall
@@ -66,23 +81,9 @@ type Conn struct {
 	ctx    context.Context // Context(); cancelled when closing starts
 	cancel context.CancelFunc
 
-	queue  *frameQueue
-	direct *directWriter // Flush's non-blocking path to the socket; nil: none
-	// wmu is held by whoever takes frames off the queue and writes them:
-	// the write goroutine (Lock) or Flush (TryLock, never waiting), so
-	// frames reach the socket in queue order.
-	wmu      sync.Mutex
-	flushDue atomic.Bool   // Push queued frames that await a Flush
-	writerOn atomic.Bool   // a write goroutine runs (see wake)
-	kaDue    atomic.Bool   // a keep-alive is due
-	kaTimer  *time.Timer   // keep-alives, from connection_ack on; write goroutine only
-	flushes  *flushStats   // the Server's
-	closing  chan struct{} // closed once, when the connection starts closing
-	// closed is set just before closing is closed. The delivery path
-	// checks it for every frame: an atomic in the Conn is one cache line
-	// it already reads, where closing's channel is one more cold line per
-	// delivery when rounds write to thousands of connections.
-	closed     atomic.Bool
+	kaDue      atomic.Bool   // a keep-alive is due
+	kaTimer    *time.Timer   // keep-alives, from connection_ack on; write goroutine only
+	closing    chan struct{} // closed once, when the connection starts closing
 	closeOnce  sync.Once
 	writerDone chan struct{}
 
@@ -112,7 +113,7 @@ type Conn struct {
 
 func newConn(wsc *websocket.Conn, raw net.Conn, batch *batchWriter, p protocol, r string, opts *Options, sess Session) *Conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Conn{
+	c := &Conn{
 		ws:         wsc,
 		raw:        raw,
 		batch:      batch,
@@ -122,12 +123,13 @@ func newConn(wsc *websocket.Conn, raw net.Conn, batch *batchWriter, p protocol, 
 		sess:       sess,
 		ctx:        ctx,
 		cancel:     cancel,
-		queue:      newFrameQueue(opts.WriteQueue),
-		direct:     newDirectWriter(raw),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 		subs:       make(map[string]*Subscription),
 	}
+	c.queue.init(opts.WriteQueue)
+	c.direct.init(raw)
+	return c
 }
 
 // Protocol returns the negotiated subprotocol: "graphql-transport-ws" or
@@ -473,7 +475,7 @@ func (c *Conn) push(f frame) (queued, flush bool) {
 func (c *Conn) Flush() {
 	c.flushDue.Store(false)
 	rest := true
-	if c.direct != nil && c.wmu.TryLock() {
+	if c.direct.ok() && c.wmu.TryLock() {
 		rest = c.flushDirect()
 		c.wmu.Unlock()
 	}

@@ -25,7 +25,14 @@ type frameQueue struct {
 const keptRing = 64
 
 func newFrameQueue(limit int) *frameQueue {
-	return &frameQueue{limit: limit, space: make(chan struct{}, 1)}
+	q := new(frameQueue)
+	q.init(limit)
+	return q
+}
+
+// init makes q an empty queue of at most limit frames.
+func (q *frameQueue) init(limit int) {
+	q.limit, q.space = limit, make(chan struct{}, 1)
 }
 
 // push queues f; it reports false, queuing nothing, when the queue is full.
