@@ -292,4 +292,8 @@ func TestNextWaitWaitsForSpace(t *testing.T) {
 			t.Fatalf("a sender queued %d of %d frames", n, perSender)
 		}
 	}
+	// A waiter that is not counted off would make every later take signal.
+	if w := sub.Conn().queue.waiting.Load(); w != 0 {
+		t.Fatalf("%d waiters still counted after the senders returned", w)
+	}
 }

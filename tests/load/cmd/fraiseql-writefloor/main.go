@@ -236,7 +236,7 @@ func measure(ctx context.Context, c config) (*Report, error) {
 		return nil, errors.New("no write was made: -duration shorter than one round")
 	}
 	rep := &Report{
-		Mode: "write-floor", Conns: c.conns, Writers: c.writers, Rate: c.rate, Size: c.size, FramesPerWrite: c.frames,
+		Mode: "write-floor", Conns: c.conns, Writers: len(ws), Rate: c.rate, Size: c.size, FramesPerWrite: c.frames,
 		DurationS: elapsed.Seconds(), Writes: measured.writes, ShortWrites: measured.short,
 		CPUSeconds:    cpu.Seconds(),
 		CPUUsPerWrite: float64(cpu.Microseconds()) / float64(measured.writes),

@@ -115,3 +115,23 @@ func TestReadCount(t *testing.T) {
 		}
 	}
 }
+
+func TestWritersAreAtMostTheConnections(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "floor.json")
+	var stdout, stderr bytes.Buffer
+	args := []string{"-conns", "3", "-writers", "4", "-rate", "100", "-duration", "50ms", "-warmup", "0s", "-out", out}
+	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s%s", code, stdout.String(), stderr.String())
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Writers != 3 || rep.Writes%3 != 0 {
+		t.Errorf("3 connections, -writers 4: report says %d writers, %d writes; want 3 writers, whole rounds", rep.Writers, rep.Writes)
+	}
+}
