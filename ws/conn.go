@@ -339,34 +339,11 @@ func (c *Conn) slowConsumer() {
 // ctx is done or the connection closes. It is for bulk senders (replay)
 // that must apply backpressure rather than overflow the queue.
 func (c *Conn) enqueueWait(ctx context.Context, f frame) bool {
-	for {
-		if c.isClosing() {
-			return false
-		}
-		if c.queue.push(f) {
-			c.wake()
-			return true
-		}
-		// Say that a pusher waits, so that takes signal space, then try
-		// again: a take between the first try and now signalled nobody.
-		c.queue.waiting.Add(1)
-		if c.queue.push(f) {
-			c.queue.waiting.Add(-1)
-			c.wake()
-			return true
-		}
-		var ok bool
-		select {
-		case <-c.queue.space:
-			ok = true
-		case <-c.closing:
-		case <-ctx.Done():
-		}
-		c.queue.waiting.Add(-1)
-		if !ok {
-			return false
-		}
+	if !c.queue.pushWait(ctx, c.closing, f) {
+		return false
 	}
+	c.wake()
+	return true
 }
 
 // wake makes sure a write goroutine runs: one starts when there is

@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 )
@@ -17,8 +18,8 @@ type frameQueue struct {
 	n     int     // frames queued; guarded by mu
 	limit int
 
-	space   chan struct{} // cap 1: frames were taken while a pusher waits (enqueueWait)
-	waiting atomic.Int32  // pushers waiting for space; takes signal space only then
+	space   chan struct{} // cap 1: frames were taken while a pusher waits (pushWait)
+	waiting atomic.Int32  // pushers waiting for space (pushWait); takes signal space only then
 }
 
 // keptRing is the largest ring kept once the queue is empty.
@@ -52,6 +53,44 @@ func (q *frameQueue) pushN(f frame) int {
 	q.buf[(q.head+q.n)%len(q.buf)] = f
 	q.n++
 	return q.n
+}
+
+// pushWait queues f, waiting while the queue is full, until stop is
+// closed or ctx is done (false). Takes signal space only while a pusher
+// waits: it says so before it tries again, so a take made before that,
+// which signalled nobody, is caught by the try.
+func (q *frameQueue) pushWait(ctx context.Context, stop <-chan struct{}, f frame) bool {
+	if isDone(stop) {
+		return false
+	}
+	if q.push(f) {
+		return true
+	}
+	q.waiting.Add(1)
+	defer q.waiting.Add(-1)
+	for !q.push(f) {
+		select {
+		case <-q.space:
+		case <-stop:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+		if isDone(stop) { // both were ready: stopping wins
+			return false
+		}
+	}
+	return true
+}
+
+// isDone reports whether c is closed.
+func isDone(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // growLocked doubles the ring (at least 4, at most limit), keeping order.

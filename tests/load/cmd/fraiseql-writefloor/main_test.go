@@ -20,12 +20,13 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func TestReaderGetsEveryByteWritten(t *testing.T) {
+// measureOK runs the tool with args and -out, and returns its summary and
+// its JSON report.
+func measureOK(t *testing.T, args ...string) (string, Report) {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), "floor.json")
 	var stdout, stderr bytes.Buffer
-	args := []string{"-conns", "21", "-writers", "2", "-rate", "200", "-size", "100", "-frames", "3",
-		"-duration", "200ms", "-warmup", "50ms", "-out", out}
-	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+	if code := run(context.Background(), append(args, "-out", out), &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s%s", code, stdout.String(), stderr.String())
 	}
 	raw, err := os.ReadFile(out)
@@ -36,6 +37,12 @@ func TestReaderGetsEveryByteWritten(t *testing.T) {
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		t.Fatal(err)
 	}
+	return stdout.String(), rep
+}
+
+func TestReaderGetsEveryByteWritten(t *testing.T) {
+	summary, rep := measureOK(t, "-conns", "21", "-writers", "2", "-rate", "200", "-size", "100", "-frames", "3",
+		"-duration", "200ms", "-warmup", "50ms")
 	if rep.Writes == 0 || rep.Writes%21 != 0 || rep.Writers != 2 {
 		t.Errorf("writes %d by %d writers: want whole rounds over 21 connections by 2", rep.Writes, rep.Writers)
 	}
@@ -52,8 +59,8 @@ func TestReaderGetsEveryByteWritten(t *testing.T) {
 		rep.Windows[0].Offered != 200*21*3 {
 		t.Errorf("windows %+v: want one measure window with CPU per frame and 12600 frames/s offered", rep.Windows)
 	}
-	if !strings.Contains(stdout.String(), "µs CPU per write") {
-		t.Errorf("summary lacks the CPU per write: %s", stdout.String())
+	if !strings.Contains(summary, "µs CPU per write") {
+		t.Errorf("summary lacks the CPU per write: %s", summary)
 	}
 }
 
@@ -117,20 +124,7 @@ func TestReadCount(t *testing.T) {
 }
 
 func TestWritersAreAtMostTheConnections(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "floor.json")
-	var stdout, stderr bytes.Buffer
-	args := []string{"-conns", "3", "-writers", "4", "-rate", "100", "-duration", "50ms", "-warmup", "0s", "-out", out}
-	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit %d: %s%s", code, stdout.String(), stderr.String())
-	}
-	raw, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep Report
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		t.Fatal(err)
-	}
+	_, rep := measureOK(t, "-conns", "3", "-writers", "4", "-rate", "100", "-duration", "50ms", "-warmup", "0s")
 	if rep.Writers != 3 || rep.Writes%3 != 0 {
 		t.Errorf("3 connections, -writers 4: report says %d writers, %d writes; want 3 writers, whole rounds", rep.Writers, rep.Writes)
 	}
