@@ -342,7 +342,7 @@ func TestCursor(t *testing.T) {
 	if err := c.JetStream().DeleteStream(testCtx(t), "EVENTS"); err != nil {
 		t.Fatal(err)
 	}
-	c2 := open(t, cluster.Config{URL: srv})
+	c2 := openAfterDelete(t, cluster.Config{URL: srv})
 	if _, err := c2.ParseCursor(cur); !errors.Is(err, cluster.ErrCursorExpired) {
 		t.Fatalf("cursor from the old stream: %v, want ErrCursorExpired", err)
 	}

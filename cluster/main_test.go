@@ -34,6 +34,26 @@ func testCtx(t testing.TB) context.Context {
 	return ctx
 }
 
+// openAfterDelete is open right after the stream was deleted: the server
+// may still be removing the old stream's files, and refuses to create a
+// store there until it has ("error creating store for stream"), so Open is
+// tried again for a while.
+func openAfterDelete(t testing.TB, cfg cluster.Config) *cluster.Cluster {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := cluster.Open(testCtx(t), cfg, testLog())
+		if err == nil {
+			closeOnCleanup(t, c)
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Open after deleting the stream: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // open opens a Cluster (embedded in t.TempDir() when cfg.URL is empty)
 // and closes it in t.Cleanup.
 func open(t testing.TB, cfg cluster.Config) *cluster.Cluster {
@@ -45,11 +65,7 @@ func open(t testing.TB, cfg cluster.Config) *cluster.Cluster {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+	closeOnCleanup(t, c)
 	return c
 }
 
@@ -97,4 +113,13 @@ func mustPublish(t testing.TB, c *cluster.Cluster, tenant, topic, data, id strin
 		t.Fatalf("Publish(%s, %s): %v", tenant, topic, err)
 	}
 	return r
+}
+
+// closeOnCleanup closes c when the test ends.
+func closeOnCleanup(t testing.TB, c *cluster.Cluster) {
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 }
