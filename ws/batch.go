@@ -166,7 +166,7 @@ func (b *batchWriter) flushLocked() error {
 // which always goes through the write goroutine.
 type directWriter struct {
 	rc  syscall.RawConn
-	fn  func(fd uintptr) bool // d.write, bound once so that a write allocates nothing
+	fn  func(fd uintptr) // d.write, bound once so that a write allocates nothing
 	buf []byte
 	n   int
 	err error
@@ -189,7 +189,7 @@ func (d *directWriter) init(c net.Conn) {
 // ok reports whether d can write: init found a descriptor.
 func (d *directWriter) ok() bool { return d.rc != nil }
 
-func (d *directWriter) write(fd uintptr) bool {
+func (d *directWriter) write(fd uintptr) {
 	// A raw syscall: the socket is non-blocking, so the call returns at
 	// once and the scheduler need not hand this P to another thread
 	// meanwhile (syscall.Write's entersyscall/exitsyscall, and the
@@ -199,7 +199,6 @@ func (d *directWriter) write(fd uintptr) bool {
 	if errno != 0 {
 		d.n, d.err = 0, errno
 	}
-	return true // never wait for the socket: what it did not take, the write goroutine writes
 }
 
 // tryWrite writes as much of p as the socket takes now. It returns how
@@ -207,7 +206,14 @@ func (d *directWriter) write(fd uintptr) bool {
 // is not one: it writes 0 bytes).
 func (d *directWriter) tryWrite(p []byte) (int, error) {
 	d.buf = p
-	err := d.rc.Write(d.fn)
+	// Control, not Write: it holds a reference to the descriptor, so the
+	// descriptor cannot be closed (and its number reused by another
+	// connection) during the call, which is all this write needs. Write
+	// would also take the descriptor's write lock and reset its poller
+	// state for a wait that never happens: b.mu already keeps writers
+	// apart, and what the socket does not take goes to the write
+	// goroutine. Write deadlines do not apply: the write never blocks.
+	err := d.rc.Control(d.fn)
 	d.buf = nil
 	if err != nil {
 		return 0, err
