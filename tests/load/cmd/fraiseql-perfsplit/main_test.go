@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// sample is one perf script sample: a header, then its frames leaf first.
+func sample(frames ...string) string {
+	var b strings.Builder
+	b.WriteString("fraiseql-node 4242 \n")
+	for _, f := range frames {
+		b.WriteString("\t" + f + "\n")
+	}
+	return b.String() + "\n"
+}
+
+const (
+	kWrite  = "ffffffff8200d68f tcp_sendmsg_locked"
+	kSleep  = "ffffffff816b8cd8 do_nanosleep"
+	uDirect = "b7786e github.com/fraiseql/subscriptions/ws.(*directWriter).write"
+	uFlush  = "b80000 github.com/fraiseql/subscriptions/ws.(*Conn).Flush"
+	uRound  = "beaf38 github.com/fraiseql/subscriptions/node.(*Node).flush"
+	uSysmon = "4a1234 runtime.sysmon"
+	uExit   = "93d81 runtime.goexit.abi0"
+)
+
+func TestSplitsSamplesByWhatTheNodeDid(t *testing.T) {
+	in := sample(kWrite, uDirect, uFlush, uRound, uExit) + // a write: the direct writer wins over the round below it
+		sample(kWrite, uDirect, uFlush, uRound, uExit) +
+		sample(uFlush, uRound, uExit) + // the round's own user-space work
+		sample(kSleep, uSysmon) +
+		sample("4b0000 main.somethingElse")
+	var out bytes.Buffer
+	if err := run([]string{"-cpu-per-delivery", "10"}, strings.NewReader(in), &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| direct writes of the write rounds (`write(2)`) | 40.0% | 40.0% | 0.0% | 4.00 |",
+		"| routing, queuing, round bookkeeping | 20.0% | 0.0% | 20.0% | 2.00 |",
+		"| Go runtime: sysmon | 20.0% | 20.0% | 0.0% | 2.00 |",
+		"| other | 20.0% | 0.0% | 20.0% | 2.00 |",
+		"| all (5 samples) | 100% | 60.0% | 40.0% | 10.00 |",
+	} {
+		if !strings.Contains(out.String(), want+"\n") {
+			t.Errorf("missing row %q in\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "NATS") {
+		t.Errorf("a group with no samples has a row:\n%s", out.String())
+	}
+}
+
+func TestWithoutCPUPerDeliveryHasNoMicrosecondColumn(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(nil, strings.NewReader(sample(kWrite, uDirect)), &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "µs") || !strings.Contains(out.String(), "| all (1 samples) | 100% | 100.0% | 0.0% |\n") {
+		t.Errorf("got\n%s", out.String())
+	}
+}
+
+func TestRefusesInputWithoutSamples(t *testing.T) {
+	var out bytes.Buffer
+	err := run(nil, strings.NewReader("not perf output at all"), &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "no samples") {
+		t.Fatalf("got %v, want a no-samples error", err)
+	}
+	if err := run([]string{"-cpu-per-delivery", "-1"}, strings.NewReader(""), &out, &out); err == nil {
+		t.Fatal("a negative -cpu-per-delivery was accepted")
+	}
+	if err := run([]string{"a", "b"}, strings.NewReader(""), &out, &out); err == nil {
+		t.Fatal("two inputs were accepted")
+	}
+}
