@@ -179,3 +179,70 @@ func TestControlFrameBehindADirectWriteRest(t *testing.T) {
 		t.Fatal("batch still open")
 	}
 }
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() { // ends with the one Accept
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// TestDirectWriterNeverWaitsAndReportsAClosedConnection: a direct write puts
+// what the socket takes on the wire, reports a full socket as 0 bytes
+// written (not an error, and without waiting), and reports a closed
+// connection as an error, so that Flush closes it.
+func TestDirectWriterNeverWaitsAndReportsAClosedConnection(t *testing.T) {
+	client, server := tcpPair(t)
+	var d directWriter
+	d.init(server)
+	if !d.ok() {
+		t.Fatal("a TCP connection gave no descriptor")
+	}
+	if n, err := d.tryWrite([]byte("hello")); n != 5 || err != nil {
+		t.Fatalf("tryWrite: %d, %v; want 5, nil", n, err)
+	}
+	got := make([]byte, 5)
+	if _, err := io.ReadFull(client, got); err != nil || string(got) != "hello" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+
+	// Fill the socket: the client reads nothing.
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	start, full := time.Now(), false
+	for i := 0; i < 4096 && !full; i++ { // loopback buffers hold a few MB at most
+		n, err := d.tryWrite(chunk)
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		full = n == 0
+	}
+	if !full {
+		t.Fatal("the socket never filled")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("writes to a full socket waited: %v", d)
+	}
+
+	server.Close()
+	if n, err := d.tryWrite([]byte("late")); err == nil || n != 0 {
+		t.Fatalf("tryWrite on a closed connection: %d, %v; want 0 and an error", n, err)
+	}
+}

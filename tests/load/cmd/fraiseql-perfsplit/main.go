@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -37,7 +38,7 @@ var groups = []group{
 	{"connection reads", []string{"ws.(*Conn).readLoop"}},
 	{"Go runtime: sysmon", []string{"runtime.sysmon"}},
 	{"embedded NATS server", []string{"nats-server/v2/"}},
-	{"NATS client", []string{"nats-io/nats.go"}},
+	{"NATS client", []string{"nats-io/nats%2ego", "nats-io/nats.go"}}, // symbols spell the path's last dot %2e
 	{"Go runtime: GC", []string{"runtime.gcBgMarkWorker", "runtime.gcDrain", "runtime.bgsweep", "runtime.bgscavenge", "runtime.mallocgc"}},
 	{"Go runtime: netpoll", []string{"runtime.netpoll"}},
 	{"Go runtime: scheduler (threads parking and waking)", []string{"runtime.schedule", "runtime.findRunnable", "runtime.mstart", "runtime.notesleep", "runtime.notewakeup", "runtime.futex"}},
@@ -125,13 +126,20 @@ func read(r io.Reader) (tally, error) {
 		case inSample:
 			addr, sym, _ := strings.Cut(trimmed, " ")
 			if len(stack) == 0 {
-				kernel = strings.HasPrefix(addr, "ffffffff")
+				kernel = kernelAddr(addr)
 			}
 			stack = append(stack, sym)
 		}
 	}
 	end()
 	return t, sc.Err()
+}
+
+// kernelAddr reports whether a sample's address is in the kernel's half
+// of the address space (x86-64 and arm64 both put it at the top).
+func kernelAddr(hex string) bool {
+	a, err := strconv.ParseUint(hex, 16, 64)
+	return err == nil && a >= 0xffff800000000000
 }
 
 func classify(stack []string) string {

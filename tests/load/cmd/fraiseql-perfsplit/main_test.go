@@ -24,6 +24,8 @@ const (
 	uRound  = "beaf38 github.com/fraiseql/subscriptions/node.(*Node).flush"
 	uSysmon = "4a1234 runtime.sysmon"
 	uExit   = "93d81 runtime.goexit.abi0"
+	uNATS   = "8a1000 github.com/nats-io/nats%2ego.(*Conn).processMsg"
+	kArm64  = "ffff800080123456 tcp_sendmsg"
 )
 
 func TestSplitsSamplesByWhatTheNodeDid(t *testing.T) {
@@ -31,24 +33,51 @@ func TestSplitsSamplesByWhatTheNodeDid(t *testing.T) {
 		sample(kWrite, uDirect, uFlush, uRound, uExit) +
 		sample(uFlush, uRound, uExit) + // the round's own user-space work
 		sample(kSleep, uSysmon) +
-		sample("4b0000 main.somethingElse")
+		sample("4b0000 main.somethingElse") +
+		sample(uNATS, uExit) +
+		sample(kArm64, uNATS, uExit)
 	var out bytes.Buffer
 	if err := run([]string{"-cpu-per-delivery", "10"}, strings.NewReader(in), &out, &out); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"| direct writes of the write rounds (`write(2)`) | 40.0% | 40.0% | 0.0% | 4.00 |",
-		"| routing, queuing, round bookkeeping | 20.0% | 0.0% | 20.0% | 2.00 |",
-		"| Go runtime: sysmon | 20.0% | 20.0% | 0.0% | 2.00 |",
-		"| other | 20.0% | 0.0% | 20.0% | 2.00 |",
-		"| all (5 samples) | 100% | 60.0% | 40.0% | 10.00 |",
+		"| direct writes of the write rounds (`write(2)`) | 28.6% | 28.6% | 0.0% | 2.86 |",
+		"| routing, queuing, round bookkeeping | 14.3% | 0.0% | 14.3% | 1.43 |",
+		"| Go runtime: sysmon | 14.3% | 14.3% | 0.0% | 1.43 |",
+		"| NATS client | 28.6% | 14.3% | 14.3% | 2.86 |",
+		"| other | 14.3% | 0.0% | 14.3% | 1.43 |",
+		"| all (7 samples) | 100% | 57.1% | 42.9% | 10.00 |",
 	} {
 		if !strings.Contains(out.String(), want+"\n") {
 			t.Errorf("missing row %q in\n%s", want, out.String())
 		}
 	}
-	if strings.Contains(out.String(), "NATS") {
+	if strings.Contains(out.String(), "NATS server") {
 		t.Errorf("a group with no samples has a row:\n%s", out.String())
+	}
+}
+
+// TestReadsPerfScriptPadding: perf pads the frame lines with a tab and
+// spaces, and ends each sample with an empty line.
+func TestReadsPerfScriptPadding(t *testing.T) {
+	in := "fraiseql-node 13770 \n" +
+		"\tffffffff8200d68f tcp_sendmsg_locked\n" +
+		"\t          b7786e github.com/fraiseql/subscriptions/ws.(*directWriter).write\n" +
+		"\n" +
+		"fraiseql-node 13771 \n" +
+		"\t           4a1234 runtime.sysmon\n" +
+		"\n"
+	var out bytes.Buffer
+	if err := run(nil, strings.NewReader(in), &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| direct writes of the write rounds (`write(2)`) | 50.0% | 50.0% | 0.0% |\n",
+		"| Go runtime: sysmon | 50.0% | 0.0% | 50.0% |\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing row %q in\n%s", want, out.String())
+		}
 	}
 }
 
