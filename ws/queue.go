@@ -25,12 +25,6 @@ type frameQueue struct {
 // keptRing is the largest ring kept once the queue is empty.
 const keptRing = 64
 
-func newFrameQueue(limit int) *frameQueue {
-	q := new(frameQueue)
-	q.init(limit)
-	return q
-}
-
 // init makes q an empty queue of at most limit frames.
 func (q *frameQueue) init(limit int) {
 	q.limit, q.space = limit, make(chan struct{}, 1)

@@ -2,6 +2,14 @@ package ws
 
 import "testing"
 
+// newFrameQueue returns an empty queue of at most limit frames (a Conn
+// embeds its queue and calls init).
+func newFrameQueue(limit int) *frameQueue {
+	q := new(frameQueue)
+	q.init(limit)
+	return q
+}
+
 func TestFrameQueueBoundsOrderAndShrinks(t *testing.T) {
 	q := newFrameQueue(100)
 	for i := range 100 { // limit-1 and limit are accepted

@@ -167,7 +167,11 @@ func write(w io.Writer, t tally, perDelivery float64) {
 	}
 	fmt.Fprintln(w)
 	var kernel, user int
-	for _, name := range append(names(), other) {
+	rows := make([]string, 0, len(groups)+1)
+	for _, g := range groups {
+		rows = append(rows, g.name)
+	}
+	for _, name := range append(rows, other) {
 		k, u := t.kernel[name], t.user[name]
 		kernel, user = kernel+k, user+u
 		if k+u == 0 {
@@ -184,12 +188,4 @@ func write(w io.Writer, t tally, perDelivery float64) {
 		fmt.Fprintf(w, " %.2f |", perDelivery)
 	}
 	fmt.Fprintln(w)
-}
-
-func names() []string {
-	out := make([]string, len(groups))
-	for i, g := range groups {
-		out[i] = g.name
-	}
-	return out
 }
