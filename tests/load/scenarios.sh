@@ -8,6 +8,9 @@
 #   SOAK_DURATION=2h tests/load/scenarios.sh soak
 #   DRY_RUN=1 tests/load/scenarios.sh             # print the commands only
 #   PAYLOAD=512 (default), RUNS=3, DURATION=30s, OUT=dir
+#   SERVERS="fraiseql centrifugo" CENTRIFUGO_BIN=/path/to/centrifugo tests/load/scenarios.sh cpu-per-delivery
+#                                                 # the same runs on Centrifugo too, interleaved
+#                                                 # (reports centrifugo-<scenario>-N.json)
 #
 # Scenarios (names for SCENARIOS or the arguments):
 #   fanout-100k       1,000 conns × 1 sub, 100 events/s  → 100k deliveries/s
@@ -35,11 +38,27 @@ DURATION=${DURATION:-30s}
 PAYLOAD=${PAYLOAD:-512} # bytes per event body, as in the reference measurements
 SOAK_DURATION=${SOAK_DURATION:-30m}
 WRITE_DELAY=${WRITE_DELAY:-100ms}
+SERVERS=${SERVERS:-fraiseql}
+CENTRIFUGO_BIN=${CENTRIFUGO_BIN:-}
 SOAK_SAMPLE=${SOAK_SAMPLE:-30s}
 ALL="fanout-100k cpu-per-delivery cpu-write-delay write-floor write-floor-x2 saturate-2k fanout-10k fanout-10k-300k idle-rss-10k soak"
 if [ $# -gt 0 ]; then SCENARIOS="$*"; fi
 SCENARIOS=${SCENARIOS:-$ALL}
 
+for server in $SERVERS; do
+	case $server in
+	fraiseql) ;;
+	centrifugo)
+		if [ -z "${DRY_RUN:-}" ] && [ ! -x "$CENTRIFUGO_BIN" ]; then
+			echo "SERVERS has centrifugo: give CENTRIFUGO_BIN, an executable Centrifugo binary" >&2
+			echo "(docs/benchmarks.md, section *Centrifugo on the same machine*, says how to get one)" >&2
+			exit 2
+		fi ;;
+	*)
+		echo "unknown server $server in SERVERS (know: fraiseql centrifugo)" >&2
+		exit 2 ;;
+	esac
+done
 if [ -z "${DRY_RUN:-}" ]; then mkdir -p "$OUT/bin"; fi
 # 10,000 connections need 10,000+ descriptors on each side; the tool also
 # raises its soft limit to the hard one, and the node inherits it.
@@ -47,25 +66,45 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "results in $OUT (RLIMIT_NOFILE $(ulimit -n))"
 
 cd "$ROOT"
+# run NAME N ARGS...: one run of the tool on each server of SERVERS in
+# turn, report in $OUT/NAME-N.json (centrifugo-NAME-N.json for Centrifugo).
+# Centrifugo takes no node settings and one subscription per connection:
+# such scenarios run on the node only.
+run() {
+	local name=$1 n=$2 server file
+	shift 2
+	local srv=()
+	for server in $SERVERS; do
+		file=$name
+		srv=(-node-bin "$OUT/bin/fraiseql-node")
+		if [ "$server" = centrifugo ]; then
+			case " $* " in
+			*" -node-env "* | *" -subs 10 "*)
+				echo "== $name run $n: not run on centrifugo (node settings, or several subscriptions per connection)"
+				continue ;;
+			esac
+			file=centrifugo-$name
+			srv=(-server centrifugo -centrifugo-bin "$CENTRIFUGO_BIN")
+		fi
+		if [ -n "${DRY_RUN:-}" ]; then
+			echo "fraiseql-loadgen -spawn ${srv[*]} -payload $PAYLOAD -out $OUT/$file-$n.json $*"
+			continue
+		fi
+		echo "== $file run $n: $*"
+		# A run that fails (exit 1) is kept in the results and does not stop
+		# the others: its report says what failed.
+		"$OUT/bin/fraiseql-loadgen" -spawn "${srv[@]}" \
+			-payload "$PAYLOAD" -out "$OUT/$file-$n.json" "$@" 2>"$OUT/$file-$n.log" | tee "$OUT/$file-$n.txt" || echo "   (exit $?; see $OUT/$file-$n.log)"
+	done
+}
+
 if [ -n "${DRY_RUN:-}" ]; then
-	run() { echo "fraiseql-loadgen -spawn -payload $PAYLOAD -out $OUT/$1-$2.json ${*:3}"; }
 	floor() { echo "fraiseql-writefloor -out $OUT/$1-$2.json ${*:3}"; }
 else
 go build -o "$OUT/bin/fraiseql-loadgen" ./tests/load/cmd/fraiseql-loadgen
 go build -o "$OUT/bin/fraiseql-node" ./cmd/node
 go build -o "$OUT/bin/fraiseql-plot" ./tests/load/cmd/fraiseql-plot
 go build -o "$OUT/bin/fraiseql-writefloor" ./tests/load/cmd/fraiseql-writefloor
-
-# run NAME N ARGS...: one run of the tool, report in $OUT/NAME-N.json.
-run() {
-	local name=$1 n=$2
-	shift 2
-	echo "== $name run $n: $*"
-	# A run that fails (exit 1) is kept in the results and does not stop
-	# the others: its report says what failed.
-	"$OUT/bin/fraiseql-loadgen" -spawn -node-bin "$OUT/bin/fraiseql-node" \
-		-payload "$PAYLOAD" -out "$OUT/$name-$n.json" "$@" 2>"$OUT/$name-$n.log" | tee "$OUT/$name-$n.txt" || echo "   (exit $?; see $OUT/$name-$n.log)"
-}
 
 # floor NAME N ARGS...: one run of fraiseql-writefloor, report in $OUT/NAME-N.json.
 floor() {

@@ -31,6 +31,7 @@ const (
 
 // clients is the shared state of all connections.
 type clients struct {
+	proto  protocol
 	target string
 	rooms  []string
 	subs   int
@@ -56,8 +57,9 @@ type clients struct {
 	wg sync.WaitGroup // reader goroutines
 }
 
-func newClients(target string, rooms []string, subs int, ps *phases) *clients {
+func newClients(proto protocol, target string, rooms []string, subs int, ps *phases) *clients {
 	return &clients{
+		proto:         proto,
 		target:        target,
 		rooms:         rooms,
 		subs:          subs,
@@ -101,17 +103,29 @@ type client struct {
 	buf  []byte
 }
 
-// dial opens the connection and completes connection_init → ack. It
+// protocol is how the tool speaks to the server under test: the node's
+// graphql-transport-ws (graphqlWS), or Centrifugo's JSON protocol, for
+// measuring both on the same machine.
+type protocol interface {
+	dialOptions() *websocket.DialOptions
+	// handshake opens the session on a new connection; it returns "" or a
+	// countable reason it failed.
+	handshake(ctx context.Context, ws *websocket.Conn) string
+	// subscribe sends c's subscriptions and then what proves them live:
+	// the reply to it calls c.confirmed.
+	subscribe(ctx context.Context, c *client) error
+	// handle accounts one message read from c.
+	handle(c *client, msg []byte, now time.Time)
+}
+
+// dial opens the connection and completes the protocol's handshake. It
 // records the connect time; on failure the reason is counted and nil
 // returned.
 func (cs *clients) dial(ctx context.Context, idx, room int) *client {
 	start := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	ws, resp, err := websocket.Dial(dctx, cs.target, &websocket.DialOptions{
-		Subprotocols:    []string{"graphql-transport-ws"},
-		CompressionMode: websocket.CompressionDisabled,
-	})
+	ws, resp, err := websocket.Dial(dctx, cs.target, cs.proto.dialOptions())
 	if err != nil {
 		reason := "dial: " + errReason(err)
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
@@ -121,36 +135,12 @@ func (cs *clients) dial(ctx context.Context, idx, room int) *client {
 		return nil
 	}
 	ws.SetReadLimit(readLimit)
-	if err := ws.Write(dctx, websocket.MessageText, []byte(`{"type":"connection_init"}`)); err != nil {
-		ws.CloseNow()
-		cs.count(cs.connectErrs, "init: "+errReason(err))
-		return nil
-	}
 	actx, cancel2 := context.WithTimeout(ctx, ackTimeout)
 	defer cancel2()
-	for {
-		_, data, err := ws.Read(actx)
-		if err != nil {
-			ws.CloseNow()
-			cs.count(cs.connectErrs, "ack: "+errReason(err))
-			return nil
-		}
-		var m struct{ Type string }
-		if json.Unmarshal(data, &m) != nil {
-			ws.CloseNow()
-			cs.count(cs.connectErrs, "ack: unreadable message")
-			return nil
-		}
-		if m.Type == "ping" {
-			_ = ws.Write(actx, websocket.MessageText, []byte(`{"type":"pong"}`))
-			continue
-		}
-		if m.Type != "connection_ack" {
-			ws.CloseNow()
-			cs.count(cs.connectErrs, "ack: got "+m.Type)
-			return nil
-		}
-		break
+	if reason := cs.proto.handshake(actx, ws); reason != "" {
+		ws.CloseNow()
+		cs.count(cs.connectErrs, reason)
+		return nil
 	}
 	cs.connectTime.RecordDuration(time.Since(start), idx)
 	c := &client{cs: cs, idx: idx, room: room, ws: ws, seqs: make([]SeqTracker, cs.subs), buf: make([]byte, 0, 512)}
@@ -158,6 +148,42 @@ func (cs *clients) dial(ctx context.Context, idx, room int) *client {
 	cs.wg.Add(1)
 	go c.readLoop() // owned by cs.wg; ends when the connection closes
 	return c
+}
+
+// graphqlWS is the node's protocol, graphql-transport-ws.
+type graphqlWS struct{}
+
+func (graphqlWS) dialOptions() *websocket.DialOptions {
+	return &websocket.DialOptions{
+		Subprotocols:    []string{"graphql-transport-ws"},
+		CompressionMode: websocket.CompressionDisabled,
+	}
+}
+
+// handshake sends connection_init and waits for connection_ack,
+// answering pings meanwhile.
+func (graphqlWS) handshake(ctx context.Context, ws *websocket.Conn) string {
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"connection_init"}`)); err != nil {
+		return "init: " + errReason(err)
+	}
+	for {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			return "ack: " + errReason(err)
+		}
+		var m struct{ Type string }
+		if json.Unmarshal(data, &m) != nil {
+			return "ack: unreadable message"
+		}
+		if m.Type == "ping" {
+			_ = ws.Write(ctx, websocket.MessageText, []byte(`{"type":"pong"}`))
+			continue
+		}
+		if m.Type != "connection_ack" {
+			return "ack: got " + m.Type
+		}
+		return ""
+	}
 }
 
 // errReason shortens an error to a countable reason.
@@ -179,10 +205,9 @@ func errReason(err error) string {
 // node handles one connection's messages in order and registers a
 // subscription before reading the next message, so the pong proves that
 // every subscription is live (or refused: an error arrives first).
-func (c *client) subscribe(ctx context.Context) error {
+func (graphqlWS) subscribe(ctx context.Context, c *client) error {
 	vars, _ := json.Marshal(c.cs.rooms[c.room])
 	var msg []byte
-	c.subStart.Store(time.Now().UnixNano())
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	for i := 1; i <= c.cs.subs; i++ {
@@ -197,10 +222,31 @@ func (c *client) subscribe(ctx context.Context) error {
 		if err := c.ws.Write(wctx, websocket.MessageText, msg); err != nil {
 			return err
 		}
-		c.cs.accepted.Add(1)
-		c.cs.roomSubs[c.room].Add(1)
+		c.sent()
 	}
 	return c.ws.Write(wctx, websocket.MessageText, []byte(`{"type":"ping"}`))
+}
+
+// sent counts one subscription sent (accepted until refused).
+func (c *client) sent() {
+	c.cs.accepted.Add(1)
+	c.cs.roomSubs[c.room].Add(1)
+}
+
+// refused counts a subscription the server refused, by code.
+func (c *client) refused(code string) {
+	c.cs.count(c.cs.refused, code)
+	c.cs.accepted.Add(-1)
+	c.cs.roomSubs[c.room].Add(-1)
+}
+
+// confirmed records the subscribe round trip: every subscription of c
+// is live or refused.
+func (c *client) confirmed(now time.Time) {
+	if start := c.subStart.Swap(0); start != 0 {
+		c.cs.subscribeTime.RecordDuration(now.Sub(time.Unix(0, start)), c.idx)
+		c.cs.subscribed.Add(1)
+	}
 }
 
 func (c *client) readLoop() {
@@ -220,7 +266,7 @@ func (c *client) readLoop() {
 			c.ws.CloseNow()
 			return
 		}
-		c.handle(c.buf, time.Now())
+		c.cs.proto.handle(c, c.buf, time.Now())
 	}
 }
 
@@ -311,7 +357,7 @@ type nextPayload struct {
 	} `json:"extensions"`
 }
 
-func (c *client) handle(msg []byte, now time.Time) {
+func (graphqlWS) handle(c *client, msg []byte, now time.Time) {
 	if sub, seq, ts, ok := parseNext(msg); ok {
 		var dropped uint64
 		if bytes.Contains(msg, dropKey) { // the pad is 'x's and the cursor base64: no false hits
@@ -334,10 +380,7 @@ func (c *client) handle(msg []byte, now time.Time) {
 		_ = c.ws.Write(ctx, websocket.MessageText, []byte(`{"type":"pong"}`))
 		cancel()
 	case "pong":
-		if start := c.subStart.Swap(0); start != 0 {
-			c.cs.subscribeTime.RecordDuration(now.Sub(time.Unix(0, start)), c.idx)
-			c.cs.subscribed.Add(1)
-		}
+		c.confirmed(now)
 	case "next":
 		var p nextPayload
 		sub, err := strconv.Atoi(m.ID)
@@ -361,9 +404,7 @@ func (c *client) handle(msg []byte, now time.Time) {
 		if json.Unmarshal(m.Payload, &errs) == nil && len(errs) > 0 && errs[0].Extensions.Code != "" {
 			code = errs[0].Extensions.Code
 		}
-		c.cs.count(c.cs.refused, code)
-		c.cs.accepted.Add(-1)
-		c.cs.roomSubs[c.room].Add(-1)
+		c.refused(code)
 	case "complete":
 		c.cs.completes.Add(1)
 	default:

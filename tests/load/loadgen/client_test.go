@@ -58,7 +58,7 @@ func TestBodyRoundTrip(t *testing.T) {
 // checks the phase's counts.
 func TestClientAccounting(t *testing.T) {
 	var ps phases
-	cs := newClients("", []string{"r"}, 2, &ps)
+	cs := newClients(graphqlWS{}, "", []string{"r"}, 2, &ps)
 	c := &client{cs: cs, seqs: make([]SeqTracker, 2)}
 	ph := newPhase("measure", 10, 1)
 	ps.add(ph)
@@ -73,7 +73,7 @@ func TestClientAccounting(t *testing.T) {
 		frame(1, 1, ""), frame(1, 2, ""), frame(1, 2, ""), // a duplicate
 		frame(2, 1, ""), frame(2, 3, `,"dropped":1`), // a gap the node reports as dropped
 	} {
-		c.handle(f, now)
+		cs.proto.handle(c, f, now)
 	}
 	ph.end[0].Store(3)
 	if got := ph.delivered.load(); got != 4 {
@@ -90,11 +90,11 @@ func TestClientAccounting(t *testing.T) {
 	}
 	// An error refuses one subscription; a ping is answered (no socket
 	// here, so only the refusal is checked).
-	c.handle([]byte(`{"id":"2","type":"error","payload":[{"message":"no","extensions":{"code":"SUBSCRIPTION_LIMIT"}}]}`), now)
+	cs.proto.handle(c, []byte(`{"id":"2","type":"error","payload":[{"message":"no","extensions":{"code":"SUBSCRIPTION_LIMIT"}}]}`), now)
 	if cs.refused["SUBSCRIPTION_LIMIT"] != 1 {
 		t.Fatalf("refused %v", cs.refused)
 	}
-	c.handle([]byte(`not json`), now)
+	cs.proto.handle(c, []byte(`not json`), now)
 	if cs.unknown.Load() != 1 {
 		t.Fatalf("unknown %d", cs.unknown.Load())
 	}

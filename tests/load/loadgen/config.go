@@ -13,6 +13,16 @@ import (
 // Config is one run of the load tool. Zero fields take the defaults of
 // Defaults; Validate names the flag of a bad field.
 type Config struct {
+	// Server is what is measured: ServerFraiseQL (the node, default) or
+	// ServerCentrifugo (the reference the targets are set against).
+	Server string
+	// CentrifugoBin is the Centrifugo binary to spawn (Server centrifugo
+	// with Spawn).
+	CentrifugoBin string
+	// API and APIKey are a running Centrifugo's HTTP API
+	// (http://127.0.0.1:PORT/api) and key, where events are published.
+	API, APIKey string
+
 	// Target is the node's WebSocket endpoint, ws://127.0.0.1:PORT/graphql.
 	// Empty with Spawn.
 	Target string
@@ -81,10 +91,17 @@ type Config struct {
 	Log io.Writer
 }
 
+// The servers the tool can measure.
+const (
+	ServerFraiseQL   = "fraiseql"
+	ServerCentrifugo = "centrifugo"
+)
+
 // Defaults returns the default Config (a 30 s run of 100 connections × 1
 // subscription at 100 events/s against a spawned node).
 func Defaults() Config {
 	return Config{
+		Server:             ServerFraiseQL,
 		Spawn:              false,
 		NodeDefaults:       true,
 		Conns:              100,
@@ -136,6 +153,29 @@ func (c *Config) Validate() error {
 	if c.Spawn == (c.Target != "") {
 		bad("target", "give either -target (a running node) or -spawn")
 	}
+	switch c.Server {
+	case ServerFraiseQL:
+		if c.CentrifugoBin != "" || c.API != "" {
+			bad("server", "-centrifugo-bin and -api are for -server centrifugo")
+		}
+	case ServerCentrifugo:
+		if c.Spawn && c.CentrifugoBin == "" {
+			bad("centrifugo-bin", "-server centrifugo with -spawn needs the Centrifugo binary to run")
+		}
+		if c.Target != "" && (c.API == "" || c.APIKey == "") {
+			bad("api", "with -server centrifugo and -target, give -api http://127.0.0.1:PORT/api and -api-key")
+		}
+		if c.API != "" {
+			if err := checkLoopbackURL(c.API, "http"); err != nil {
+				bad("api", "%v", err)
+			}
+		}
+		if c.Subs != 1 {
+			bad("subs", "-server centrifugo takes 1 subscription per connection (it refuses a second one to the same channel)")
+		}
+	default:
+		bad("server", "%q: want %s or %s", c.Server, ServerFraiseQL, ServerCentrifugo)
+	}
 	if c.Target != "" {
 		if err := checkLoopbackURL(c.Target, "ws"); err != nil {
 			bad("target", "%v", err)
@@ -146,7 +186,7 @@ func (c *Config) Validate() error {
 			bad("nats", "%v", err)
 		}
 	}
-	if c.Target != "" && c.NATSURL == "" && c.DataDir == "" {
+	if c.Target != "" && c.Server == ServerFraiseQL && c.NATSURL == "" && c.DataDir == "" {
 		bad("nats", "with -target, give -nats or -data-dir (the node writes nats.url there)")
 	}
 	if c.Conns < 1 {
@@ -259,6 +299,8 @@ func checkLoopbackURL(raw, scheme string) error {
 		return fmt.Errorf("%q: scheme must be ws", raw)
 	case scheme == "nats" && u.Scheme != "nats":
 		return fmt.Errorf("%q: scheme must be nats", raw)
+	case scheme == "http" && u.Scheme != "http":
+		return fmt.Errorf("%q: scheme must be http", raw)
 	}
 	if u.Port() == "" {
 		return fmt.Errorf("%q: give the port", raw)

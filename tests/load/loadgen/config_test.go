@@ -52,3 +52,40 @@ func TestValidateBounds(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestValidateServer(t *testing.T) {
+	tests := []struct {
+		name    string
+		set     func(*Config)
+		wantErr string
+	}{
+		{"centrifugo spawned", func(c *Config) { c.Spawn, c.CentrifugoBin = true, "/bin/centrifugo" }, ""},
+		{"centrifugo running", func(c *Config) {
+			c.Target, c.API, c.APIKey = "ws://127.0.0.1:8000/connection/websocket", "http://127.0.0.1:8000/api", "k"
+		}, ""},
+		{"no binary", func(c *Config) { c.Spawn = true }, "-centrifugo-bin"},
+		{"no api", func(c *Config) { c.Target = "ws://127.0.0.1:8000/connection/websocket" }, "-api"},
+		{"remote api", func(c *Config) {
+			c.Target, c.API, c.APIKey = "ws://127.0.0.1:8000/connection/websocket", "http://10.0.0.1:8000/api", "k"
+		}, "only loopback"},
+		{"two subscriptions", func(c *Config) { c.Spawn, c.CentrifugoBin, c.Subs = true, "/bin/centrifugo", 2 }, "-subs"},
+		{"unknown server", func(c *Config) { c.Spawn, c.Server = true, "hasura" }, "-server"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Defaults()
+			c.Server = ServerCentrifugo
+			tc.set(&c)
+			err := c.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -13,65 +13,36 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// publisher publishes numbered events round-robin over the rooms, through
-// the real path: JetStream publish to <prefix>.<tenant>.chat.<room>, the
-// subject the node's consumer reads. Publishes are asynchronous with at
-// most MaxInflight unacknowledged. It is driven by one goroutine.
+// publisher publishes numbered events round-robin over the rooms,
+// through a sink: the node's real path (JetStream), or a Centrifugo
+// server's HTTP API. It is driven by one goroutine.
 type publisher struct {
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	subjects []string
-	rooms    []string
-	roomOf   map[string]int // subject → room
-	seq      []uint64       // last sequence published, per room
-	next     int
-	pad      string
-	phases   *phases
-	cur      *phase // the phase being published; set and read by the driver only
-	stallErr uint64
+	out    sink
+	rooms  []string
+	seq    []uint64 // last sequence published, per room
+	next   int
+	pad    string
+	phases *phases
+	cur    *phase // the phase being published; set and read by the driver only
 }
 
-func newPublisher(ctx context.Context, natsURL, prefix, tenant string, rooms []string, payload, maxInflight int, ps *phases) (*publisher, error) {
-	nc, err := nats.Connect(natsURL,
-		nats.Name("fraiseql-loadgen"),
-		nats.Timeout(5*time.Second),
-		nats.MaxReconnects(10),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("nats %s: %w", natsURL, err)
-	}
-	p := &publisher{
-		nc:     nc,
-		rooms:  rooms,
-		roomOf: make(map[string]int, len(rooms)),
-		seq:    make([]uint64, len(rooms)),
-		phases: ps,
-	}
-	p.js, err = jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(maxInflight),
-		jetstream.WithPublishAsyncErrHandler(p.asyncErr),
-	)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	for i, r := range rooms {
-		s := prefix + "." + tenant + ".chat." + r
-		p.subjects = append(p.subjects, s)
-		p.roomOf[s] = i
-	}
+// sink takes events to the server under test, in the order sent per room.
+type sink interface {
+	// send publishes body to room r, retrying a passing refusal until
+	// deadline; an error counts the event as not published.
+	send(r int, body []byte, deadline time.Time) error
+	// waitAcks waits, bounded by d, until every send so far is acknowledged.
+	waitAcks(ctx context.Context, d time.Duration) bool
+	close()
+}
+
+func newPublisher(out sink, rooms []string, payload int, ps *phases) *publisher {
+	p := &publisher{out: out, rooms: rooms, seq: make([]uint64, len(rooms)), phases: ps}
 	// The body is padded to payload bytes, give or take the digits of the
 	// sequence (measured at six).
 	base := len(p.body(nil, 0, 100_000, time.Now().UnixNano(), ""))
 	p.pad = strings.Repeat("x", max(0, payload-base))
-	// Check the stream takes our subjects before anything is measured.
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := p.js.StreamNameBySubject(cctx, p.subjects[0]); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("no JetStream stream takes %s (is the node up on this NATS?): %w", p.subjects[0], err)
-	}
-	return p, nil
+	return p
 }
 
 // body is {"id":"<seq>-<ts>","room":"<room>","text":"<pad>","ts":<ts>,"seq":<seq>}.
@@ -121,16 +92,7 @@ func (p *publisher) publish(deadline time.Time) bool {
 		ph.start[r].Store(seq)
 	}
 	data := p.body(make([]byte, 0, len(p.pad)+96), r, seq, time.Now().UnixNano(), p.pad)
-	msg := &nats.Msg{Subject: p.subjects[r], Data: data}
-	for {
-		_, err := p.js.PublishMsgAsync(msg)
-		if err == nil {
-			break
-		}
-		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) && time.Now().Before(deadline) {
-			p.stallErr++ // acks are late: wait for room, keep the order
-			continue
-		}
+	if err := p.out.send(r, data, deadline); err != nil {
 		if ph != nil {
 			ph.pubErrors.Add(1)
 			ph.pubFailed[r].Add(1)
@@ -143,14 +105,10 @@ func (p *publisher) publish(deadline time.Time) bool {
 	return true
 }
 
-// asyncErr counts a publish JetStream did not acknowledge against the
-// phase its sequence belongs to. It runs on a nats.go goroutine.
-func (p *publisher) asyncErr(_ jetstream.JetStream, m *nats.Msg, _ error) {
-	r, ok := p.roomOf[m.Subject]
-	if !ok {
-		return
-	}
-	seq, _, ok := parseEventID(idOf(m.Data))
+// failed counts an event a sink learnt later it could not publish,
+// against the phase of its sequence. It may run on a sink's goroutine.
+func (p *publisher) failed(r int, body []byte) {
+	seq, _, ok := parseEventID(idOf(body))
 	if !ok {
 		return
 	}
@@ -190,10 +148,79 @@ func (p *publisher) end() {
 
 // waitAcks waits, bounded, until every publish so far is acknowledged.
 func (p *publisher) waitAcks(ctx context.Context, d time.Duration) bool {
+	return p.out.waitAcks(ctx, d)
+}
+
+func (p *publisher) close() { p.out.close() }
+
+// jetStreamSink publishes to <prefix>.<tenant>.chat.<room>, the subject
+// the node's consumer reads. Publishes are asynchronous with at most
+// maxInflight unacknowledged.
+type jetStreamSink struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	subjects []string
+	roomOf   map[string]int // subject → room
+	failed   func(r int, body []byte)
+}
+
+func newJetStreamSink(ctx context.Context, natsURL, prefix, tenant string, rooms []string, maxInflight int, failed func(int, []byte)) (*jetStreamSink, error) {
+	nc, err := nats.Connect(natsURL,
+		nats.Name("fraiseql-loadgen"),
+		nats.Timeout(5*time.Second),
+		nats.MaxReconnects(10),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("nats %s: %w", natsURL, err)
+	}
+	s := &jetStreamSink{nc: nc, roomOf: make(map[string]int, len(rooms)), failed: failed}
+	s.js, err = jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(maxInflight),
+		jetstream.WithPublishAsyncErrHandler(s.asyncErr),
+	)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	for i, r := range rooms {
+		subj := prefix + "." + tenant + ".chat." + r
+		s.subjects = append(s.subjects, subj)
+		s.roomOf[subj] = i
+	}
+	// Check the stream takes our subjects before anything is measured.
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := s.js.StreamNameBySubject(cctx, s.subjects[0]); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("no JetStream stream takes %s (is the node up on this NATS?): %w", s.subjects[0], err)
+	}
+	return s, nil
+}
+
+func (s *jetStreamSink) send(r int, body []byte, deadline time.Time) error {
+	msg := &nats.Msg{Subject: s.subjects[r], Data: body}
+	for {
+		_, err := s.js.PublishMsgAsync(msg)
+		if err == nil || !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || !time.Now().Before(deadline) {
+			return err
+		}
+		// Acks are late: PublishMsgAsync waited for room; try again, keeping the order.
+	}
+}
+
+// asyncErr counts a publish JetStream did not acknowledge. It runs on a
+// nats.go goroutine.
+func (s *jetStreamSink) asyncErr(_ jetstream.JetStream, m *nats.Msg, _ error) {
+	if r, ok := s.roomOf[m.Subject]; ok {
+		s.failed(r, m.Data)
+	}
+}
+
+func (s *jetStreamSink) waitAcks(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-p.js.PublishAsyncComplete():
+	case <-s.js.PublishAsyncComplete():
 		return true
 	case <-t.C:
 	case <-ctx.Done():
@@ -201,6 +228,4 @@ func (p *publisher) waitAcks(ctx context.Context, d time.Duration) bool {
 	return false
 }
 
-func (p *publisher) close() {
-	p.nc.Close()
-}
+func (s *jetStreamSink) close() { s.nc.Close() }

@@ -67,8 +67,11 @@ type Params struct {
 
 // NodeInfo says which node was measured and how.
 type NodeInfo struct {
+	// Server is "fraiseql" (the node) or "centrifugo" (the reference).
+	Server  string `json:"server"`
 	WS      string `json:"ws"`
 	NATS    string `json:"nats"`
+	API     string `json:"api,omitempty"`
 	Spawned bool   `json:"spawned"`
 	PID     int    `json:"pid,omitempty"`
 	// CPUSource is "proc" (/proc/<pid>/stat) or "metrics"
@@ -207,7 +210,11 @@ func (r *Report) Summary(w io.Writer) {
 	if src == "" {
 		src = "unknown"
 	}
-	fmt.Fprintf(w, "node %s (pid %d, spawned %v, CPU/RSS from %s)\n", r.Node.WS, r.Node.PID, r.Node.Spawned, src)
+	name := "node"
+	if r.Node.Server == ServerCentrifugo {
+		name = ServerCentrifugo
+	}
+	fmt.Fprintf(w, "%s %s (pid %d, spawned %v, CPU/RSS from %s)\n", name, r.Node.WS, r.Node.PID, r.Node.Spawned, src)
 	c := r.Connect
 	fmt.Fprintf(w, "connect    %d/%d in %.1fs  p50 %.2fms  p99 %.2fms  max %.2fms  failed: %s\n",
 		c.Connected, c.Attempted, c.WallSec, c.Time.P50, c.Time.P99, c.Time.Max, counts(c.Failed))

@@ -104,8 +104,18 @@ func (r *runner) run(ctx context.Context) error {
 		r.warn("RLIMIT_NOFILE is %d, below the %d descriptors %d connections need", nofile, need, cfg.Conns)
 	}
 
-	// The node.
-	if cfg.Spawn {
+	// The server.
+	switch {
+	case cfg.Spawn && cfg.Server == ServerCentrifugo:
+		n, err := spawnCentrifugo(cfg, r.logf)
+		if n != nil {
+			defer n.stop()
+		}
+		if err != nil {
+			return err
+		}
+		r.node = n
+	case cfg.Spawn:
 		n, err := spawnNode(ctx, cfg, r.logf)
 		if n != nil {
 			defer n.stop()
@@ -114,20 +124,27 @@ func (r *runner) run(ctx context.Context) error {
 			return err
 		}
 		r.node = n
-	} else {
-		r.node = &node{ws: cfg.Target, nats: cfg.NATSURL, pid: cfg.ServerPID}
-		if r.node.nats == "" {
+	default:
+		r.node = &node{ws: cfg.Target, nats: cfg.NATSURL, pid: cfg.ServerPID, api: cfg.API, apiKey: cfg.APIKey}
+		if r.node.nats == "" && cfg.Server == ServerFraiseQL {
 			if r.node.nats, err = readNATSURL(cfg.DataDir); err != nil {
 				return err
 			}
 		}
 	}
-	r.rep.Node = NodeInfo{WS: r.node.ws, NATS: r.node.nats, Spawned: cfg.Spawn, PID: r.node.pid}
+	r.rep.Node = NodeInfo{Server: cfg.Server, WS: r.node.ws, NATS: r.node.nats, API: r.node.api, Spawned: cfg.Spawn, PID: r.node.pid}
 	r.rep.Params.NodeEnv = r.node.env
-	if r.probe, err = newProbe(r.node.ws, r.node.pid); err != nil {
+	proto, ready := protocol(graphqlWS{}), "/readyz"
+	if cfg.Server == ServerCentrifugo {
+		proto, ready = centrifugoProto{}, "/health"
+	}
+	if r.probe, err = newProbe(r.node.ws, ready, r.node.pid); err != nil {
 		return err
 	}
 	if err := r.probe.waitReady(ctx, 30*time.Second); err != nil {
+		if r.node.exited() {
+			return fmt.Errorf("%w; the server exited: %s", err, r.node.logTail())
+		}
 		return err
 	}
 	if _, ok := r.probe.cpu(ctx); ok {
@@ -146,12 +163,15 @@ func (r *runner) run(ctx context.Context) error {
 	for i := range rooms {
 		rooms[i] = fmt.Sprintf("%s-%d", nonce, i)
 	}
-	if r.pub, err = newPublisher(ctx, r.node.nats, cfg.Prefix, cfg.Tenant, rooms, cfg.Payload, cfg.MaxInflight, &r.ps); err != nil {
+	r.pub = newPublisher(nil, rooms, cfg.Payload, &r.ps)
+	if cfg.Server == ServerCentrifugo {
+		r.pub.out = newCentrifugoSink(r.node.api, r.node.apiKey, rooms)
+	} else if r.pub.out, err = newJetStreamSink(ctx, r.node.nats, cfg.Prefix, cfg.Tenant, rooms, cfg.MaxInflight, r.pub.failed); err != nil {
 		return err
 	}
 	defer r.pub.close()
 	r.rep.Params.BodyBytes = r.pub.bodySize()
-	r.cs = newClients(r.node.ws, rooms, cfg.Subs, &r.ps)
+	r.cs = newClients(proto, r.node.ws, rooms, cfg.Subs, &r.ps)
 	defer r.closeClients()
 
 	r.settle(ctx)
@@ -288,7 +308,8 @@ func (r *runner) subscribe(ctx context.Context) error {
 	var mu sync.Mutex
 	ramp(ctx, len(r.conns), cfg.ConnectRate, cfg.ConnectConcurrency, func(i int) {
 		if c := r.conns[i]; c != nil {
-			if err := c.subscribe(ctx); err != nil {
+			c.subStart.Store(time.Now().UnixNano())
+			if err := r.cs.proto.subscribe(ctx, c); err != nil {
 				mu.Lock()
 				writeErrs++
 				mu.Unlock()

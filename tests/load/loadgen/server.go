@@ -17,19 +17,21 @@ import (
 // process collector); goroutines and heap always from /metrics.
 type probe struct {
 	pid     int
+	ready   string // the readiness path
 	base    string // http://127.0.0.1:PORT
 	hc      *http.Client
 	metrics bool // /metrics answered at least once
 }
 
-func newProbe(wsURL string, pid int) (*probe, error) {
+func newProbe(wsURL, ready string, pid int) (*probe, error) {
 	u, err := url.Parse(wsURL)
 	if err != nil {
 		return nil, err
 	}
 	return &probe{
-		pid:  pid,
-		base: "http://" + u.Host,
+		pid:   pid,
+		ready: ready,
+		base:  "http://" + u.Host,
 		// No keep-alive: a sample every few seconds does not need it, and
 		// no idle connection goroutine outlives the run.
 		hc: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
@@ -70,12 +72,12 @@ func (p *probe) get(ctx context.Context, path string) ([]byte, error) {
 	return b, nil
 }
 
-// waitReady polls /readyz until it answers 200, bounded by d.
+// waitReady polls the readiness path until it answers 200, bounded by d.
 func (p *probe) waitReady(ctx context.Context, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	var err error
 	for time.Now().Before(deadline) {
-		if _, err = p.get(ctx, "/readyz"); err == nil {
+		if _, err = p.get(ctx, p.ready); err == nil {
 			return nil
 		}
 		select {
@@ -84,7 +86,7 @@ func (p *probe) waitReady(ctx context.Context, d time.Duration) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("node not ready within %v: %w", d, err)
+	return fmt.Errorf("server not ready within %v: %w", d, err)
 }
 
 func (p *probe) prom(ctx context.Context) map[string]float64 {

@@ -16,11 +16,14 @@ import (
 	"time"
 )
 
-// node is the FraiseQL node under test: spawned by the tool, or running.
+// node is the server under test (the FraiseQL node, or Centrifugo for
+// comparison): spawned by the tool, or running.
 type node struct {
 	ws, nats string
-	pid      int // 0 when unknown (a running node without -pid)
-	env      []string
+	// api and apiKey are a Centrifugo server's HTTP API, where events go.
+	api, apiKey string
+	pid         int // 0 when unknown (a running node without -pid)
+	env         []string
 
 	// spawned only
 	cmd    *exec.Cmd
@@ -70,11 +73,11 @@ func findRepo(dir string) (string, error) {
 // and starts it on a free loopback port with its own data dir, then reads
 // the WebSocket and NATS addresses it prints.
 func spawnNode(ctx context.Context, cfg *Config, logf func(string, ...any)) (_ *node, err error) {
-	dir, err := os.MkdirTemp("", "fraiseql-loadgen-")
+	n, err := newChild(cfg, "fraiseql-loadgen-")
 	if err != nil {
 		return nil, err
 	}
-	n := &node{dir: dir, keep: cfg.KeepNodeDir, waited: make(chan struct{})}
+	dir := n.dir
 	defer func() {
 		if err != nil {
 			n.stop()
@@ -101,31 +104,14 @@ func spawnNode(ctx context.Context, cfg *Config, logf func(string, ...any)) (_ *
 		n.env = append(n.env, LoadNodeEnv(cfg.Subs)...)
 	}
 	n.env = append(n.env, cfg.NodeEnv...)
-	n.cmd = exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
-	n.cmd.Env = append(os.Environ(), n.env...)
-	// If the tool dies without stopping it, the kernel stops the node.
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if n.logf, err = os.Create(filepath.Join(dir, "node.log")); err != nil {
-		return n, err
-	}
-	n.cmd.Stderr = n.logf
-	out, err := n.cmd.StdoutPipe()
+	out, err := n.start(bin, []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data")}, "node.log", true)
 	if err != nil {
 		return n, err
 	}
-	if err := n.cmd.Start(); err != nil {
-		close(n.waited)
-		return n, fmt.Errorf("start %s: %w", bin, err)
-	}
-	n.pid = n.cmd.Process.Pid
 	addrs := make(chan [2]string, 1)
 	n.wg.Go(func() { // reads the node's stdout until it exits, so it never blocks on a full pipe
 		scanAddrs(out, addrs)
 		_, _ = io.Copy(io.Discard, out)
-	})
-	n.wg.Go(func() {
-		_ = n.cmd.Wait()
-		close(n.waited)
 	})
 	t := time.NewTimer(startTimeout)
 	defer t.Stop()
@@ -141,6 +127,49 @@ func spawnNode(ctx context.Context, cfg *Config, logf func(string, ...any)) (_ *
 	}
 	logf("node pid %d at %s, NATS %s (log %s)", n.pid, n.ws, n.nats, n.logf.Name())
 	return n, nil
+}
+
+// newChild makes the node of a server the tool will spawn, with a temp
+// dir of its own.
+func newChild(cfg *Config, prefix string) (*node, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, err
+	}
+	return &node{dir: dir, keep: cfg.KeepNodeDir, waited: make(chan struct{})}, nil
+}
+
+// start runs bin with args and n.env as the child n stands for. Its
+// stderr goes to logName in n.dir, and so does its stdout unless
+// withStdout, which returns it as a pipe to read. The kernel stops the
+// child if the tool dies without doing so.
+func (n *node) start(bin string, args []string, logName string, withStdout bool) (io.Reader, error) {
+	n.cmd = exec.Command(bin, args...)
+	n.cmd.Env = append(os.Environ(), n.env...)
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	var err error
+	if n.logf, err = os.Create(filepath.Join(n.dir, logName)); err != nil {
+		return nil, err
+	}
+	n.cmd.Stderr = n.logf
+	var out io.Reader
+	if withStdout {
+		if out, err = n.cmd.StdoutPipe(); err != nil {
+			return nil, err
+		}
+	} else {
+		n.cmd.Stdout = n.logf
+	}
+	if err := n.cmd.Start(); err != nil {
+		close(n.waited)
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	n.pid = n.cmd.Process.Pid
+	n.wg.Go(func() {
+		_ = n.cmd.Wait()
+		close(n.waited)
+	})
+	return out, nil
 }
 
 // scanAddrs reads lines until it has seen both addresses and sends them.

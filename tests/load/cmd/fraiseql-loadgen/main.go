@@ -6,6 +6,7 @@
 //	fraiseql-loadgen -target ws://127.0.0.1:8080/graphql -data-dir /tmp/fraiseql-1000 -conns 200
 //	fraiseql-loadgen -spawn -saturate -conns 2000 -sat-start 10 -sat-step 10s
 //	fraiseql-loadgen -spawn -soak -conns 10000 -subs 10 -rate 1 -duration 30m
+//	fraiseql-loadgen -server centrifugo -spawn -centrifugo-bin ./centrifugo -conns 2000 -rate 20
 //
 // It only connects to loopback addresses. See docs/load-tool.md.
 package main
@@ -43,6 +44,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fraiseql-loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var env envList
+	fs.StringVar(&cfg.Server, "server", cfg.Server, "what to measure: fraiseql (the node) or centrifugo (the reference, for comparison on the same machine)")
+	fs.StringVar(&cfg.CentrifugoBin, "centrifugo-bin", "", "-server centrifugo -spawn: the Centrifugo binary to start (the tool does not build it)")
+	fs.StringVar(&cfg.API, "api", "", "-server centrifugo -target: its HTTP API, http://127.0.0.1:PORT/api (loopback only)")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "-server centrifugo -target: its HTTP API key")
 	fs.StringVar(&cfg.Target, "target", "", "WebSocket endpoint of a running node, ws://127.0.0.1:PORT/graphql (loopback only)")
 	fs.StringVar(&cfg.NATSURL, "nats", "", "NATS URL to publish to, nats://127.0.0.1:PORT (default: <data-dir>/nats.url)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "the running node's data dir, to read nats.url from")

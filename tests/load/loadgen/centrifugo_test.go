@@ -1,0 +1,214 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+func TestParsePush(t *testing.T) {
+	tests := []struct {
+		name   string
+		msg    string
+		seq    uint64
+		ts     int64
+		wantOK bool
+	}{
+		{
+			name: "as Centrifugo writes it",
+			msg:  `{"push":{"channel":"lg1-0","pub":{"data":{"id":"42-1700000000123456789","room":"lg1-0","text":"xx"},"offset":3}}}`,
+			seq:  42, ts: 1700000000123456789, wantOK: true,
+		},
+		{name: "a reply", msg: `{"id":2,"subscribe":{}}`},
+		{name: "a ping", msg: `{}`},
+		{name: "a push of something else", msg: `{"push":{"channel":"c","join":{"info":{"client":"x"}}}}`},
+		{name: "an id not ours", msg: `{"push":{"channel":"c","pub":{"data":{"id":"hello"}}}}`},
+		{name: "truncated", msg: `{"push":{"channel":"c","pub":{"data":{"id":"42-17`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			seq, ts, ok := parsePush([]byte(tc.msg))
+			if ok != tc.wantOK || seq != tc.seq || ts != tc.ts {
+				t.Fatalf("got %d %d %v, want %d %d %v", seq, ts, ok, tc.seq, tc.ts, tc.wantOK)
+			}
+		})
+	}
+}
+
+// TestCentrifugoAccounting feeds a client the frames Centrifugo would
+// send, several messages to a frame, and checks the phase's counts.
+func TestCentrifugoAccounting(t *testing.T) {
+	var ps phases
+	cs := newClients(centrifugoProto{}, "", []string{"r"}, 1, &ps)
+	c := &client{cs: cs, seqs: make([]SeqTracker, 1)}
+	ph := newPhase("measure", 10, 1)
+	ps.add(ph)
+	ph.start[0].Store(1)
+	now := time.Now()
+	push := func(seq uint64) string {
+		ts := now.Add(-3 * time.Millisecond).UnixNano()
+		return `{"push":{"channel":"r","pub":{"data":{"id":"` + strconv.Itoa(int(seq)) + "-" + strconv.Itoa(int(ts)) + `","text":"x"}}}}`
+	}
+	c.sent()
+	c.subStart.Store(now.Add(-time.Millisecond).UnixNano())
+	cs.proto.handle(c, []byte(`{"id":2,"subscribe":{}}`), now)
+	if cs.subscribed.Load() != 1 || cs.subscribeTime.Summarize().Count != 1 {
+		t.Fatalf("the subscribe reply did not confirm: subscribed %d", cs.subscribed.Load())
+	}
+	cs.proto.handle(c, []byte(push(1)+"\n"+push(2)+"\n"+push(2)), now) // a duplicate
+	cs.proto.handle(c, []byte(push(4)), now)                           // a gap
+	ph.end[0].Store(4)
+	if got := ph.delivered.load(); got != 3 {
+		t.Fatalf("delivered %d, want 3", got)
+	}
+	if ph.dups.load() != 1 || ph.skipped.load() != 1 {
+		t.Fatalf("dups %d skipped %d", ph.dups.load(), ph.skipped.load())
+	}
+	if s := ph.latency.Summarize(); s.P50 < 2.9 || s.P50 > 3.2 {
+		t.Fatalf("latency p50 %vms, want ≈3", s.P50)
+	}
+	cs.proto.handle(c, []byte(`{"id":2,"error":{"code":103,"message":"permission denied"}}`), now)
+	if cs.refused["centrifugo 103"] != 1 || cs.accepted.Load() != 0 {
+		t.Fatalf("refused %v, accepted %d", cs.refused, cs.accepted.Load())
+	}
+	cs.proto.handle(c, []byte(`not json`), now)
+	if cs.unknown.Load() != 1 {
+		t.Fatalf("unknown %d", cs.unknown.Load())
+	}
+}
+
+func TestCentrifugoConfig(t *testing.T) {
+	b, err := centrifugoConfig(18123)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		HTTPServer struct {
+			Address string `json:"address"`
+			Port    int    `json:"port"`
+		} `json:"http_server"`
+		HTTPAPI struct {
+			Key string `json:"key"`
+		} `json:"http_api"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.HTTPServer.Address != "127.0.0.1" || m.HTTPServer.Port != 18123 || m.HTTPAPI.Key != centrifugoAPIKey {
+		t.Fatalf("config %s", b)
+	}
+}
+
+// fakeCentrifugo speaks the part of Centrifugo's protocol and HTTP API
+// the tool uses: connect, subscribe, pings, publish fanned out as pushes.
+type fakeCentrifugo struct {
+	mu     sync.Mutex
+	subs   map[string][]*websocket.Conn
+	offset int
+	pongs  atomic.Int64
+}
+
+func (f *fakeCentrifugo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/health":
+		w.Write([]byte(`{}`))
+	case "/api/publish":
+		if r.Header.Get("X-API-Key") != centrifugoAPIKey {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		var p struct {
+			Channel string          `json:"channel"`
+			Data    json.RawMessage `json:"data"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+			w.Write([]byte(`{"error":{"code":107,"message":"bad request"}}`))
+			return
+		}
+		f.mu.Lock()
+		f.offset++
+		push := []byte(`{"push":{"channel":"` + p.Channel + `","pub":{"data":` + string(p.Data) + `,"offset":` + strconv.Itoa(f.offset) + `}}}`)
+		for _, c := range f.subs[p.Channel] {
+			_ = c.Write(r.Context(), websocket.MessageText, push)
+		}
+		f.mu.Unlock()
+		w.Write([]byte(`{"result":{}}`))
+	case "/connection/websocket":
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := context.Background()
+		for {
+			_, msg, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			var cmd struct {
+				ID        int `json:"id"`
+				Subscribe *struct {
+					Channel string `json:"channel"`
+				} `json:"subscribe"`
+			}
+			switch {
+			case string(msg) == `{}`:
+				f.pongs.Add(1)
+			case json.Unmarshal(msg, &cmd) != nil:
+				return
+			case cmd.ID == 1:
+				// A ping in the same frame as the reply, as Centrifugo may batch.
+				_ = c.Write(ctx, websocket.MessageText, []byte(`{"id":1,"connect":{"client":"c","version":"0.0.0","ping":25,"pong":true}}`))
+				_ = c.Write(ctx, websocket.MessageText, []byte(`{}`))
+			case cmd.Subscribe != nil:
+				f.mu.Lock()
+				f.subs[cmd.Subscribe.Channel] = append(f.subs[cmd.Subscribe.Channel], c)
+				f.mu.Unlock()
+				_ = c.Write(ctx, websocket.MessageText, []byte(`{"id":`+strconv.Itoa(cmd.ID)+`,"subscribe":{}}`))
+			}
+		}
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// TestRunAgainstCentrifugoProtocol runs the tool in -server centrifugo
+// mode against fakeCentrifugo: every event must arrive, in order, with
+// the subscribe round trips and the ping answered.
+func TestRunAgainstCentrifugoProtocol(t *testing.T) {
+	fake := &fakeCentrifugo{subs: map[string][]*websocket.Conn{}}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	cfg := Defaults()
+	cfg.Server = ServerCentrifugo
+	cfg.Target = "ws" + strings.TrimPrefix(srv.URL, "http") + "/connection/websocket"
+	cfg.API, cfg.APIKey = srv.URL+"/api", centrifugoAPIKey
+	cfg.ServerPID = os.Getpid()
+	cfg.Conns, cfg.Rate = 10, 50
+	cfg.Duration, cfg.Warmup = time.Second, 200*time.Millisecond
+	cfg.Settle, cfg.Drain = 50*time.Millisecond, time.Second
+	cfg.MaxRuntime = 20 * time.Second
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := rep.Windows[0]
+	if rep.Connect.Connected != 10 || rep.Subscribe.Confirmed != 10 || w.Published != 50 || w.Expected != 500 || w.Delivered != 500 ||
+		w.Duplicates+w.Reorders+w.Skipped != 0 || rep.UnreadableMessages != 0 || rep.Node.Server != ServerCentrifugo {
+		t.Fatalf("connected %d confirmed %d, window %+v, unreadable %d, node %+v",
+			rep.Connect.Connected, rep.Subscribe.Confirmed, w, rep.UnreadableMessages, rep.Node)
+	}
+	if fake.pongs.Load() != 10 {
+		t.Fatalf("%d pongs, want one a connection", fake.pongs.Load())
+	}
+}
