@@ -51,7 +51,7 @@ for server in $SERVERS; do
 	centrifugo)
 		if [ -z "${DRY_RUN:-}" ] && [ ! -x "$CENTRIFUGO_BIN" ]; then
 			echo "SERVERS has centrifugo: give CENTRIFUGO_BIN, an executable Centrifugo binary" >&2
-			echo "(docs/benchmarks.md, section *Centrifugo on the same machine*, says how to get one)" >&2
+			echo "(docs/load-tool.md, section *Centrifugo on the same machine*, says how to get one)" >&2
 			exit 2
 		fi ;;
 	*)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -221,58 +223,215 @@ func firstLine(b []byte) []byte {
 	return b
 }
 
-// centrifugoSink publishes through Centrifugo's HTTP API, one request per
-// event on one kept-alive connection: in order, and acknowledged when
-// send returns.
+// centrifugoSink publishes through Centrifugo's HTTP API from one
+// goroutine, in order: an event alone with /api/publish, or, when several
+// are waiting (the server is slower than the rate), all of them, up to
+// maxBatch, in one /api/batch request, whose commands Centrifugo runs in
+// order. Like the node's JetStream publishes, sends are asynchronous, so
+// that one request's round trip does not bound the rate: at most
+// maxInflight wait behind the request in flight, and a send finding them
+// all waiting waits for room until its deadline.
 type centrifugoSink struct {
 	api, key string
 	rooms    []string
 	hc       *http.Client
-	buf      []byte
+	failed   func(r int, body []byte, err error)
+
+	queue   chan pubEvent
+	pending atomic.Int64 // sent and not yet acknowledged
+	done    chan struct{}
+	// ctx ends the requests at close. A request has no timeout of its
+	// own: one that timed out while the server still ran it would let
+	// the next run beside it, out of order. An overloaded server's
+	// replies can take many seconds.
+	ctx    context.Context
+	cancel context.CancelFunc
+	grace  time.Duration // closeGrace
 }
 
-func newCentrifugoSink(api, key string, rooms []string) *centrifugoSink {
-	return &centrifugoSink{api: api + "/publish", key: key, rooms: rooms,
-		hc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}}
+type pubEvent struct {
+	room int
+	body []byte
 }
 
-func (s *centrifugoSink) send(r int, body []byte, _ time.Time) error {
-	ch, _ := json.Marshal(s.rooms[r])
-	s.buf = append(append(append(append(s.buf[:0], `{"channel":`...), ch...), `,"data":`...), body...)
-	s.buf = append(s.buf, '}')
-	req, err := http.NewRequest(http.MethodPost, s.api, bytes.NewReader(s.buf))
+const maxBatch = 256
+
+func newCentrifugoSink(api, key string, rooms []string, maxInflight int, failed func(int, []byte, error)) *centrifugoSink {
+	s := &centrifugoSink{api: api, key: key, rooms: rooms, failed: failed,
+		hc:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}},
+		queue: make(chan pubEvent, maxInflight),
+		done:  make(chan struct{}),
+		grace: closeGrace,
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	go s.run() // ends when close closes the queue
+	return s
+}
+
+func (s *centrifugoSink) send(r int, body []byte, deadline time.Time) error {
+	s.pending.Add(1)
+	select {
+	case s.queue <- pubEvent{r, body}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case s.queue <- pubEvent{r, body}:
+		return nil
+	case <-t.C:
+		s.pending.Add(-1)
+		return errors.New("publish: maxInflight publishes unacknowledged until the deadline")
+	}
+}
+
+func (s *centrifugoSink) run() {
+	defer close(s.done)
+	var batch []pubEvent
+	var buf []byte
+	for ev := range s.queue {
+		batch = append(batch[:0], ev)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case ev, ok := <-s.queue:
+				if !ok {
+					break more
+				}
+				batch = append(batch, ev)
+			default:
+				break more
+			}
+		}
+		buf = s.publish(batch, buf)
+		s.pending.Add(-int64(len(batch)))
+	}
+}
+
+// publish sends batch in one request and counts what failed.
+func (s *centrifugoSink) publish(batch []pubEvent, buf []byte) []byte {
+	cmd := func(buf []byte, ev pubEvent) []byte {
+		ch, _ := json.Marshal(s.rooms[ev.room])
+		buf = append(append(append(append(buf, `{"channel":`...), ch...), `,"data":`...), ev.body...)
+		return append(buf, '}')
+	}
+	path := "/publish"
+	buf = buf[:0]
+	if len(batch) == 1 {
+		buf = cmd(buf, batch[0])
+	} else {
+		path = "/batch"
+		buf = append(buf, `{"commands":[`...)
+		for i, ev := range batch {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = cmd(append(buf, `{"publish":`...), ev)
+			buf = append(buf, '}')
+		}
+		buf = append(buf, `]}`...)
+	}
+	errs, err := s.post(path, buf, len(batch))
+	for i, ev := range batch {
+		switch {
+		case err != nil:
+			s.failed(ev.room, ev.body, err)
+		case errs[i] != nil:
+			s.failed(ev.room, ev.body, errs[i])
+		}
+	}
+	return buf
+}
+
+// apiError is the error of a Centrifugo API reply.
+type apiError *struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+// post sends one API request and returns, per command, its error, if
+// any; err when the request as a whole failed.
+func (s *centrifugoSink) post(path string, body []byte, n int) ([]error, error) {
+	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, s.api+path, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("X-API-Key", s.key)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := s.hc.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	var rep struct {
-		Error *struct {
-			Code    int    `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("publish: %s", resp.Status)
+		return nil, fmt.Errorf("%s: %s", path, resp.Status)
+	}
+	var rep struct {
+		Error   apiError `json:"error"`
+		Replies []struct {
+			Publish *struct {
+				Error apiError `json:"error"`
+			} `json:"publish"`
+			Error apiError `json:"error"`
+		} `json:"replies"`
 	}
 	if json.Unmarshal(b, &rep) != nil {
-		return fmt.Errorf("publish: unreadable reply %.80q", b)
+		return nil, fmt.Errorf("%s: unreadable reply %.80q", path, b)
 	}
 	if rep.Error != nil {
-		return fmt.Errorf("publish: error %d %s", rep.Error.Code, rep.Error.Message)
+		return nil, fmt.Errorf("%s: error %d %s", path, rep.Error.Code, rep.Error.Message)
 	}
-	return nil
+	errs := make([]error, n)
+	if path == "/batch" {
+		if len(rep.Replies) != n {
+			return nil, fmt.Errorf("%s: %d replies to %d commands", path, len(rep.Replies), n)
+		}
+		for i, r := range rep.Replies {
+			switch {
+			case r.Error != nil:
+				errs[i] = fmt.Errorf("%s: error %d %s", path, r.Error.Code, r.Error.Message)
+			case r.Publish == nil:
+				errs[i] = fmt.Errorf("%s: a reply with no publish result", path)
+			case r.Publish.Error != nil:
+				errs[i] = fmt.Errorf("%s: error %d %s", path, r.Publish.Error.Code, r.Publish.Error.Message)
+			}
+		}
+	}
+	return errs, nil
 }
 
-func (s *centrifugoSink) waitAcks(context.Context, time.Duration) bool { return true }
+// waitAcks waits, bounded by d, until every send so far is answered.
+func (s *centrifugoSink) waitAcks(ctx context.Context, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for s.pending.Load() > 0 {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
 
-func (s *centrifugoSink) close() { s.hc.CloseIdleConnections() }
+// closeGrace is how long close lets queued publishes go on.
+const closeGrace = 10 * time.Second
+
+// close ends the sender: what is queued goes on for closeGrace, then
+// the request in flight is cancelled and the rest fail at once.
+func (s *centrifugoSink) close() {
+	close(s.queue)
+	t := time.NewTimer(s.grace)
+	defer t.Stop()
+	select {
+	case <-s.done:
+	case <-t.C:
+		s.cancel()
+		<-s.done
+	}
+	s.cancel()
+	s.hc.CloseIdleConnections()
+}

@@ -3,6 +3,8 @@ package loadgen
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -112,37 +114,62 @@ func TestCentrifugoConfig(t *testing.T) {
 // fakeCentrifugo speaks the part of Centrifugo's protocol and HTTP API
 // the tool uses: connect, subscribe, pings, publish fanned out as pushes.
 type fakeCentrifugo struct {
-	mu     sync.Mutex
-	subs   map[string][]*websocket.Conn
-	offset int
-	pongs  atomic.Int64
+	mu      sync.Mutex
+	subs    map[string][]*websocket.Conn
+	offset  int
+	pongs   atomic.Int64
+	batches atomic.Int64
 }
 
 func (f *fakeCentrifugo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/health":
 		w.Write([]byte(`{}`))
-	case "/api/publish":
+	case "/api/publish", "/api/batch":
 		if r.Header.Get("X-API-Key") != centrifugoAPIKey {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
-		var p struct {
+		type pub struct {
 			Channel string          `json:"channel"`
 			Data    json.RawMessage `json:"data"`
 		}
-		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
-			w.Write([]byte(`{"error":{"code":107,"message":"bad request"}}`))
-			return
+		var one pub
+		var batch struct {
+			Commands []struct{ Publish pub } `json:"commands"`
+		}
+		var cmds []pub
+		if r.URL.Path == "/api/publish" {
+			if json.NewDecoder(r.Body).Decode(&one) != nil {
+				w.Write([]byte(`{"error":{"code":107,"message":"bad request"}}`))
+				return
+			}
+			cmds = []pub{one}
+		} else {
+			if json.NewDecoder(r.Body).Decode(&batch) != nil {
+				w.Write([]byte(`{"error":{"code":107,"message":"bad request"}}`))
+				return
+			}
+			for _, c := range batch.Commands {
+				cmds = append(cmds, c.Publish)
+			}
+			f.batches.Add(1)
 		}
 		f.mu.Lock()
-		f.offset++
-		push := []byte(`{"push":{"channel":"` + p.Channel + `","pub":{"data":` + string(p.Data) + `,"offset":` + strconv.Itoa(f.offset) + `}}}`)
-		for _, c := range f.subs[p.Channel] {
-			_ = c.Write(r.Context(), websocket.MessageText, push)
+		for _, p := range cmds {
+			f.offset++
+			push := []byte(`{"push":{"channel":"` + p.Channel + `","pub":{"data":` + string(p.Data) + `,"offset":` + strconv.Itoa(f.offset) + `}}}`)
+			for _, c := range f.subs[p.Channel] {
+				_ = c.Write(r.Context(), websocket.MessageText, push)
+			}
 		}
 		f.mu.Unlock()
-		w.Write([]byte(`{"result":{}}`))
+		if r.URL.Path == "/api/publish" {
+			w.Write([]byte(`{"result":{}}`))
+			return
+		}
+		replies := strings.Repeat(`{"publish":{}},`, len(cmds))
+		w.Write([]byte(`{"replies":[` + strings.TrimSuffix(replies, ",") + `]}`))
 	case "/connection/websocket":
 		c, err := websocket.Accept(w, r, nil)
 		if err != nil {
@@ -210,5 +237,139 @@ func TestRunAgainstCentrifugoProtocol(t *testing.T) {
 	}
 	if fake.pongs.Load() != 10 {
 		t.Fatalf("%d pongs, want one a connection", fake.pongs.Load())
+	}
+}
+
+// TestCentrifugoSinkBatchesInOrder holds the first publish until more
+// events wait: they must go in one batch, in order, and a command the
+// server refuses must count as failed, alone.
+func TestCentrifugoSinkBatchesInOrder(t *testing.T) {
+	release, arrived := make(chan struct{}), make(chan struct{}, 1)
+	var mu sync.Mutex
+	var got []string
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var one struct{ Data struct{ ID string } }
+		var batch struct {
+			Commands []struct {
+				Publish struct{ Data struct{ ID string } }
+			}
+		}
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		if r.URL.Path == "/api/publish" {
+			json.NewDecoder(r.Body).Decode(&one)
+			arrived <- struct{}{}
+			<-release
+			mu.Lock()
+			got = append(got, one.Data.ID)
+			mu.Unlock()
+			w.Write([]byte(`{"result":{}}`))
+			return
+		}
+		json.NewDecoder(r.Body).Decode(&batch)
+		var replies []string
+		mu.Lock()
+		for _, c := range batch.Commands {
+			got = append(got, c.Publish.Data.ID)
+			if c.Publish.Data.ID == "3" {
+				replies = append(replies, `{"error":{"code":107,"message":"bad request"}}`)
+			} else {
+				replies = append(replies, `{"publish":{}}`)
+			}
+		}
+		mu.Unlock()
+		w.Write([]byte(`{"replies":[` + strings.Join(replies, ",") + `]}`))
+	}))
+	defer srv.Close()
+	var failed []string
+	var fmu sync.Mutex
+	s := newCentrifugoSink(srv.URL+"/api", "k", []string{"r"}, 16, func(_ int, body []byte, err error) {
+		if !strings.Contains(fmt.Sprint(err), "error 107 bad request") {
+			t.Errorf("error %v, want the server's", err)
+		}
+		fmu.Lock()
+		failed = append(failed, idOf(body))
+		fmu.Unlock()
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 1; i <= 5; i++ {
+		if err := s.send(0, []byte(`{"id":"`+strconv.Itoa(i)+`"}`), deadline); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			<-arrived // the others wait behind it
+		}
+	}
+	if s.waitAcks(context.Background(), 50*time.Millisecond) {
+		t.Fatal("acknowledged while the first publish is held")
+	}
+	close(release)
+	if !s.waitAcks(context.Background(), 5*time.Second) {
+		t.Fatal("not acknowledged")
+	}
+	s.close()
+	if strings.Join(got, ",") != "1,2,3,4,5" || strings.Join(paths, ",") != "/api/publish,/api/batch" {
+		t.Fatalf("published %v through %v; want 1..5, alone then in one batch", got, paths)
+	}
+	if strings.Join(failed, ",") != "3" {
+		t.Fatalf("failed %v, want [3]", failed)
+	}
+}
+
+// TestCentrifugoSinkBoundsInflight: with the server holding every
+// request, sends beyond maxInflight wait until the deadline and fail.
+func TestCentrifugoSinkBoundsInflight(t *testing.T) {
+	release, arrived := make(chan struct{}), make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		w.Write([]byte(`{"result":{}}`))
+	}))
+	defer srv.Close()
+	s := newCentrifugoSink(srv.URL+"/api", "k", []string{"r"}, 2, func(int, []byte, error) {})
+	deadline := time.Now().Add(100 * time.Millisecond)
+	var errs int
+	for i := 0; i < 5; i++ { // 1 in the held request, 2 queued, 2 refused
+		if s.send(0, []byte(`{"id":"1-1"}`), deadline) != nil {
+			errs++
+		}
+		if i == 0 {
+			<-arrived
+		}
+	}
+	close(release)
+	s.close()
+	if errs != 2 {
+		t.Fatalf("%d sends refused, want 2", errs)
+	}
+}
+
+// TestCentrifugoSinkCloseCancelsAHeldRequest: a server that never
+// answers delays close by the grace period only, and the event counts as
+// failed.
+func TestCentrifugoSinkCloseCancelsAHeldRequest(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // then a closed connection ends the request's context
+		arrived <- struct{}{}
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	var failed atomic.Int64
+	s := newCentrifugoSink(srv.URL+"/api", "k", []string{"r"}, 4, func(int, []byte, error) { failed.Add(1) })
+	s.grace = 50 * time.Millisecond
+	if err := s.send(0, []byte(`{"id":"1-1"}`), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	<-arrived
+	start := time.Now()
+	s.close()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("close took %v", d)
+	}
+	if failed.Load() != 1 {
+		t.Fatalf("%d failed, want 1", failed.Load())
 	}
 }

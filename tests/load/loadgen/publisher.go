@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,6 +25,9 @@ type publisher struct {
 	pad    string
 	phases *phases
 	cur    *phase // the phase being published; set and read by the driver only
+
+	errMu    sync.Mutex
+	firstErr error // the first publish error, for the report
 }
 
 // sink takes events to the server under test, in the order sent per room.
@@ -93,6 +97,7 @@ func (p *publisher) publish(deadline time.Time) bool {
 	}
 	data := p.body(make([]byte, 0, len(p.pad)+96), r, seq, time.Now().UnixNano(), p.pad)
 	if err := p.out.send(r, data, deadline); err != nil {
+		p.noteErr(err)
 		if ph != nil {
 			ph.pubErrors.Add(1)
 			ph.pubFailed[r].Add(1)
@@ -107,7 +112,8 @@ func (p *publisher) publish(deadline time.Time) bool {
 
 // failed counts an event a sink learnt later it could not publish,
 // against the phase of its sequence. It may run on a sink's goroutine.
-func (p *publisher) failed(r int, body []byte) {
+func (p *publisher) failed(r int, body []byte, err error) {
+	p.noteErr(err)
 	seq, _, ok := parseEventID(idOf(body))
 	if !ok {
 		return
@@ -146,6 +152,21 @@ func (p *publisher) end() {
 	p.cur = nil
 }
 
+func (p *publisher) noteErr(err error) {
+	p.errMu.Lock()
+	if p.firstErr == nil {
+		p.firstErr = err
+	}
+	p.errMu.Unlock()
+}
+
+// firstError is the first publish error so far, or nil.
+func (p *publisher) firstError() error {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	return p.firstErr
+}
+
 // waitAcks waits, bounded, until every publish so far is acknowledged.
 func (p *publisher) waitAcks(ctx context.Context, d time.Duration) bool {
 	return p.out.waitAcks(ctx, d)
@@ -161,10 +182,10 @@ type jetStreamSink struct {
 	js       jetstream.JetStream
 	subjects []string
 	roomOf   map[string]int // subject → room
-	failed   func(r int, body []byte)
+	failed   func(r int, body []byte, err error)
 }
 
-func newJetStreamSink(ctx context.Context, natsURL, prefix, tenant string, rooms []string, maxInflight int, failed func(int, []byte)) (*jetStreamSink, error) {
+func newJetStreamSink(ctx context.Context, natsURL, prefix, tenant string, rooms []string, maxInflight int, failed func(int, []byte, error)) (*jetStreamSink, error) {
 	nc, err := nats.Connect(natsURL,
 		nats.Name("fraiseql-loadgen"),
 		nats.Timeout(5*time.Second),
@@ -210,9 +231,9 @@ func (s *jetStreamSink) send(r int, body []byte, deadline time.Time) error {
 
 // asyncErr counts a publish JetStream did not acknowledge. It runs on a
 // nats.go goroutine.
-func (s *jetStreamSink) asyncErr(_ jetstream.JetStream, m *nats.Msg, _ error) {
+func (s *jetStreamSink) asyncErr(_ jetstream.JetStream, m *nats.Msg, err error) {
 	if r, ok := s.roomOf[m.Subject]; ok {
-		s.failed(r, m.Data)
+		s.failed(r, m.Data, err)
 	}
 }
 

@@ -165,7 +165,7 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	r.pub = newPublisher(nil, rooms, cfg.Payload, &r.ps)
 	if cfg.Server == ServerCentrifugo {
-		r.pub.out = newCentrifugoSink(r.node.api, r.node.apiKey, rooms)
+		r.pub.out = newCentrifugoSink(r.node.api, r.node.apiKey, rooms, cfg.MaxInflight, r.pub.failed)
 	} else if r.pub.out, err = newJetStreamSink(ctx, r.node.nats, cfg.Prefix, cfg.Tenant, rooms, cfg.MaxInflight, r.pub.failed); err != nil {
 		return err
 	}
@@ -478,6 +478,9 @@ func (r *runner) phase(ctx context.Context, name string, rate float64, d time.Du
 	w.ClientCores = round3((self1 - self0).Seconds() / win)
 	if w.Delivered > 0 {
 		w.ClientCPUMicrosPerDelivery = round3(float64((self2 - self0).Microseconds()) / float64(w.Delivered))
+	}
+	if w.PublishErrors > 0 {
+		r.warn("%s: %d publishes failed; the first: %v", name, w.PublishErrors, r.pub.firstError())
 	}
 	if w.PublishRate < 0.95*rate && w.Published > 10 {
 		r.warn("%s: the publisher reached %.1f of %.1f events/s: the offered load was not met", name, w.PublishRate, rate)
