@@ -49,6 +49,10 @@ for server in $SERVERS; do
 	case $server in
 	fraiseql) ;;
 	centrifugo)
+		# A name on PATH or a relative path: made absolute before the cd below.
+		if [ -n "$CENTRIFUGO_BIN" ] && found=$(command -v "$CENTRIFUGO_BIN"); then
+			CENTRIFUGO_BIN=$(realpath "$found")
+		fi
 		if [ -z "${DRY_RUN:-}" ] && [ ! -x "$CENTRIFUGO_BIN" ]; then
 			echo "SERVERS has centrifugo: give CENTRIFUGO_BIN, an executable Centrifugo binary" >&2
 			echo "(docs/load-tool.md, section *Centrifugo on the same machine*, says how to get one)" >&2
@@ -69,7 +73,7 @@ cd "$ROOT"
 # run NAME N ARGS...: one run of the tool on each server of SERVERS in
 # turn, report in $OUT/NAME-N.json (centrifugo-NAME-N.json for Centrifugo).
 # Centrifugo takes no node settings and one subscription per connection:
-# such scenarios run on the node only.
+# such scenarios (and the soak) run on the node only.
 run() {
 	local name=$1 n=$2 server file
 	shift 2
@@ -79,8 +83,8 @@ run() {
 		srv=(-node-bin "$OUT/bin/fraiseql-node")
 		if [ "$server" = centrifugo ]; then
 			case " $* " in
-			*" -node-env "* | *" -subs 10 "*)
-				echo "== $name run $n: not run on centrifugo (node settings, or several subscriptions per connection)"
+			*" -node-env "* | *" -soak "* | *" -subs "[!1]* | *" -subs 1"[0-9]*)
+				echo "== $name run $n: not run on centrifugo (node settings, the soak, or several subscriptions per connection)"
 				continue ;;
 			esac
 			file=centrifugo-$name

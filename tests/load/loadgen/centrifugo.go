@@ -127,6 +127,16 @@ func (centrifugoProto) handshake(ctx context.Context, ws *websocket.Conn) string
 	if m.ID != 1 || m.Connect == nil {
 		return "connect: unexpected reply"
 	}
+	// The rest of the frame can only be pings (nothing is subscribed yet).
+	for rest := data[len(firstLine(data)):]; len(rest) > 0; {
+		line := firstLine(rest[1:])
+		rest = rest[1+len(line):]
+		if bytes.Equal(line, []byte(`{}`)) {
+			if err := ws.Write(ctx, websocket.MessageText, []byte(`{}`)); err != nil {
+				return "connect: pong: " + errReason(err)
+			}
+		}
+	}
 	return ""
 }
 
@@ -235,7 +245,11 @@ type centrifugoSink struct {
 	api, key string
 	rooms    []string
 	hc       *http.Client
-	failed   func(r int, body []byte, err error)
+	// failed is told of events the server refused; unconfirmed of those
+	// whose request was sent but got no reply (the server may have taken
+	// them: they stay expected).
+	failed, unconfirmed func(r int, body []byte, err error)
+	waitingMax          atomic.Int64 // most events waiting in queue since the last takeWaitingMax
 
 	queue   chan pubEvent
 	pending atomic.Int64 // sent and not yet acknowledged
@@ -256,20 +270,21 @@ type pubEvent struct {
 
 const maxBatch = 256
 
-func newCentrifugoSink(api, key string, rooms []string, maxInflight int, failed func(int, []byte, error)) *centrifugoSink {
-	s := &centrifugoSink{api: api, key: key, rooms: rooms, failed: failed,
+func newCentrifugoSink(ctx context.Context, api, key string, rooms []string, maxInflight int, failed, unconfirmed func(int, []byte, error)) *centrifugoSink {
+	s := &centrifugoSink{api: api, key: key, rooms: rooms, failed: failed, unconfirmed: unconfirmed,
 		hc:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}},
 		queue: make(chan pubEvent, maxInflight),
 		done:  make(chan struct{}),
 		grace: closeGrace,
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.ctx, s.cancel = context.WithCancel(ctx)
 	go s.run() // ends when close closes the queue
 	return s
 }
 
 func (s *centrifugoSink) send(r int, body []byte, deadline time.Time) error {
 	s.pending.Add(1)
+	defer s.noteWaiting()
 	select {
 	case s.queue <- pubEvent{r, body}:
 		return nil
@@ -285,6 +300,21 @@ func (s *centrifugoSink) send(r int, body []byte, deadline time.Time) error {
 		return errors.New("publish: maxInflight publishes unacknowledged until the deadline")
 	}
 }
+
+func (s *centrifugoSink) noteWaiting() {
+	n := int64(len(s.queue))
+	for {
+		m := s.waitingMax.Load()
+		if n <= m || s.waitingMax.CompareAndSwap(m, n) {
+			return
+		}
+	}
+}
+
+// takeWaitingMax returns the most events that waited in the tool's queue
+// at once since the last call: their wait for the server to take the
+// request before them is part of their latency.
+func (s *centrifugoSink) takeWaitingMax() int64 { return s.waitingMax.Swap(0) }
 
 func (s *centrifugoSink) run() {
 	defer close(s.done)
@@ -332,9 +362,11 @@ func (s *centrifugoSink) publish(batch []pubEvent, buf []byte) []byte {
 		}
 		buf = append(buf, `]}`...)
 	}
-	errs, err := s.post(path, buf, len(batch))
+	errs, sent, err := s.post(path, buf, len(batch))
 	for i, ev := range batch {
 		switch {
+		case err != nil && sent:
+			s.unconfirmed(ev.room, ev.body, err)
 		case err != nil:
 			s.failed(ev.room, ev.body, err)
 		case errs[i] != nil:
@@ -351,25 +383,29 @@ type apiError *struct {
 }
 
 // post sends one API request and returns, per command, its error, if
-// any; err when the request as a whole failed.
-func (s *centrifugoSink) post(path string, body []byte, n int) ([]error, error) {
+// any; err when the request as a whole failed, with sent true when it
+// may have reached the server all the same (no reply, or a cut one).
+func (s *centrifugoSink) post(path string, body []byte, n int) (errs []error, sent bool, err error) {
 	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, s.api+path, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	req.Header.Set("X-API-Key", s.key)
 	req.Header.Set("Content-Type", "application/json")
+	if s.ctx.Err() != nil {
+		return nil, false, s.ctx.Err() // not sent
+	}
 	resp, err := s.hc.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", path, resp.Status)
+		return nil, false, fmt.Errorf("%s: %s", path, resp.Status)
 	}
 	var rep struct {
 		Error   apiError `json:"error"`
@@ -381,15 +417,15 @@ func (s *centrifugoSink) post(path string, body []byte, n int) ([]error, error) 
 		} `json:"replies"`
 	}
 	if json.Unmarshal(b, &rep) != nil {
-		return nil, fmt.Errorf("%s: unreadable reply %.80q", path, b)
+		return nil, true, fmt.Errorf("%s: unreadable reply %.80q", path, b)
 	}
 	if rep.Error != nil {
-		return nil, fmt.Errorf("%s: error %d %s", path, rep.Error.Code, rep.Error.Message)
+		return nil, false, fmt.Errorf("%s: error %d %s", path, rep.Error.Code, rep.Error.Message)
 	}
-	errs := make([]error, n)
+	errs = make([]error, n)
 	if path == "/batch" {
 		if len(rep.Replies) != n {
-			return nil, fmt.Errorf("%s: %d replies to %d commands", path, len(rep.Replies), n)
+			return nil, true, fmt.Errorf("%s: %d replies to %d commands", path, len(rep.Replies), n)
 		}
 		for i, r := range rep.Replies {
 			switch {
@@ -402,7 +438,7 @@ func (s *centrifugoSink) post(path string, body []byte, n int) ([]error, error) 
 			}
 		}
 	}
-	return errs, nil
+	return errs, false, nil
 }
 
 // waitAcks waits, bounded by d, until every send so far is answered.

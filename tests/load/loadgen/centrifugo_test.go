@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -195,8 +196,7 @@ func (f *fakeCentrifugo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			case cmd.ID == 1:
 				// A ping in the same frame as the reply, as Centrifugo may batch.
-				_ = c.Write(ctx, websocket.MessageText, []byte(`{"id":1,"connect":{"client":"c","version":"0.0.0","ping":25,"pong":true}}`))
-				_ = c.Write(ctx, websocket.MessageText, []byte(`{}`))
+				_ = c.Write(ctx, websocket.MessageText, []byte(`{"id":1,"connect":{"client":"c","version":"0.0.0","ping":25,"pong":true}}`+"\n{}"))
 			case cmd.Subscribe != nil:
 				f.mu.Lock()
 				f.subs[cmd.Subscribe.Channel] = append(f.subs[cmd.Subscribe.Channel], c)
@@ -285,14 +285,14 @@ func TestCentrifugoSinkBatchesInOrder(t *testing.T) {
 	defer srv.Close()
 	var failed []string
 	var fmu sync.Mutex
-	s := newCentrifugoSink(srv.URL+"/api", "k", []string{"r"}, 16, func(_ int, body []byte, err error) {
+	s := newCentrifugoSink(context.Background(), srv.URL+"/api", "k", []string{"r"}, 16, func(_ int, body []byte, err error) {
 		if !strings.Contains(fmt.Sprint(err), "error 107 bad request") {
 			t.Errorf("error %v, want the server's", err)
 		}
 		fmu.Lock()
 		failed = append(failed, idOf(body))
 		fmu.Unlock()
-	})
+	}, func(int, []byte, error) { t.Error("a refusal counted as unconfirmed") })
 	deadline := time.Now().Add(5 * time.Second)
 	for i := 1; i <= 5; i++ {
 		if err := s.send(0, []byte(`{"id":"`+strconv.Itoa(i)+`"}`), deadline); err != nil {
@@ -319,30 +319,77 @@ func TestCentrifugoSinkBatchesInOrder(t *testing.T) {
 }
 
 // TestCentrifugoSinkBoundsInflight: with the server holding every
-// request, sends beyond maxInflight wait until the deadline and fail.
+// request, sends beyond maxInflight wait until their deadline and fail;
+// the rest are answered once the server answers.
 func TestCentrifugoSinkBoundsInflight(t *testing.T) {
 	release, arrived := make(chan struct{}), make(chan struct{}, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
 		arrived <- struct{}{}
 		<-release
+		if r.URL.Path == "/api/batch" {
+			w.Write([]byte(`{"replies":[{"publish":{}},{"publish":{}}]}`))
+			return
+		}
 		w.Write([]byte(`{"result":{}}`))
 	}))
 	defer srv.Close()
-	s := newCentrifugoSink(srv.URL+"/api", "k", []string{"r"}, 2, func(int, []byte, error) {})
-	deadline := time.Now().Add(100 * time.Millisecond)
+	var failed atomic.Int64
+	count := func(int, []byte, error) { failed.Add(1) }
+	s := newCentrifugoSink(context.Background(), srv.URL+"/api", "k", []string{"r"}, 2, count, count)
+	const wait = 100 * time.Millisecond
 	var errs int
 	for i := 0; i < 5; i++ { // 1 in the held request, 2 queued, 2 refused
-		if s.send(0, []byte(`{"id":"1-1"}`), deadline) != nil {
+		start := time.Now()
+		err := s.send(0, []byte(`{"id":"1-1"}`), start.Add(wait))
+		if err != nil {
 			errs++
+			if d := time.Since(start); d < wait*9/10 {
+				t.Fatalf("a refused send waited %v, want its deadline (%v)", d, wait)
+			}
 		}
 		if i == 0 {
 			<-arrived
 		}
 	}
+	if got := s.takeWaitingMax(); got != 2 {
+		t.Fatalf("waiting max %d, want 2", got)
+	}
 	close(release)
+	if !s.waitAcks(context.Background(), 5*time.Second) {
+		t.Fatalf("not acknowledged: %d pending", s.pending.Load())
+	}
 	s.close()
-	if errs != 2 {
-		t.Fatalf("%d sends refused, want 2", errs)
+	if errs != 2 || failed.Load() != 0 {
+		t.Fatalf("%d sends refused (want 2), %d failed (want 0)", errs, failed.Load())
+	}
+}
+
+// TestCentrifugoSinkLostReplyIsUnconfirmed: a server that takes a
+// request and closes the connection without a reply (as Centrifugo does
+// past its write timeout) may have published it: the event is
+// unconfirmed, not failed, so it stays expected.
+func TestCentrifugoSinkLostReplyIsUnconfirmed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			c.Close()
+		}
+	}))
+	defer srv.Close()
+	var failed, unconfirmed atomic.Int64
+	s := newCentrifugoSink(context.Background(), srv.URL+"/api", "k", []string{"r"}, 4,
+		func(int, []byte, error) { failed.Add(1) }, func(int, []byte, error) { unconfirmed.Add(1) })
+	if err := s.send(0, []byte(`{"id":"1-1"}`), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if !s.waitAcks(context.Background(), 5*time.Second) {
+		t.Fatal("not answered")
+	}
+	s.close()
+	if failed.Load() != 0 || unconfirmed.Load() != 1 {
+		t.Fatalf("failed %d, unconfirmed %d; want 0 and 1", failed.Load(), unconfirmed.Load())
 	}
 }
 
@@ -357,19 +404,45 @@ func TestCentrifugoSinkCloseCancelsAHeldRequest(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer srv.Close()
-	var failed atomic.Int64
-	s := newCentrifugoSink(srv.URL+"/api", "k", []string{"r"}, 4, func(int, []byte, error) { failed.Add(1) })
+	var answered atomic.Int64
+	count := func(int, []byte, error) { answered.Add(1) }
+	s := newCentrifugoSink(context.Background(), srv.URL+"/api", "k", []string{"r"}, 4, count, count)
 	s.grace = 50 * time.Millisecond
 	if err := s.send(0, []byte(`{"id":"1-1"}`), time.Now().Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	<-arrived
-	start := time.Now()
-	s.close()
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("close took %v", d)
+	closed := make(chan struct{})
+	go func() { // ends when close does; waited for below
+		s.close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("close did not cancel the held request")
 	}
-	if failed.Load() != 1 {
-		t.Fatalf("%d failed, want 1", failed.Load())
+	if answered.Load() != 1 {
+		t.Fatalf("the held event counted %d times, want once", answered.Load())
+	}
+}
+
+// TestUnconfirmedStaysExpected: a refused publish leaves the expected
+// count, one with no answer does not; the first error is kept.
+func TestUnconfirmedStaysExpected(t *testing.T) {
+	var ps phases
+	p := newPublisher(nil, []string{"r"}, 0, &ps)
+	ph := newPhase("measure", 10, 1)
+	ps.add(ph)
+	ph.start[0].Store(1)
+	ph.end[0].Store(4)
+	first := errors.New("refused")
+	p.failed(0, []byte(`{"id":"2-1"}`), first)
+	p.unconfirmed(0, []byte(`{"id":"3-1"}`), errors.New("EOF"))
+	if got := ph.expected([]int64{2}); got != 3*2 {
+		t.Fatalf("expected %d, want 6 (4 events, 1 refused, 2 subscriptions)", got)
+	}
+	if ph.pubErrors.Load() != 1 || ph.pubUnconfirmed.Load() != 1 || p.firstError() != first {
+		t.Fatalf("errors %d, unconfirmed %d, first %v", ph.pubErrors.Load(), ph.pubUnconfirmed.Load(), p.firstError())
 	}
 }

@@ -62,7 +62,8 @@ type Config struct {
 	ConnectConcurrency int
 	// MaxConns is a sanity cap on Conns (and Conns×Subs ≤ 10×MaxConns).
 	MaxConns int
-	// MaxInflight bounds unacknowledged JetStream publishes.
+	// MaxInflight bounds unacknowledged JetStream publishes (Centrifugo:
+	// events waiting behind the API request in flight).
 	MaxInflight int
 	// Drain is how long to wait after the last publish for stragglers,
 	// once deliveries stop making progress.
@@ -155,10 +156,16 @@ func (c *Config) Validate() error {
 	}
 	switch c.Server {
 	case ServerFraiseQL:
-		if c.CentrifugoBin != "" || c.API != "" {
-			bad("server", "-centrifugo-bin and -api are for -server centrifugo")
+		if c.CentrifugoBin != "" || c.API != "" || c.APIKey != "" {
+			bad("server", "-centrifugo-bin, -api and -api-key are for -server centrifugo")
 		}
 	case ServerCentrifugo:
+		if c.NATSURL != "" || c.DataDir != "" || c.NodeBin != "" || c.RepoDir != "" || len(c.NodeEnv) > 0 {
+			bad("server", "-nats, -data-dir, -node-bin, -repo and -node-env are for the node, not -server centrifugo")
+		}
+		if c.Spawn && (c.API != "" || c.APIKey != "") {
+			bad("api", "-api and -api-key are for a running Centrifugo (-target); -spawn makes its own")
+		}
 		if c.Spawn && c.CentrifugoBin == "" {
 			bad("centrifugo-bin", "-server centrifugo with -spawn needs the Centrifugo binary to run")
 		}

@@ -70,6 +70,11 @@ func TestValidateServer(t *testing.T) {
 		}, "only loopback"},
 		{"two subscriptions", func(c *Config) { c.Spawn, c.CentrifugoBin, c.Subs = true, "/bin/centrifugo", 2 }, "-subs"},
 		{"unknown server", func(c *Config) { c.Spawn, c.Server = true, "hasura" }, "-server"},
+		{"node settings", func(c *Config) {
+			c.Spawn, c.CentrifugoBin, c.NodeEnv = true, "/bin/centrifugo", []string{"FRAISEQL_WS_WRITE_DELAY=100ms"}
+		}, "-node-env"},
+		{"api with spawn", func(c *Config) { c.Spawn, c.CentrifugoBin, c.APIKey = true, "/bin/centrifugo", "k" }, "-api"},
+		{"centrifugo flags on the node", func(c *Config) { c.Server, c.Spawn, c.APIKey = ServerFraiseQL, true, "k" }, "-server"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

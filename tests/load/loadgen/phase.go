@@ -52,6 +52,7 @@ type phase struct {
 	dropped   counter // extensions.dropped reported by the node
 
 	published, pubErrors atomic.Uint64
+	pubUnconfirmed       atomic.Uint64 // publishes with no answer, still expected
 	began                time.Time
 }
 

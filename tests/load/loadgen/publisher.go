@@ -113,15 +113,10 @@ func (p *publisher) publish(deadline time.Time) bool {
 // failed counts an event a sink learnt later it could not publish,
 // against the phase of its sequence. It may run on a sink's goroutine.
 func (p *publisher) failed(r int, body []byte, err error) {
-	p.noteErr(err)
-	seq, _, ok := parseEventID(idOf(body))
-	if !ok {
-		return
-	}
-	if ph := p.phases.find(r, seq); ph != nil {
+	p.onPhase(r, body, err, func(ph *phase) {
 		ph.pubErrors.Add(1)
 		ph.pubFailed[r].Add(1)
-	}
+	})
 }
 
 // idOf returns the id of a body written by body.
@@ -150,6 +145,24 @@ func (p *publisher) end() {
 		}
 	}
 	p.cur = nil
+}
+
+// unconfirmed counts an event whose publish got no answer: it may have
+// been taken, so it stays expected. It may run on a sink's goroutine.
+func (p *publisher) unconfirmed(r int, body []byte, err error) {
+	p.onPhase(r, body, err, func(ph *phase) { ph.pubUnconfirmed.Add(1) })
+}
+
+// onPhase notes err and calls count with the phase body's event belongs to.
+func (p *publisher) onPhase(r int, body []byte, err error, count func(*phase)) {
+	p.noteErr(err)
+	seq, _, ok := parseEventID(idOf(body))
+	if !ok {
+		return
+	}
+	if ph := p.phases.find(r, seq); ph != nil {
+		count(ph)
+	}
 }
 
 func (p *publisher) noteErr(err error) {

@@ -128,14 +128,21 @@ type Window struct {
 	Name string `json:"name"`
 	// OfferedRate is events/s asked of the publisher; PublishRate what it
 	// managed (published / window).
-	OfferedRate     float64 `json:"offered_rate"`
-	PublishRate     float64 `json:"publish_rate"`
-	Published       uint64  `json:"published"`
-	PublishErrors   uint64  `json:"publish_errors"`
-	PublisherLagMS  float64 `json:"publisher_max_lag_ms"`
-	WindowSec       float64 `json:"window_s"`
-	DrainSec        float64 `json:"drain_s"`
-	SubscribersLive int64   `json:"subscriptions"`
+	OfferedRate   float64 `json:"offered_rate"`
+	PublishRate   float64 `json:"publish_rate"`
+	Published     uint64  `json:"published"`
+	PublishErrors uint64  `json:"publish_errors"`
+	// PublishUnconfirmed publishes got no answer (the request was sent,
+	// the reply lost): they may have been taken, and stay expected.
+	PublishUnconfirmed uint64 `json:"publish_unconfirmed,omitempty"`
+	// PublishWaitingMax is the most events that waited at once in the
+	// tool's queue behind a request to a server whose publish returns
+	// after its fan-out (Centrifugo); that wait is in their latency.
+	PublishWaitingMax int64   `json:"publish_waiting_max,omitempty"`
+	PublisherLagMS    float64 `json:"publisher_max_lag_ms"`
+	WindowSec         float64 `json:"window_s"`
+	DrainSec          float64 `json:"drain_s"`
+	SubscribersLive   int64   `json:"subscriptions"`
 	// Expected = acknowledged events per room × that room's subscriptions.
 	Expected         uint64  `json:"expected"`
 	Delivered        uint64  `json:"delivered"`

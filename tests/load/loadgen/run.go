@@ -165,7 +165,7 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	r.pub = newPublisher(nil, rooms, cfg.Payload, &r.ps)
 	if cfg.Server == ServerCentrifugo {
-		r.pub.out = newCentrifugoSink(r.node.api, r.node.apiKey, rooms, cfg.MaxInflight, r.pub.failed)
+		r.pub.out = newCentrifugoSink(ctx, r.node.api, r.node.apiKey, rooms, cfg.MaxInflight, r.pub.failed, r.pub.unconfirmed)
 	} else if r.pub.out, err = newJetStreamSink(ctx, r.node.nats, cfg.Prefix, cfg.Tenant, rooms, cfg.MaxInflight, r.pub.failed); err != nil {
 		return err
 	}
@@ -395,6 +395,9 @@ func (r *runner) phase(ctx context.Context, name string, rate float64, d time.Du
 	cpu0, _ := r.probe.cpu(ctx)
 	self0 := SelfCPU()
 	t0 := time.Now()
+	if c, ok := r.pub.out.(*centrifugoSink); ok {
+		c.takeWaitingMax() // from here on
+	}
 	r.pub.begin(ph)
 	total := max(EventsFor(rate, d), 1)
 	// Slack for a publisher that falls behind; what it did not publish by
@@ -443,22 +446,23 @@ func (r *runner) phase(ctx context.Context, name string, rate float64, d time.Du
 	// or longer if the publisher overran it.
 	win := max(t1.Sub(t0), d).Seconds()
 	w := Window{
-		Name:            name,
-		OfferedRate:     rate,
-		Published:       ph.published.Load(),
-		PublishErrors:   ph.pubErrors.Load(),
-		PublisherLagMS:  round3(float64(lag) / 1e6),
-		WindowSec:       round3(win),
-		DrainSec:        round3(t2.Sub(t1).Seconds()),
-		SubscribersLive: subs,
-		Expected:        exp,
-		Delivered:       ph.delivered.load(),
-		Duplicates:      ph.dups.load(),
-		Reorders:        ph.reorders.load(),
-		Skipped:         ph.skipped.load(),
-		ServerDropped:   ph.dropped.load(),
-		Latency:         ph.latency.Summarize(),
-		ServerRSSEnd:    r.probe.mem(ctx).RSS,
+		Name:               name,
+		OfferedRate:        rate,
+		Published:          ph.published.Load(),
+		PublishErrors:      ph.pubErrors.Load(),
+		PublishUnconfirmed: ph.pubUnconfirmed.Load(),
+		PublisherLagMS:     round3(float64(lag) / 1e6),
+		WindowSec:          round3(win),
+		DrainSec:           round3(t2.Sub(t1).Seconds()),
+		SubscribersLive:    subs,
+		Expected:           exp,
+		Delivered:          ph.delivered.load(),
+		Duplicates:         ph.dups.load(),
+		Reorders:           ph.reorders.load(),
+		Skipped:            ph.skipped.load(),
+		ServerDropped:      ph.dropped.load(),
+		Latency:            ph.latency.Summarize(),
+		ServerRSSEnd:       r.probe.mem(ctx).RSS,
 	}
 	w.PublishRate = round3(float64(w.Published) / win)
 	if w.Expected > w.Delivered {
@@ -479,8 +483,14 @@ func (r *runner) phase(ctx context.Context, name string, rate float64, d time.Du
 	if w.Delivered > 0 {
 		w.ClientCPUMicrosPerDelivery = round3(float64((self2 - self0).Microseconds()) / float64(w.Delivered))
 	}
-	if w.PublishErrors > 0 {
-		r.warn("%s: %d publishes failed; the first: %v", name, w.PublishErrors, r.pub.firstError())
+	if c, ok := r.pub.out.(*centrifugoSink); ok {
+		w.PublishWaitingMax = c.takeWaitingMax()
+	}
+	if w.PublishErrors > 0 || w.PublishUnconfirmed > 0 {
+		r.warn("%s: %d publishes failed and %d got no answer; the first error: %v", name, w.PublishErrors, w.PublishUnconfirmed, r.pub.firstError())
+	}
+	if w.Delivered > w.Expected {
+		r.warn("%s: %d deliveries of %d expected: publishes counted as failed were delivered", name, w.Delivered, w.Expected)
 	}
 	if w.PublishRate < 0.95*rate && w.Published > 10 {
 		r.warn("%s: the publisher reached %.1f of %.1f events/s: the offered load was not met", name, w.PublishRate, rate)

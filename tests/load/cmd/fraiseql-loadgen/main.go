@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.ConnectRate, "connect-rate", cfg.ConnectRate, "new connections (and subscribing connections) per second")
 	fs.IntVar(&cfg.ConnectConcurrency, "connect-concurrency", cfg.ConnectConcurrency, "dials in flight")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "sanity cap on -conns")
-	fs.IntVar(&cfg.MaxInflight, "max-inflight", cfg.MaxInflight, "unacknowledged JetStream publishes in flight")
+	fs.IntVar(&cfg.MaxInflight, "max-inflight", cfg.MaxInflight, "unacknowledged JetStream publishes in flight (-server centrifugo: events waiting behind the API request in flight)")
 	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "after a window, wait this long without progress for late deliveries")
 	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "pause before each memory sample")
 	fs.DurationVar(&cfg.MaxRuntime, "max-runtime", cfg.MaxRuntime, "hard limit on the whole run (0: its planned length + 10m)")
