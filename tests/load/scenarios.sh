@@ -155,7 +155,12 @@ for s in $SCENARIOS; do
 	done
 done
 
-if ls "$OUT"/saturate-2k-*.json >/dev/null 2>&1; then
-	"$OUT/bin/fraiseql-plot" -o "$OUT/saturate-2k.png" "$OUT"/saturate-2k-*.json && echo "chart: $OUT/saturate-2k.png"
+# The chart: the node's saturation runs, and Centrifugo's in their own
+# colours when it ran too.
+shopt -s nullglob
+sat=("$OUT"/saturate-2k-*.json "$OUT"/centrifugo-saturate-2k-*.json)
+shopt -u nullglob
+if [ -z "${DRY_RUN:-}" ] && [ ${#sat[@]} -gt 0 ]; then
+	"$OUT/bin/fraiseql-plot" -o "$OUT/saturate-2k.png" "${sat[@]}" && echo "chart: $OUT/saturate-2k.png"
 fi
 echo "done: $OUT"

@@ -1,7 +1,9 @@
 // Command fraiseql-plot draws a PNG line chart from fraiseql-loadgen
 // saturation reports: deliveries/s (blue, left axis) and p99 latency (red,
 // right axis) against the offered event rate. Several reports (e.g. the
-// three runs of a scenario) are drawn over each other.
+// three runs of a scenario) are drawn over each other. Reports of a
+// Centrifugo server (fraiseql-loadgen -server centrifugo) are drawn in
+// their own colours, teal and orange, with a legend.
 //
 //	go run ./tests/load/cmd/fraiseql-plot -o saturation.png sat-1.json sat-2.json sat-3.json
 //
@@ -25,9 +27,18 @@ import (
 // point is one saturation step.
 type point struct{ offered, deliveries, p99 float64 }
 
+// run1 is one report's steps, and the server measured.
+type run1 struct {
+	server string
+	pts    []point
+}
+
 // report is the part of the loadgen JSON report the chart needs.
 type report struct {
-	Mode    string `json:"mode"`
+	Mode string `json:"mode"`
+	Node struct {
+		Server string `json:"server"`
+	} `json:"node"`
 	Windows []struct {
 		OfferedRate      float64 `json:"offered_rate"`
 		DeliveriesPerSec float64 `json:"deliveries_per_s"`
@@ -55,17 +66,20 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: fraiseql-plot [-o out.png] report.json...")
 		return 2
 	}
-	var series [][]point
+	var series []run1
 	for _, path := range fs.Args() {
-		pts, err := load(path)
+		r, err := load(path)
 		if err != nil {
 			fmt.Fprintln(stderr, "fraiseql-plot:", err)
 			return 1
 		}
-		series = append(series, pts)
+		series = append(series, r)
 	}
 	if *title == "" {
 		*title = "deliveries/s (blue) and p99 ms (red) vs offered ev/s"
+		if legend(series) {
+			*title = "deliveries/s and p99 ms vs offered ev/s"
+		}
 	}
 	img, err := chart(series, *width, *height, *title)
 	if err != nil {
@@ -86,23 +100,41 @@ func run(args []string, stderr io.Writer) int {
 	return 0
 }
 
-func load(path string) ([]point, error) {
+func load(path string) (run1, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return run1{}, err
 	}
 	var r report
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return run1{}, fmt.Errorf("%s: %w", path, err)
 	}
-	var pts []point
+	out := run1{server: r.Node.Server}
 	for _, w := range r.Windows {
-		pts = append(pts, point{w.OfferedRate, w.DeliveriesPerSec, w.Latency.P99})
+		out.pts = append(out.pts, point{w.OfferedRate, w.DeliveriesPerSec, w.Latency.P99})
 	}
-	if len(pts) == 0 {
-		return nil, fmt.Errorf("%s: no windows (is it a loadgen report?)", path)
+	if len(out.pts) == 0 {
+		return run1{}, fmt.Errorf("%s: no windows (is it a loadgen report?)", path)
 	}
-	return pts, nil
+	return out, nil
+}
+
+// legend reports whether the chart needs one: a Centrifugo run is in it.
+func legend(series []run1) bool {
+	for _, s := range series {
+		if s.server == "centrifugo" {
+			return true
+		}
+	}
+	return false
+}
+
+// colours returns the deliveries and p99 colours of a server's runs.
+func colours(server string) (deliveries, p99 color.RGBA) {
+	if server == "centrifugo" {
+		return teal, orange
+	}
+	return blue, red
 }
 
 var (
@@ -111,17 +143,20 @@ var (
 	grid  = color.RGBA{225, 225, 225, 255}
 	blue  = color.RGBA{30, 90, 200, 255}
 	red   = color.RGBA{200, 40, 40, 255}
+	// Centrifugo's runs
+	teal   = color.RGBA{20, 160, 150, 255}
+	orange = color.RGBA{240, 150, 20, 255}
 )
 
 // chart draws the series: x is the offered rate, the left axis
 // deliveries/s and the right axis p99 ms, each from 0 to a rounded max.
-func chart(series [][]point, w, h int, title string) (*image.RGBA, error) {
+func chart(series []run1, w, h int, title string) (*image.RGBA, error) {
 	if w < 200 || h < 150 || w > 8000 || h > 8000 {
 		return nil, errors.New("size must be 200×150 to 8000×8000")
 	}
 	var maxX, maxD, maxL float64
 	for _, s := range series {
-		for _, p := range s {
+		for _, p := range s.pts {
 			maxX, maxD, maxL = math.Max(maxX, p.offered), math.Max(maxD, p.deliveries), math.Max(maxL, p.p99)
 		}
 	}
@@ -155,14 +190,26 @@ func chart(series [][]point, w, h int, title string) (*image.RGBA, error) {
 	drawText(img, 4, top-22, "deliv/s", scale, blue)
 	drawText(img, right-10, top-22, "p99 ms", scale, red)
 	for _, s := range series {
-		for i, p := range s {
-			dot(img, px(p.offered), pyD(p.deliveries), blue)
-			dot(img, px(p.offered), pyL(p.p99), red)
+		cd, cl := colours(s.server)
+		for i, p := range s.pts {
+			dot(img, px(p.offered), pyD(p.deliveries), cd)
+			dot(img, px(p.offered), pyL(p.p99), cl)
 			if i > 0 {
-				q := s[i-1]
-				line(img, px(q.offered), pyD(q.deliveries), px(p.offered), pyD(p.deliveries), blue)
-				line(img, px(q.offered), pyL(q.p99), px(p.offered), pyL(p.p99), red)
+				q := s.pts[i-1]
+				line(img, px(q.offered), pyD(q.deliveries), px(p.offered), pyD(p.deliveries), cd)
+				line(img, px(q.offered), pyL(q.p99), px(p.offered), pyL(p.p99), cl)
 			}
+		}
+	}
+	if legend(series) {
+		y := top + 8
+		for _, l := range []struct {
+			text string
+			c    color.RGBA
+		}{{"FraiseQL deliveries/s", blue}, {"FraiseQL p99 ms", red}, {"Centrifugo deliveries/s", teal}, {"Centrifugo p99 ms", orange}} {
+			fill(img, image.Rect(left+10, y, left+24, y+10), l.c)
+			drawText(img, left+30, y, l.text, scale, l.c)
+			y += 16
 		}
 	}
 	return img, nil

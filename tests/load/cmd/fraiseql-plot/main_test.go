@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"image"
+	"image/color"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -81,5 +82,38 @@ func TestLineStaysBetweenEndpoints(t *testing.T) {
 		if img.RGBAAt(seg[2], seg[3]).A == 0 {
 			t.Fatalf("segment %v misses its end", seg)
 		}
+	}
+}
+
+// TestPlotTellsServersApart: a Centrifugo run is drawn in its own
+// colours, with a legend; a chart of the node alone has neither.
+func TestPlotTellsServersApart(t *testing.T) {
+	pts := []point{{10, 20000, 3}, {20, 40000, 50}, {40, 60000, 900}}
+	has := func(img *image.RGBA, c color.RGBA) bool {
+		b := img.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				if img.RGBAAt(x, y) == c {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	both, err := chart([]run1{{"fraiseql", pts}, {"centrifugo", pts[:2]}}, 900, 540, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []color.RGBA{blue, red, teal, orange} {
+		if !has(both, c) {
+			t.Fatalf("colour %v missing from a chart of both servers", c)
+		}
+	}
+	alone, err := chart([]run1{{"fraiseql", pts}}, 900, 540, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if has(alone, teal) || has(alone, orange) {
+		t.Fatal("Centrifugo's colours in a chart of the node alone")
 	}
 }
