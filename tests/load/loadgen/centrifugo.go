@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"net/http"
 	"os"
@@ -117,8 +118,9 @@ func (centrifugoProto) handshake(ctx context.Context, ws *websocket.Conn) string
 	if err != nil {
 		return "connect: " + errReason(err)
 	}
+	reply, rest, _ := bytes.Cut(data, newline)
 	var m centrifugoReply
-	if json.Unmarshal(firstLine(data), &m) != nil {
+	if json.Unmarshal(reply, &m) != nil {
 		return "connect: unreadable reply"
 	}
 	if m.Error != nil {
@@ -128,9 +130,7 @@ func (centrifugoProto) handshake(ctx context.Context, ws *websocket.Conn) string
 		return "connect: unexpected reply"
 	}
 	// The rest of the frame can only be pings (nothing is subscribed yet).
-	for rest := data[len(firstLine(data)):]; len(rest) > 0; {
-		line := firstLine(rest[1:])
-		rest = rest[1+len(line):]
+	for line := range lines(rest) {
 		if bytes.Equal(line, []byte(`{}`)) {
 			if err := ws.Write(ctx, websocket.MessageText, []byte(`{}`)); err != nil {
 				return "connect: pong: " + errReason(err)
@@ -171,14 +171,24 @@ var pushHead = []byte(`{"push":{"channel":"`)
 var pubID = []byte(`"pub":{"data":{"id":"`)
 
 func (centrifugoProto) handle(c *client, frame []byte, now time.Time) {
-	for len(frame) > 0 {
-		line := frame
-		if i := bytes.IndexByte(frame, '\n'); i >= 0 {
-			line, frame = frame[:i], frame[i+1:]
-		} else {
-			frame = nil
-		}
+	for line := range lines(frame) {
 		centrifugoMessage(c, line, now)
+	}
+}
+
+var newline = []byte{'\n'}
+
+// lines yields the messages of a frame, one per line (none for an empty
+// frame, and no empty one after a final newline).
+func lines(frame []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for len(frame) > 0 {
+			line, rest, _ := bytes.Cut(frame, newline)
+			if !yield(line) {
+				return
+			}
+			frame = rest
+		}
 	}
 }
 
@@ -226,13 +236,6 @@ func parsePush(msg []byte) (seq uint64, ts int64, ok bool) {
 	return uint64(s), int64(t), true
 }
 
-func firstLine(b []byte) []byte {
-	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		return b[:i]
-	}
-	return b
-}
-
 // centrifugoSink publishes through Centrifugo's HTTP API from one
 // goroutine, in order: an event alone with /api/publish, or, when several
 // are waiting (the server is slower than the rate), all of them, up to
@@ -243,7 +246,7 @@ func firstLine(b []byte) []byte {
 // all waiting waits for room until its deadline.
 type centrifugoSink struct {
 	api, key string
-	rooms    []string
+	channels [][]byte // per room, its name as a JSON string
 	hc       *http.Client
 	// failed is told of events the server refused; unconfirmed of those
 	// whose request was sent but got no reply (the server may have taken
@@ -271,11 +274,15 @@ type pubEvent struct {
 const maxBatch = 256
 
 func newCentrifugoSink(ctx context.Context, api, key string, rooms []string, maxInflight int, failed, unconfirmed func(int, []byte, error)) *centrifugoSink {
-	s := &centrifugoSink{api: api, key: key, rooms: rooms, failed: failed, unconfirmed: unconfirmed,
+	s := &centrifugoSink{api: api, key: key, failed: failed, unconfirmed: unconfirmed,
 		hc:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}},
 		queue: make(chan pubEvent, maxInflight),
 		done:  make(chan struct{}),
 		grace: closeGrace,
+	}
+	for _, r := range rooms {
+		ch, _ := json.Marshal(r)
+		s.channels = append(s.channels, ch)
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	go s.run() // ends when close closes the queue
@@ -342,8 +349,7 @@ func (s *centrifugoSink) run() {
 // publish sends batch in one request and counts what failed.
 func (s *centrifugoSink) publish(batch []pubEvent, buf []byte) []byte {
 	cmd := func(buf []byte, ev pubEvent) []byte {
-		ch, _ := json.Marshal(s.rooms[ev.room])
-		buf = append(append(append(append(buf, `{"channel":`...), ch...), `,"data":`...), ev.body...)
+		buf = append(append(append(append(buf, `{"channel":`...), s.channels[ev.room]...), `,"data":`...), ev.body...)
 		return append(buf, '}')
 	}
 	path := "/publish"

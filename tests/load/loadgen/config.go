@@ -301,13 +301,8 @@ func checkLoopbackURL(raw, scheme string) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case scheme == "ws" && u.Scheme != "ws":
-		return fmt.Errorf("%q: scheme must be ws", raw)
-	case scheme == "nats" && u.Scheme != "nats":
-		return fmt.Errorf("%q: scheme must be nats", raw)
-	case scheme == "http" && u.Scheme != "http":
-		return fmt.Errorf("%q: scheme must be http", raw)
+	if u.Scheme != scheme {
+		return fmt.Errorf("%q: scheme must be %s", raw, scheme)
 	}
 	if u.Port() == "" {
 		return fmt.Errorf("%q: give the port", raw)

@@ -21,16 +21,7 @@ func TestValidateLoopbackOnly(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Defaults()
 			c.Target, c.NATSURL = tc.target, tc.nats
-			err := c.Validate()
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("err = %v, want %q", err, tc.wantErr)
-			}
+			checkValidate(t, &c, tc.wantErr)
 		})
 	}
 }
@@ -81,16 +72,23 @@ func TestValidateServer(t *testing.T) {
 			c := Defaults()
 			c.Server = ServerCentrifugo
 			tc.set(&c)
-			err := c.Validate()
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("err = %v, want %q", err, tc.wantErr)
-			}
+			checkValidate(t, &c, tc.wantErr)
 		})
+	}
+}
+
+// checkValidate fails t unless c.Validate returns no error (wantErr "")
+// or one that mentions wantErr.
+func checkValidate(t *testing.T, c *Config, wantErr string) {
+	t.Helper()
+	err := c.Validate()
+	if wantErr == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), wantErr) {
+		t.Fatalf("err = %v, want %q", err, wantErr)
 	}
 }

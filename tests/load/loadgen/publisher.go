@@ -37,6 +37,10 @@ type sink interface {
 	send(r int, body []byte, deadline time.Time) error
 	// waitAcks waits, bounded by d, until every send so far is acknowledged.
 	waitAcks(ctx context.Context, d time.Duration) bool
+	// takeWaitingMax returns the most events that waited at once in the
+	// tool's own queue, behind a request to the server, since the last
+	// call: a wait that is part of their latency.
+	takeWaitingMax() int64
 	close()
 }
 
@@ -261,5 +265,9 @@ func (s *jetStreamSink) waitAcks(ctx context.Context, d time.Duration) bool {
 	}
 	return false
 }
+
+// takeWaitingMax is 0: a JetStream publish goes out at once, and what
+// waits for its ack is already with the server.
+func (s *jetStreamSink) takeWaitingMax() int64 { return 0 }
 
 func (s *jetStreamSink) close() { s.nc.Close() }

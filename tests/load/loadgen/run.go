@@ -105,9 +105,13 @@ func (r *runner) run(ctx context.Context) error {
 	}
 
 	// The server.
-	switch {
-	case cfg.Spawn && cfg.Server == ServerCentrifugo:
-		n, err := spawnCentrifugo(cfg, r.logf)
+	if cfg.Spawn {
+		var n *node
+		if cfg.Server == ServerCentrifugo {
+			n, err = spawnCentrifugo(cfg, r.logf)
+		} else {
+			n, err = spawnNode(ctx, cfg, r.logf)
+		}
 		if n != nil {
 			defer n.stop()
 		}
@@ -115,16 +119,7 @@ func (r *runner) run(ctx context.Context) error {
 			return err
 		}
 		r.node = n
-	case cfg.Spawn:
-		n, err := spawnNode(ctx, cfg, r.logf)
-		if n != nil {
-			defer n.stop()
-		}
-		if err != nil {
-			return err
-		}
-		r.node = n
-	default:
+	} else {
 		r.node = &node{ws: cfg.Target, nats: cfg.NATSURL, pid: cfg.ServerPID, api: cfg.API, apiKey: cfg.APIKey}
 		if r.node.nats == "" && cfg.Server == ServerFraiseQL {
 			if r.node.nats, err = readNATSURL(cfg.DataDir); err != nil {
@@ -395,9 +390,7 @@ func (r *runner) phase(ctx context.Context, name string, rate float64, d time.Du
 	cpu0, _ := r.probe.cpu(ctx)
 	self0 := SelfCPU()
 	t0 := time.Now()
-	if c, ok := r.pub.out.(*centrifugoSink); ok {
-		c.takeWaitingMax() // from here on
-	}
+	r.pub.out.takeWaitingMax() // from here on
 	r.pub.begin(ph)
 	total := max(EventsFor(rate, d), 1)
 	// Slack for a publisher that falls behind; what it did not publish by
@@ -483,9 +476,7 @@ func (r *runner) phase(ctx context.Context, name string, rate float64, d time.Du
 	if w.Delivered > 0 {
 		w.ClientCPUMicrosPerDelivery = round3(float64((self2 - self0).Microseconds()) / float64(w.Delivered))
 	}
-	if c, ok := r.pub.out.(*centrifugoSink); ok {
-		w.PublishWaitingMax = c.takeWaitingMax()
-	}
+	w.PublishWaitingMax = r.pub.out.takeWaitingMax()
 	if w.PublishErrors > 0 || w.PublishUnconfirmed > 0 {
 		r.warn("%s: %d publishes failed and %d got no answer; the first error: %v", name, w.PublishErrors, w.PublishUnconfirmed, r.pub.firstError())
 	}
