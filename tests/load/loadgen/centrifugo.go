@@ -56,7 +56,7 @@ func centrifugoConfig(port int) ([]byte, error) {
 
 // spawnCentrifugo starts cfg.CentrifugoBin on a free loopback port with
 // centrifugoConfig; the run then waits for its /health.
-func spawnCentrifugo(cfg *Config, logf func(string, ...any)) (_ *node, err error) {
+func spawnCentrifugo(_ context.Context, cfg *Config, logf func(string, ...any)) (_ *node, err error) {
 	n, err := newChild(cfg, "fraiseql-loadgen-centrifugo-")
 	if err != nil {
 		return nil, err
@@ -131,8 +131,8 @@ func (centrifugoProto) handshake(ctx context.Context, ws *websocket.Conn) string
 	}
 	// The rest of the frame can only be pings (nothing is subscribed yet).
 	for line := range lines(rest) {
-		if bytes.Equal(line, []byte(`{}`)) {
-			if err := ws.Write(ctx, websocket.MessageText, []byte(`{}`)); err != nil {
+		if bytes.Equal(line, centrifugoPing) {
+			if err := ws.Write(ctx, websocket.MessageText, centrifugoPing); err != nil {
 				return "connect: pong: " + errReason(err)
 			}
 		}
@@ -178,6 +178,9 @@ func (centrifugoProto) handle(c *client, frame []byte, now time.Time) {
 
 var newline = []byte{'\n'}
 
+// centrifugoPing is a server ping, and the client's answer to it.
+var centrifugoPing = []byte(`{}`)
+
 // lines yields the messages of a frame, one per line (none for an empty
 // frame, and no empty one after a final newline).
 func lines(frame []byte) iter.Seq[[]byte] {
@@ -197,9 +200,9 @@ func centrifugoMessage(c *client, msg []byte, now time.Time) {
 		c.event(1, seq, ts, 0, now)
 		return
 	}
-	if bytes.Equal(msg, []byte(`{}`)) { // a ping
+	if bytes.Equal(msg, centrifugoPing) {
 		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-		_ = c.ws.Write(ctx, websocket.MessageText, []byte(`{}`))
+		_ = c.ws.Write(ctx, websocket.MessageText, centrifugoPing)
 		cancel()
 		return
 	}

@@ -104,14 +104,13 @@ func (r *runner) run(ctx context.Context) error {
 		r.warn("RLIMIT_NOFILE is %d, below the %d descriptors %d connections need", nofile, need, cfg.Conns)
 	}
 
-	// The server.
+	// The server: how to start it, speak to it and see that it is ready.
+	spawn, proto, ready := spawnNode, protocol(graphqlWS{}), "/readyz"
+	if cfg.Server == ServerCentrifugo {
+		spawn, proto, ready = spawnCentrifugo, centrifugoProto{}, "/health"
+	}
 	if cfg.Spawn {
-		var n *node
-		if cfg.Server == ServerCentrifugo {
-			n, err = spawnCentrifugo(cfg, r.logf)
-		} else {
-			n, err = spawnNode(ctx, cfg, r.logf)
-		}
+		n, err := spawn(ctx, cfg, r.logf)
 		if n != nil {
 			defer n.stop()
 		}
@@ -129,10 +128,6 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	r.rep.Node = NodeInfo{Server: cfg.Server, WS: r.node.ws, NATS: r.node.nats, API: r.node.api, Spawned: cfg.Spawn, PID: r.node.pid}
 	r.rep.Params.NodeEnv = r.node.env
-	proto, ready := protocol(graphqlWS{}), "/readyz"
-	if cfg.Server == ServerCentrifugo {
-		proto, ready = centrifugoProto{}, "/health"
-	}
 	if r.probe, err = newProbe(r.node.ws, ready, r.node.pid); err != nil {
 		return err
 	}
