@@ -182,6 +182,14 @@ func (v *Verifier) Close() {
 // Mode returns "jwt" or "none".
 func (v *Verifier) Mode() string { return v.cfg.Mode }
 
+// ClockSkew returns the leeway Verify grants exp, nbf and iat (Config.ClockSkew
+// with its default): a token is expired only ClockSkew after its exp.
+func (v *Verifier) ClockSkew() time.Duration { return v.cfg.ClockSkew }
+
+// Cookie returns the name of the upgrade request's cookie that may carry
+// the token (Config.Cookie); "" when tokens never come from a cookie.
+func (v *Verifier) Cookie() string { return v.cfg.Cookie }
+
 // Verify checks token and returns the identity it carries, or an *Error
 // whose Reason is fixed public text and whose cause (Unwrap) is for logs.
 //

@@ -18,7 +18,8 @@ import (
 // for every subject it can reach; its claims feed {claims.x} topics and
 // @requires guards.
 //
-// A token that expires while connected closes the connection with 4403,
+// A token that expires while connected (exp plus auth.clock_skew, the
+// leeway it was verified with) closes the connection with 4403,
 // unless the client first sends a fresh token for the same tenant and user
 // in a graphql-transport-ws `ping` payload ({"type":"ping","payload":
 // {"token":"…"}}). Legacy graphql-ws clients reconnect with a new token and
@@ -78,7 +79,7 @@ func (s *session) authenticate(c *ws.Conn, payload json.RawMessage) error {
 	s.lim = s.n.cfg.Limits.For(s.tenant)
 	s.subsCap.Init(s.lim.MaxSubscriptionsPerConn)
 	if !id.Expires.IsZero() {
-		s.tokenTimer = time.AfterFunc(time.Until(id.Expires), func() { // stopped in Close
+		s.tokenTimer = time.AfterFunc(s.n.untilExpired(id), func() { // stopped in Close
 			s.n.met.authFailures.WithLabelValues("token expired while connected").Inc()
 			c.Close(ws.CloseForbidden, "Forbidden: token expired")
 		})
@@ -110,8 +111,15 @@ func (s *session) refresh(payload json.RawMessage) {
 	s.identity = id
 	s.claims = id.RequestClaims()
 	if s.tokenTimer != nil && !id.Expires.IsZero() {
-		s.tokenTimer.Reset(time.Until(id.Expires))
+		s.tokenTimer.Reset(s.n.untilExpired(id))
 	}
+}
+
+// untilExpired is how long until id's token is refused as expired: its exp
+// plus auth.clock_skew, the leeway Verify grants it too. A token that
+// Verify accepted within the skew is not closed at once.
+func (n *Node) untilExpired(id *auth.Identity) time.Duration {
+	return time.Until(id.Expires) + n.cfg.Auth.ClockSkew()
 }
 
 func forbidden(reason string) error {

@@ -13,8 +13,13 @@ import (
 
 // Config configures a Node. The zero value of each field means its default.
 type Config struct {
-	// Listen is the HTTP address. Zero value means "127.0.0.1:8080".
+	// Listen is the HTTP address of /graphql, /healthz and a bare /readyz.
+	// Zero value means "127.0.0.1:8080".
 	Listen string
+	// OpsListen is the address of the operations listener: /metrics,
+	// /readyz with its reasons, /healthz and /debug/pprof/ (OpsHandler).
+	// Keep it on loopback or a private network. Zero value means none.
+	OpsListen string
 	// Schema is the loaded SDL. Required.
 	Schema *query.Schema
 	// Limits are the node's limits (sizes, complexity, rates, caps); zero
@@ -80,6 +85,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("replay_buffer (%d) must not be negative", c.ReplayBuffer)
 	case c.WriteDelay < 0 || c.WriteDelay > MaxWriteDelay:
 		return fmt.Errorf("ws.write_delay (%v) must be between 0 and %v", c.WriteDelay, MaxWriteDelay)
+	}
+	cookie := c.Auth != nil && c.Auth.Mode() == auth.ModeJWT && c.Auth.Cookie() != ""
+	if err := CheckOriginPatterns(c.WS.OriginPatterns, cookie); err != nil {
+		return err
 	}
 	return c.Limits.Validate()
 }

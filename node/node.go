@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -34,7 +35,8 @@ type Node struct {
 	met      *metrics
 	guards   *guards
 	reg      *prometheus.Registry
-	mux      *http.ServeMux
+	mux      *http.ServeMux // the public listener's: /graphql, /healthz, bare /readyz
+	ops      *http.ServeMux // the ops listener's: /metrics, detailed /readyz, pprof
 
 	// Only the consumer goroutine uses these (route and flush).
 	scratch    []byte    // route's projection buffer
@@ -43,10 +45,12 @@ type Node struct {
 	flushEvery int       // flush at least every this many events
 	lastFlush  time.Time // kept when WriteDelay is set
 
-	mu       sync.Mutex // guards consumer, httpSrv, ln
+	mu       sync.Mutex // guards consumer, httpSrv, ln, opsSrv, opsLn
 	consumer *cluster.Consumer
 	httpSrv  *http.Server
 	ln       net.Listener
+	opsSrv   *http.Server // nil without Config.OpsListen
+	opsLn    net.Listener
 
 	shutdown atomic.Bool
 	bg       sync.WaitGroup // the HTTP serve goroutine
@@ -105,18 +109,34 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 		}, func() float64 { return float64(v()) }))
 	}
 
+	healthz := func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
 	n.mux = http.NewServeMux()
 	n.mux.Handle("/graphql", n.wss)
-	n.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	n.mux.HandleFunc("/readyz", n.serveReady)
-	n.mux.Handle("/metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
+	n.mux.HandleFunc("/healthz", healthz)
+	n.mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) { n.serveReady(w, r, false) })
+
+	n.ops = http.NewServeMux()
+	n.ops.HandleFunc("/healthz", healthz)
+	n.ops.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) { n.serveReady(w, r, true) })
+	n.ops.Handle("/metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
+	n.ops.HandleFunc("/debug/pprof/", pprof.Index)
+	n.ops.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	n.ops.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	n.ops.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	n.ops.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return n, nil
 }
 
-// Handler returns the node's HTTP handler: /graphql, /healthz, /readyz, /metrics.
+// Handler returns the node's public HTTP handler: /graphql, /healthz and
+// /readyz as a bare status ("ready" or "not ready", 200 or 503), with no
+// detail that would tell a client about the node's internals.
 func (n *Node) Handler() http.Handler { return n.mux }
+
+// OpsHandler returns the node's operations handler, served on
+// Config.OpsListen: /metrics, /healthz, /readyz with the reason of every
+// failing or degraded check, and Go's profiles under /debug/pprof/.
+// Keep it off the public network.
+func (n *Node) OpsHandler() http.Handler { return n.ops }
 
 // Registry returns the node's Prometheus registry, so that other components
 // (bridges) can add their collectors to /metrics.
@@ -136,21 +156,41 @@ func (n *Node) Start(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("listen %s: %w", n.cfg.Listen, err)
 		}
 	}
+	var opsLn net.Listener
+	if n.cfg.OpsListen != "" {
+		var err error
+		if opsLn, err = net.Listen("tcp", n.cfg.OpsListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("ops_listen %s: %w", n.cfg.OpsListen, err)
+		}
+	}
 	consumer, err := n.cl.ConsumeBatches(ctx, n.route, n.idle)
 	if err != nil {
 		ln.Close()
+		if opsLn != nil {
+			opsLn.Close()
+		}
 		return fmt.Errorf("start consumer: %w", err)
 	}
 	n.consumer, n.ln = consumer, ln
 	n.httpSrv = &http.Server{Handler: n.mux, ReadHeaderTimeout: 10 * time.Second}
+	n.serve(n.httpSrv, ln, "http server")
+	if opsLn != nil {
+		n.opsSrv, n.opsLn = &http.Server{Handler: n.ops, ReadHeaderTimeout: 10 * time.Second}, opsLn
+		n.serve(n.opsSrv, opsLn, "ops server")
+	}
+	return nil
+}
+
+// serve runs srv on ln on a goroutine of n.bg, until srv shuts down.
+func (n *Node) serve(srv *http.Server, ln net.Listener, what string) {
 	n.bg.Add(1)
-	go func() { // owned by n.bg; ends when httpSrv shuts down
+	go func() { // owned by n.bg; ends when srv shuts down
 		defer n.bg.Done()
-		if err := n.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("http server stopped", "err", err)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error(what+" stopped", "err", err)
 		}
 	}()
-	return nil
 }
 
 // Addr returns the address the node listens on, once started.
@@ -161,6 +201,17 @@ func (n *Node) Addr() string {
 		return ""
 	}
 	return n.ln.Addr().String()
+}
+
+// OpsAddr returns the address of the ops listener (Config.OpsListen), once
+// started; "" when there is none.
+func (n *Node) OpsAddr() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.opsLn == nil {
+		return ""
+	}
+	return n.opsLn.Addr().String()
 }
 
 // Shutdown stops the node: /readyz turns 503 and new upgrades are refused,
@@ -179,10 +230,13 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	// net/http does not close hijacked connections: ws tracks and closes them.
 	err := n.wss.Shutdown(ctx)
 	n.mu.Lock()
-	srv, consumer := n.httpSrv, n.consumer
+	srv, opsSrv, consumer := n.httpSrv, n.opsSrv, n.consumer
 	n.mu.Unlock()
 	if srv != nil {
 		err = errors.Join(err, srv.Shutdown(ctx))
+	}
+	if opsSrv != nil { // last: it reported 503 on /readyz meanwhile
+		err = errors.Join(err, opsSrv.Shutdown(ctx))
 	}
 	if consumer != nil {
 		consumer.Stop()
@@ -191,23 +245,42 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return err
 }
 
-func (n *Node) serveReady(w http.ResponseWriter, r *http.Request) {
-	if n.shutdown.Load() {
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
-		return
+// serveReady answers /readyz: 200 when the node can serve, else 503. With
+// detail (the ops listener) it names each failing or degraded check;
+// without (the public listener) it says only "ready" or "not ready".
+func (n *Node) serveReady(w http.ResponseWriter, r *http.Request, detail bool) {
+	ready, lines := n.readiness(r.Context())
+	switch {
+	case !ready && !detail:
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+	case !ready:
+		http.Error(w, "not ready: "+lines[0], http.StatusServiceUnavailable)
+	case !detail || len(lines) == 0:
+		fmt.Fprintln(w, "ready")
+	default:
+		fmt.Fprintln(w, "ready (degraded)")
+		for _, l := range lines {
+			fmt.Fprintln(w, l)
+		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+}
+
+// readiness reports whether the node can serve; if not, lines holds the
+// reason, else the checks that fail without making it unready (degraded).
+func (n *Node) readiness(ctx context.Context) (ready bool, lines []string) {
+	if n.shutdown.Load() {
+		return false, []string{"shutting down"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := n.cl.Ready(ctx); err != nil {
-		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-		return
+		return false, []string{err.Error()}
 	}
 	n.mu.Lock()
 	started := n.consumer != nil
 	n.mu.Unlock()
 	if !started {
-		http.Error(w, "not ready: consumer not started", http.StatusServiceUnavailable)
-		return
+		return false, []string{"consumer not started"}
 	}
 	n.checksMu.Lock()
 	checks := slices.Clone(n.checks)
@@ -218,18 +291,10 @@ func (n *Node) serveReady(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case err == nil:
 		case c.required:
-			http.Error(w, "not ready: "+c.name+": "+err.Error(), http.StatusServiceUnavailable)
-			return
+			return false, []string{c.name + ": " + err.Error()}
 		default:
 			degraded = append(degraded, c.name+": "+err.Error())
 		}
 	}
-	if len(degraded) > 0 {
-		fmt.Fprintln(w, "ready (degraded)")
-		for _, d := range degraded {
-			fmt.Fprintln(w, d)
-		}
-		return
-	}
-	fmt.Fprintln(w, "ready")
+	return true, degraded
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -359,8 +360,10 @@ func TestReadinessReportsChecks(t *testing.T) {
 	if err := n.Start(context.Background(), ln); err != nil {
 		t.Fatal(err)
 	}
-	get := func() (int, string) {
-		resp, err := http.Get("http://" + n.Addr() + "/readyz")
+	ops := httptest.NewServer(n.OpsHandler())
+	defer ops.Close()
+	get := func(base string) (int, string) {
+		resp, err := http.Get(base + "/readyz")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -368,18 +371,27 @@ func TestReadinessReportsChecks(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if code, body := get(); code != 200 || body != "ready\n" {
-		t.Fatalf("healthy: %d %q", code, body)
+	public := "http://" + n.Addr()
+	for _, base := range []string{public, ops.URL} {
+		if code, body := get(base); code != 200 || body != "ready\n" {
+			t.Fatalf("healthy: %d %q", code, body)
+		}
 	}
 	var optionalErr, requiredErr error
 	n.AddReadiness("bridges.redis", false, func() error { return optionalErr })
 	n.AddReadiness("bridges.postgres", true, func() error { return requiredErr })
 	optionalErr = errors.New("redis-pubsub is down: connection refused")
-	if code, body := get(); code != 200 || !strings.Contains(body, "degraded") || !strings.Contains(body, "bridges.redis: redis-pubsub is down") {
+	if code, body := get(ops.URL); code != 200 || !strings.Contains(body, "degraded") || !strings.Contains(body, "bridges.redis: redis-pubsub is down") {
 		t.Fatalf("optional check failing: %d %q, want 200 naming it", code, body)
 	}
+	if code, body := get(public); code != 200 || body != "ready\n" {
+		t.Fatalf("optional check failing, public: %d %q, want a bare ready", code, body)
+	}
 	requiredErr = errors.New("postgres-outbox is down")
-	if code, body := get(); code != 503 || !strings.Contains(body, "bridges.postgres: postgres-outbox is down") {
+	if code, body := get(ops.URL); code != 503 || !strings.Contains(body, "bridges.postgres: postgres-outbox is down") {
 		t.Fatalf("required check failing: %d %q, want 503 naming it", code, body)
+	}
+	if code, body := get(public); code != 503 || body != "not ready\n" {
+		t.Fatalf("required check failing, public: %d %q, want a bare 503", code, body)
 	}
 }

@@ -55,6 +55,9 @@ func (n *Node) Open(r *http.Request) (ws.Session, error) {
 	if n.shutdown.Load() {
 		return nil, &ws.HTTPError{Status: http.StatusServiceUnavailable, Message: "node shutting down"}
 	}
+	if err := n.checkHost(r); err != nil {
+		return nil, err
+	}
 	s := &session{
 		n:      n,
 		tenant: n.cfg.Tenant,

@@ -32,8 +32,13 @@ import (
 // an environment variable FRAISEQL_<KEY PATH> (e.g. nats.url →
 // FRAISEQL_NATS_URL) and some by flags; flags win over env, env over the file.
 type Config struct {
-	// Listen is the HTTP address of /graphql, /healthz, /readyz, /metrics.
+	// Listen is the public HTTP address: /graphql, /healthz and a bare
+	// /readyz status.
 	Listen string `yaml:"listen"`
+	// OpsListen is the operations address: /metrics, /readyz with the
+	// reasons, /healthz and pprof. "off" serves none. Keep it on loopback
+	// or a private network.
+	OpsListen string `yaml:"ops_listen"`
 	// Schema is the path of the SDL file; empty serves the built-in demo chat schema.
 	Schema string `yaml:"schema"`
 	// DataDir holds the embedded NATS server's JetStream store and the file
@@ -41,8 +46,9 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// Tenant is the tenant of anonymous connections.
 	Tenant string `yaml:"tenant"`
-	// DebugListen, when set, serves Go's pprof profiles on this address
-	// (/debug/pprof/). Keep it on loopback: profiles expose internals.
+	// DebugListen, when set, serves the ops listener's handler (pprof at
+	// /debug/pprof/, /metrics) on this address too. Deprecated: ops_listen
+	// serves pprof. Keep it on loopback: profiles expose internals.
 	DebugListen string        `yaml:"debug_listen"`
 	Log         LogConfig     `yaml:"log"`
 	NATS        NATSConfig    `yaml:"nats"`
@@ -127,10 +133,11 @@ type WSConfig struct {
 
 func defaultConfig() Config {
 	return Config{
-		Listen:  "127.0.0.1:8080",
-		DataDir: defaultDataDir(),
-		Tenant:  "public",
-		Log:     LogConfig{Level: "info", Format: "text"},
+		Listen:    "127.0.0.1:8080",
+		OpsListen: defaultOpsListen,
+		DataDir:   defaultDataDir(),
+		Tenant:    "public",
+		Log:       LogConfig{Level: "info", Format: "text"},
 		NATS: NATSConfig{
 			Prefix:          cluster.DefaultPrefix,
 			Stream:          cluster.DefaultStream,
@@ -327,9 +334,29 @@ func (c Config) clusterConfig() cluster.Config {
 }
 
 // validate checks everything that can be checked without starting anything.
+// defaultOpsListen is ops_listen's default: loopback only.
+const defaultOpsListen = "127.0.0.1:8081"
+
+// opsListen is the ops listener's address for node.Config ("" for off).
+func (c Config) opsListen() string {
+	if c.OpsListen == "off" {
+		return ""
+	}
+	return c.OpsListen
+}
+
 func (c Config) validate() error {
 	if c.Listen == "" {
 		return errors.New("listen: must not be empty")
+	}
+	if c.OpsListen == "" {
+		return fmt.Errorf("ops_listen: must be host:port (default %s) or off", defaultOpsListen)
+	}
+	if _, _, err := net.SplitHostPort(c.OpsListen); c.OpsListen != "off" && err != nil {
+		return fmt.Errorf("ops_listen: %q is not host:port (e.g. %s) or off", c.OpsListen, defaultOpsListen)
+	}
+	if c.OpsListen != "off" && c.OpsListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+		return fmt.Errorf("ops_listen: %s is also listen; operations data must not be served on the public address", c.OpsListen)
 	}
 	if c.DataDir == "" {
 		return errors.New("data_dir: must not be empty")
@@ -359,6 +386,9 @@ func (c Config) validate() error {
 		if err := c.Auth.Validate(); err != nil {
 			return err
 		}
+	}
+	if err := node.CheckOriginPatterns(c.WS.OriginPatterns, c.authMode() == auth.ModeJWT && c.Auth.Cookie != ""); err != nil {
+		return err
 	}
 	if c.Bridges.Redis.Enabled {
 		if err := c.Bridges.Redis.Validate(); err != nil {

@@ -57,6 +57,10 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"bad prefix", "nats:\n  prefix: \"a.>\"\n", nil, "prefix"},
 		{"write delay over the bound", "ws:\n  write_delay: 1001ms\n", nil, "ws.write_delay"},
 		{"negative write delay", "", []string{"FRAISEQL_WS_WRITE_DELAY=-1ms"}, "ws.write_delay"},
+		{"ops listen not an address", "ops_listen: metrics\n", nil, "ops_listen"},
+		{"ops listen is the public one", "listen: 127.0.0.1:9000\nops_listen: 127.0.0.1:9000\n", nil, "ops_listen"},
+		{"malformed origin pattern", "ws:\n  origin_patterns: [\"app.[a-.com\"]\n", nil, "ws.origin_patterns"},
+		{"any origin with cookie auth", "auth:\n  hs256_secret: 0123456789abcdef0123456789abcdef\n  cookie: session\nws:\n  origin_patterns: [\"*\"]\n", nil, "ws.origin_patterns"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,6 +91,21 @@ func TestWriteDelayBounds(t *testing.T) {
 		}
 		if !strings.Contains(stdout.String(), "write_delay: "+strings.TrimSuffix(d, "0s")) && d != "0s" {
 			t.Fatalf("write_delay %s not in the effective config:\n%s", d, stdout.String())
+		}
+	}
+}
+
+// TestOpsListenValues: an address, off, and (for tests) port 0 on both.
+func TestOpsListenValues(t *testing.T) {
+	dir := t.TempDir()
+	for _, env := range [][]string{
+		{"FRAISEQL_OPS_LISTEN=off"},
+		{"FRAISEQL_OPS_LISTEN=0.0.0.0:9100"},
+		{"FRAISEQL_LISTEN=127.0.0.1:0", "FRAISEQL_OPS_LISTEN=127.0.0.1:0"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{"config", "check"}, append(env, "FRAISEQL_DATA_DIR="+dir), nil, &stdout, &stderr); code != 0 {
+			t.Errorf("%v: exit %d: %s", env, code, stderr.String())
 		}
 	}
 }
@@ -126,7 +145,7 @@ func serveForTest(t *testing.T, env []string) string {
 	go func() { // ends when ctx is cancelled
 		defer close(done)
 		var stderr bytes.Buffer
-		code := run(ctx, []string{"--listen", "127.0.0.1:0", "--log-level", "warn"}, env, nil, outW, &stderr)
+		code := run(ctx, []string{"--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0", "--log-level", "warn"}, env, nil, outW, &stderr)
 		if code != exitOK {
 			t.Errorf("serve exited %d: %s", code, stderr.String())
 		}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,6 +31,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	var common commonFlags
 	common.register(fs)
 	listen := fs.String("listen", "", "HTTP listen address; overrides listen (default 127.0.0.1:8080)")
+	opsListen := fs.String("ops-listen", "", "operations listen address (/metrics, /readyz details, pprof) or off; overrides ops_listen (default "+defaultOpsListen+")")
 	schemaPath := fs.String("schema", "", "GraphQL SDL file; overrides schema (default: the built-in demo chat schema)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error; overrides log.level")
 	if err := fs.Parse(args); err != nil {
@@ -48,6 +48,8 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		switch f.Name {
 		case "listen":
 			cfg.Listen = *listen
+		case "ops-listen":
+			cfg.OpsListen = *opsListen
 		case "schema":
 			cfg.Schema = *schemaPath
 		case "log-level":
@@ -88,11 +90,12 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	}
 
 	n, err := node.New(node.Config{
-		Listen: cfg.Listen,
-		Schema: schema,
-		Auth:   verifier,
-		Limits: cfg.Limits,
-		Tenant: cfg.Tenant,
+		Listen:    cfg.Listen,
+		OpsListen: cfg.opsListen(),
+		Schema:    schema,
+		Auth:      verifier,
+		Limits:    cfg.Limits,
+		Tenant:    cfg.Tenant,
 		WS: ws.Options{
 			KeepAlive:      cfg.WS.KeepAlive,
 			WriteQueue:     cfg.WS.WriteQueue,
@@ -114,13 +117,13 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		return err
 	}
 	if cfg.DebugListen != "" {
-		stop, err := serveDebug(cfg.DebugListen, log)
+		stop, err := serveDebug(cfg.DebugListen, n.OpsHandler(), log)
 		if err != nil {
 			return err
 		}
 		defer stop()
 	}
-	printWelcome(stdout, n.Addr(), cfg, cl.ClientURL(), schema)
+	printWelcome(stdout, n.Addr(), n.OpsAddr(), cfg, cl.ClientURL(), schema)
 
 	<-ctx.Done()
 	log.Info("shutting down")
@@ -154,14 +157,19 @@ func writeNATSURL(dataDir, url string) error {
 	return nil
 }
 
-func printWelcome(w io.Writer, addr string, cfg Config, natsURL string, schema *query.Schema) {
+func printWelcome(w io.Writer, addr, opsAddr string, cfg Config, natsURL string, schema *query.Schema) {
 	nats := "embedded NATS at " + natsURL + " (store " + cfg.clusterConfig().Embedded.StoreDir + ")"
 	if cfg.NATS.URL != "" {
 		nats = "NATS at " + natsURL
 	}
+	ops := "off (ops_listen)"
+	if opsAddr != "" {
+		ops = "http://" + opsAddr + "/metrics  /readyz  /debug/pprof/"
+	}
 	fmt.Fprintf(w, `FraiseQL node ready
   GraphQL over WebSocket:  ws://%[1]s/graphql  (graphql-transport-ws, graphql-ws)
-  health, metrics:         http://%[1]s/healthz  /readyz  /metrics
+  health:                  http://%[1]s/healthz  /readyz
+  operations:              %[4]s
   events from:             %[2]s
   subscription fields:     %[3]v
 
@@ -169,7 +177,7 @@ Subscribe (in another terminal, from the repository):
   cd examples/js && npm install && node subscribe.mjs 'subscription { messageAdded(room: "r1") { id text } }'
 Publish:
   go run ./cmd/node publish chat.r1 '{"id":"1","room":"r1","text":"hello"}'
-`, addr, nats, schema.Fields())
+`, addr, nats, schema.Fields(), ops)
 }
 
 // usageErrorOrHelp passes -h through and marks other flag errors as usage errors.
@@ -180,19 +188,14 @@ func usageErrorOrHelp(err error) error {
 	return usageError{err}
 }
 
-// serveDebug serves net/http/pprof on addr until stop is called.
-func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+// serveDebug serves the ops handler on addr (the deprecated debug_listen)
+// until stop is called.
+func serveDebug(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("debug_listen %s: %w", addr, err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
 	go func() { // owned by stop
 		defer close(done)
@@ -200,7 +203,7 @@ func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
 			log.Error("debug listener stopped", "err", err)
 		}
 	}()
-	log.Info("pprof listening", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	log.Warn("debug_listen is deprecated: ops_listen serves pprof", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
 	return func() { srv.Close(); <-done }, nil
 }
 

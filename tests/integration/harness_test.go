@@ -86,7 +86,7 @@ func startNode(t testing.TB, url string, mutate func(*node.Config, *cluster.Conf
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ccfg := cluster.Config{URL: url}
-	ncfg := node.Config{Schema: demoSchema(t), Logger: testLogger(t)}
+	ncfg := node.Config{Schema: demoSchema(t), Logger: testLogger(t), OpsListen: "127.0.0.1:0"}
 	if mutate != nil {
 		mutate(&ncfg, &ccfg)
 	}

@@ -165,7 +165,7 @@ func TestEventRateDropsAreCounted(t *testing.T) {
 		}
 	}
 	c.expectNothing(300 * time.Millisecond)
-	body, _ := httpGet(t, "http://"+e.node.Addr()+"/metrics")
+	body, _ := httpGet(t, "http://"+e.node.OpsAddr()+"/metrics")
 	if !strings.Contains(body, `fraiseql_limit_refusals_total{limit="event_rate"} 15`) {
 		t.Fatalf("metrics lack 15 event_rate drops:\n%s", grepLines(body, "limit_refusals"))
 	}
@@ -200,7 +200,7 @@ func TestEventPayloadLimitAtIngest(t *testing.T) {
 		}
 	}
 	c.expectNothing(300 * time.Millisecond)
-	body, _ := httpGet(t, "http://"+e.node.Addr()+"/metrics")
+	body, _ := httpGet(t, "http://"+e.node.OpsAddr()+"/metrics")
 	if !strings.Contains(body, `fraiseql_events_rejected_total{reason="too_large"} 1`) {
 		t.Fatalf("metrics lack the rejected event:\n%s", grepLines(body, "events_rejected"))
 	}

@@ -30,6 +30,9 @@ type Config struct {
 	NATSURL string
 	// DataDir is the running node's data directory (for nats.url).
 	DataDir string
+	// OpsURL is the running node's ops listener (http://127.0.0.1:8081),
+	// where its /metrics are; empty means Target's host (Centrifugo).
+	OpsURL string
 	// ServerPID, when known in target mode, lets the tool read the node's
 	// CPU and RSS from /proc; otherwise they come from its /metrics.
 	ServerPID int

@@ -119,7 +119,7 @@ func (r *runner) run(ctx context.Context) error {
 		}
 		r.node = n
 	} else {
-		r.node = &node{ws: cfg.Target, nats: cfg.NATSURL, pid: cfg.ServerPID, api: cfg.API, apiKey: cfg.APIKey}
+		r.node = &node{ws: cfg.Target, nats: cfg.NATSURL, ops: cfg.OpsURL, pid: cfg.ServerPID, api: cfg.API, apiKey: cfg.APIKey}
 		if r.node.nats == "" && cfg.Server == ServerFraiseQL {
 			if r.node.nats, err = readNATSURL(cfg.DataDir); err != nil {
 				return err
@@ -128,7 +128,7 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	r.rep.Node = NodeInfo{Server: cfg.Server, WS: r.node.ws, NATS: r.node.nats, API: r.node.api, Spawned: cfg.Spawn, PID: r.node.pid}
 	r.rep.Params.NodeEnv = r.node.env
-	if r.probe, err = newProbe(r.node.ws, ready, r.node.pid); err != nil {
+	if r.probe, err = newProbe(r.node.ws, r.node.ops, ready, r.node.pid); err != nil {
 		return err
 	}
 	if err := r.probe.waitReady(ctx, 30*time.Second); err != nil {

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -19,19 +20,22 @@ type probe struct {
 	pid     int
 	ready   string // the readiness path
 	base    string // http://127.0.0.1:PORT
+	ops     string // where /metrics is: the ops listener, else base
 	hc      *http.Client
 	metrics bool // /metrics answered at least once
 }
 
-func newProbe(wsURL, ready string, pid int) (*probe, error) {
+func newProbe(wsURL, opsURL, ready string, pid int) (*probe, error) {
 	u, err := url.Parse(wsURL)
 	if err != nil {
 		return nil, err
 	}
+	base := "http://" + u.Host
 	return &probe{
 		pid:   pid,
 		ready: ready,
-		base:  "http://" + u.Host,
+		base:  base,
+		ops:   cmp.Or(strings.TrimSuffix(opsURL, "/"), base),
 		// No keep-alive: a sample every few seconds does not need it, and
 		// no idle connection goroutine outlives the run.
 		hc: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
@@ -51,9 +55,13 @@ type MemSample struct {
 }
 
 func (p *probe) get(ctx context.Context, path string) ([]byte, error) {
+	return p.getFrom(ctx, p.base, path)
+}
+
+func (p *probe) getFrom(ctx context.Context, base, path string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +98,7 @@ func (p *probe) waitReady(ctx context.Context, d time.Duration) error {
 }
 
 func (p *probe) prom(ctx context.Context) map[string]float64 {
-	b, err := p.get(ctx, "/metrics")
+	b, err := p.getFrom(ctx, p.ops, "/metrics")
 	if err != nil {
 		return nil
 	}

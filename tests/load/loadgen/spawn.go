@@ -20,6 +20,9 @@ import (
 // comparison): spawned by the tool, or running.
 type node struct {
 	ws, nats string
+	// ops is the node's ops listener (http://host:port: /metrics); "" means
+	// the WebSocket endpoint's host.
+	ops string
 	// api and apiKey are a Centrifugo server's HTTP API, where events go.
 	api, apiKey string
 	pid         int // 0 when unknown (a running node without -pid)
@@ -37,6 +40,7 @@ type node struct {
 var (
 	wsAddrRE   = regexp.MustCompile(`ws://(127\.0\.0\.1:\d+)/graphql`)
 	natsAddrRE = regexp.MustCompile(`nats://127\.0\.0\.1:\d+`)
+	opsAddrRE  = regexp.MustCompile(`operations: +(http://127\.0\.0\.1:\d+)/metrics`)
 )
 
 const (
@@ -104,11 +108,11 @@ func spawnNode(ctx context.Context, cfg *Config, logf func(string, ...any)) (_ *
 		n.env = append(n.env, LoadNodeEnv(cfg.Subs)...)
 	}
 	n.env = append(n.env, cfg.NodeEnv...)
-	out, err := n.start(bin, []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data")}, "node.log", true)
+	out, err := n.start(bin, []string{"serve", "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data")}, "node.log", true)
 	if err != nil {
 		return n, err
 	}
-	addrs := make(chan [2]string, 1)
+	addrs := make(chan [3]string, 1)
 	n.wg.Go(func() { // reads the node's stdout until it exits, so it never blocks on a full pipe
 		scanAddrs(out, addrs)
 		_, _ = io.Copy(io.Discard, out)
@@ -117,7 +121,7 @@ func spawnNode(ctx context.Context, cfg *Config, logf func(string, ...any)) (_ *
 	defer t.Stop()
 	select {
 	case a := <-addrs:
-		n.ws, n.nats = "ws://"+a[0]+"/graphql", a[1]
+		n.ws, n.nats, n.ops = "ws://"+a[0]+"/graphql", a[1], a[2]
 	case <-n.waited:
 		return n, fmt.Errorf("the node exited at start (%v); its log: %s", n.cmd.ProcessState, n.logTail())
 	case <-t.C:
@@ -173,8 +177,8 @@ func (n *node) start(bin string, args []string, logName string, withStdout bool)
 }
 
 // scanAddrs reads lines until it has seen both addresses and sends them.
-func scanAddrs(r io.Reader, out chan<- [2]string) {
-	var a [2]string
+func scanAddrs(r io.Reader, out chan<- [3]string) {
+	var a [3]string // ws, nats, ops (printed before nats, if at all)
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := sc.Text()
@@ -183,6 +187,9 @@ func scanAddrs(r io.Reader, out chan<- [2]string) {
 		}
 		if m := natsAddrRE.FindString(line); m != "" && a[1] == "" {
 			a[1] = m
+		}
+		if m := opsAddrRE.FindStringSubmatch(line); m != nil && a[2] == "" {
+			a[2] = m[1]
 		}
 		if a[0] != "" && a[1] != "" {
 			out <- a

@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Target, "target", "", "WebSocket endpoint of a running node, ws://127.0.0.1:PORT/graphql (loopback only)")
 	fs.StringVar(&cfg.NATSURL, "nats", "", "NATS URL to publish to, nats://127.0.0.1:PORT (default: <data-dir>/nats.url)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "the running node's data dir, to read nats.url from")
+	fs.StringVar(&cfg.OpsURL, "ops", "", "the running node's ops listener, for its /metrics (e.g. http://127.0.0.1:8081; default: the target's host)")
 	fs.IntVar(&cfg.ServerPID, "pid", 0, "the running node's PID, for CPU and RSS from /proc (default: from its /metrics)")
 	fs.BoolVar(&cfg.Spawn, "spawn", false, "build and start the node as a child process on a free port")
 	fs.StringVar(&cfg.NodeBin, "node-bin", "", "node binary for -spawn (default: go build ./cmd/node into a temp dir)")
