@@ -5,22 +5,28 @@
 //
 //	ws reads `subscribe` → session.Subscribe → query.Compiler.Compile → Plan
 //	  → index.add (identical plans share one group) → [replay from cursor]
-//	cluster consumer → Node.route(event) → index lookup by subject (O(1))
+//	cluster consumer → Node.dispatch(event): dropped unless a local
+//	  subscription wants its subject → the subject's mailbox (scheduler)
+//	a routing worker (GOMAXPROCS of them) takes a turn of one subject's
+//	  events → router.route: index lookup by subject (O(1))
 //	  → per plan group: filter + project + encode once → the same []byte
 //	  → every subscription's bounded queue (ws.Subscription.Push)
-//	consumer idle (every event received so far routed), or 64 events
-//	  → Node.flush: each connection queued to since the last round is
+//	worker idle (nothing ready), 2 ms of held events, or 64 events
+//	  → router.flush: each connection queued to since the last round is
 //	    written once (ws.Conn.Flush: one non-blocking write(2)), split over
 //	    up to GOMAXPROCS goroutines; Config.WriteDelay spaces rounds out
 //
-// Concurrency: route and flush run on the single goroutine of the node's
-// JetStream consumer (flush also on the goroutines it starts and waits
-// for); sessions call add/remove from their connections' read
-// goroutines. The index is guarded by one RWMutex (route holds it for
-// reading); each subscription's own mutex orders live and replayed events.
-// Lock order: index.mu → subscription.mu. Every goroutine the node starts
-// (HTTP server, replays) is owned by the node or a session and waited for
-// in Shutdown.
+// Concurrency: the consumer's goroutine only dispatches. Each subject is
+// routed by one worker at a time, in stream order, in turns of at most 64
+// events or 1 ms, so subjects route in parallel and an expensive subject
+// waits its turn rather than delaying others (see scheduler). Sessions
+// call add/remove from their connections' read goroutines. The index is
+// guarded by one RWMutex (routing holds it for reading); each
+// subscription's own mutex orders live and replayed events. Lock order:
+// index.mu → subscription.mu; scheduler.mu is a leaf (never held while
+// taking another). Every goroutine the node starts (HTTP servers, routing
+// workers, replays) is owned by the node or a session and waited for in
+// Shutdown.
 //
 // Slow consumers: fan-out never blocks. A subscription whose connection
 // queue is full makes ws close that connection with 1013 (try again later);

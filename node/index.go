@@ -74,6 +74,13 @@ func (ix *index) remove(s *subscription) {
 	}
 }
 
+// has reports whether any subscription is on subject.
+func (ix *index) has(subject string) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.subjects[subject] != nil
+}
+
 // counts returns the number of subjects and plan groups.
 func (ix *index) counts() (subjects, plans int) {
 	ix.mu.RLock()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -38,12 +39,8 @@ type Node struct {
 	mux      *http.ServeMux // the public listener's: /graphql, /healthz, bare /readyz
 	ops      *http.ServeMux // the ops listener's: /metrics, detailed /readyz, pprof
 
-	// Only the consumer goroutine uses these (route and flush).
-	scratch    []byte    // route's projection buffer
-	dirty      []sink    // subscriptions whose connection awaits a Flush
-	unflushed  int       // events routed since the last flush
-	flushEvery int       // flush at least every this many events
-	lastFlush  time.Time // kept when WriteDelay is set
+	sched      *scheduler // routes events on workers, by subject
+	flushEvery int        // a worker flushes at least every this many events
 
 	mu       sync.Mutex // guards consumer, httpSrv, ln, opsSrv, opsLn
 	consumer *cluster.Consumer
@@ -93,7 +90,18 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 		// well inside its write queue.
 		flushEvery: max(1, min(64, cmp.Or(max(cfg.WS.WriteQueue, 0), ws.DefaultWriteQueue)/4)),
 	}
+	n.sched = newScheduler(n, runtime.GOMAXPROCS(0))
 	n.met = newMetrics(n.reg, func() float64 { _, p := n.idx.counts(); return float64(p) })
+	n.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "fraiseql_routing_backlog_events",
+			Help: "Events received and waiting for a routing worker (all subjects).",
+		}, func() float64 { return float64(n.sched.queued.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "fraiseql_routing_overflows_total",
+			Help: "Times a subject's events arrived faster than its subscriptions could be routed: its backlog was dropped and its connections closed with 1013 to resume by cursor.",
+		}, func() float64 { return float64(n.sched.overflows.Load()) }),
+	)
 	n.guards = newGuards(cfg.Limits, n.reg)
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.reg.MustRegister(cl.Collectors()...)
@@ -164,8 +172,10 @@ func (n *Node) Start(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("ops_listen %s: %w", n.cfg.OpsListen, err)
 		}
 	}
-	consumer, err := n.cl.ConsumeBatches(ctx, n.route, n.idle)
+	n.sched.start()
+	consumer, err := n.cl.Consume(ctx, n.dispatch)
 	if err != nil {
+		n.sched.shutdown()
 		ln.Close()
 		if opsLn != nil {
 			opsLn.Close()
@@ -241,6 +251,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if consumer != nil {
 		consumer.Stop()
 	}
+	n.sched.shutdown()
 	n.bg.Wait()
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,8 +71,8 @@ func testNode(t testing.TB) *Node {
 // connection, it asks for a Flush on the first Push after the last one.
 type queueSink struct {
 	q       chan []byte
-	due     bool // consumer goroutine only
-	flushes int
+	due     atomic.Bool
+	flushes atomic.Int64
 }
 
 func (s *queueSink) Next(p []byte) bool {
@@ -84,11 +85,10 @@ func (s *queueSink) Next(p []byte) bool {
 }
 func (s *queueSink) Push(p []byte) (queued, flush bool) {
 	queued = s.Next(p)
-	flush = queued && !s.due
-	s.due = s.due || flush
+	flush = queued && s.due.CompareAndSwap(false, true)
 	return queued, flush
 }
-func (s *queueSink) Flush() { s.due = false; s.flushes++ }
+func (s *queueSink) Flush() { s.due.Store(false); s.flushes.Add(1) }
 func (s *queueSink) NextWait(ctx context.Context, p []byte) bool {
 	select {
 	case s.q <- p:
@@ -113,7 +113,14 @@ func (s *queueSink) drain() {
 // addSubscribers registers count subscriptions of one plan on n's index.
 func addSubscribers(t testing.TB, n *Node, count int) []*queueSink {
 	t.Helper()
-	plan, err := n.compiler.Compile(query.Request{Query: `subscription { messageAdded(room: "r1") { id text author { name } } }`})
+	return addRoomSubscribers(t, n, "r1", count, 4)
+}
+
+// addRoomSubscribers registers count subscriptions to room chat.<room>,
+// each with a queue of queueLen.
+func addRoomSubscribers(t testing.TB, n *Node, room string, count, queueLen int) []*queueSink {
+	t.Helper()
+	plan, err := n.compiler.Compile(query.Request{Query: `subscription { messageAdded(room: "` + room + `") { id text author { name } } }`})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +130,7 @@ func addSubscribers(t testing.TB, n *Node, count int) []*queueSink {
 	}
 	sinks := make([]*queueSink, count)
 	for i := range sinks {
-		sinks[i] = &queueSink{q: make(chan []byte, 4)}
+		sinks[i] = &queueSink{q: make(chan []byte, queueLen)}
 		s := testSub(sinks[i])
 		s.plan, s.tenant, s.subject = plan, "public", subject
 		n.idx.add(s)
@@ -153,11 +160,12 @@ func TestRouteAllocationsDoNotGrowWithSubscribers(t *testing.T) {
 		n := testNodeIndexReset(n)
 		sinks := addSubscribers(t, n, count)
 		ev := benchEvent(n)
+		r := newRouter(n)
 		var seq uint64
 		return testing.AllocsPerRun(50, func() {
 			seq++
 			ev.Seq = seq
-			n.route(ev)
+			r.route(ev)
 			for _, s := range sinks {
 				s.drain()
 			}
@@ -179,47 +187,48 @@ func TestRouteAllocationsDoNotGrowWithSubscribers(t *testing.T) {
 func TestFlushWritesEachConnectionOncePerRound(t *testing.T) {
 	n := testNode(t)
 	n.cfg.WriteDelay = time.Hour
-	n.flush()                          // the last round was just now
+	r := newRouter(n)
+	r.flush()                          // the last round was just now
 	sinks := addSubscribers(t, n, 300) // more than a flush shard
 	ev := benchEvent(n)
 	for seq := uint64(1); seq <= 3; seq++ {
 		ev.Seq = seq
-		n.route(ev)
+		r.route(ev)
 	}
-	if wait := n.idle(); wait <= 0 || wait > time.Hour {
+	if wait := r.idle(); wait <= 0 || wait > time.Hour {
 		t.Fatalf("idle within the write delay: wait %v, want (0, 1h]", wait)
 	}
 	for i, s := range sinks {
-		if s.flushes != 0 || len(s.q) != 3 {
-			t.Fatalf("sink %d before the delay: %d flushes, %d queued", i, s.flushes, len(s.q))
+		if s.flushes.Load() != 0 || len(s.q) != 3 {
+			t.Fatalf("sink %d before the delay: %d flushes, %d queued", i, s.flushes.Load(), len(s.q))
 		}
 	}
 	n.cfg.WriteDelay = 0 // the delay has passed
-	if wait := n.idle(); wait != 0 {
+	if wait := r.idle(); wait != 0 {
 		t.Fatalf("idle after the delay: wait %v", wait)
 	}
 	for i, s := range sinks {
-		if s.flushes != 1 || len(s.q) != 3 {
-			t.Fatalf("sink %d: %d flushes for 3 events, %d queued", i, s.flushes, len(s.q))
+		if s.flushes.Load() != 1 || len(s.q) != 3 {
+			t.Fatalf("sink %d: %d flushes for 3 events, %d queued", i, s.flushes.Load(), len(s.q))
 		}
 	}
-	if len(n.dirty) != 0 || n.unflushed != 0 {
-		t.Fatalf("after the round: %d connections still due, %d events unflushed", len(n.dirty), n.unflushed)
+	if len(r.dirty) != 0 || r.unflushed != 0 {
+		t.Fatalf("after the round: %d connections still due, %d events unflushed", len(r.dirty), r.unflushed)
 	}
 	// Past flushEvery events, route flushes without waiting for idle.
 	n.cfg.WriteDelay = time.Hour
-	n.flush()
+	r.flush()
 	for _, s := range sinks {
 		s.drain()
 	}
 	for i := range n.flushEvery {
 		ev.Seq = uint64(10 + i)
-		n.route(ev)
+		r.route(ev)
 		for _, s := range sinks {
 			s.drain()
 		}
 	}
-	if got := sinks[0].flushes; got != 2 {
+	if got := sinks[0].flushes.Load(); got != 2 {
 		t.Fatalf("after flushEvery (%d) events: %d flushes, want 2", n.flushEvery, got)
 	}
 }
@@ -336,11 +345,12 @@ func BenchmarkFanout(b *testing.B) {
 			n := testNode(b)
 			sinks := addSubscribers(b, n, count)
 			ev := benchEvent(n)
+			r := newRouter(n)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				ev.Seq = uint64(i + 1)
-				n.route(ev)
+				r.route(ev)
 				for _, s := range sinks {
 					s.drain()
 				}

@@ -9,53 +9,77 @@ import (
 	"github.com/fraiseql/subscriptions/query"
 )
 
-// route queues one event from the stream for every local subscription of
-// its subject; flush then writes what was queued. Both run on the
-// consumer's goroutine only: flush once the consumer has routed every
-// event received so far (idle) and WriteDelay has passed since the last
-// flush, or after flushEvery events whatever the delay.
-func (n *Node) route(ev *cluster.Event) {
-	n.routeEvent(ev)
-	n.unflushed++
-	if n.unflushed >= n.flushEvery {
-		n.flush()
+// router is one routing worker's state (see scheduler): it queues events
+// for the local subscriptions of their subject, and flush writes what it
+// queued. Only its worker goroutine uses it.
+type router struct {
+	n         *Node
+	scratch   []byte    // the projection buffer
+	dirty     []sink    // subscriptions whose connection awaits a Flush
+	unflushed int       // events routed since the last flush
+	first     time.Time // when the first of them was routed
+	lastFlush time.Time // kept when WriteDelay is set
+}
+
+func newRouter(n *Node) *router { return &router{n: n} }
+
+// route queues ev for every local subscription of its subject, and
+// flushes after flushEvery events whatever the write delay.
+func (r *router) route(ev *cluster.Event) {
+	r.n.routeEvent(r, ev)
+	if r.unflushed == 0 {
+		r.first = time.Now()
+	}
+	r.unflushed++
+	if r.unflushed >= r.n.flushEvery {
+		r.flush()
 	}
 }
 
-// idle is the consumer's idle hook: it flushes, or, while WriteDelay has
-// not passed since the last flush, asks to be called again when it has.
-func (n *Node) idle() time.Duration {
-	if n.unflushed == 0 {
+// idle runs when the worker has no event to route: it flushes, or, while
+// WriteDelay has not passed since the last flush, returns how long until
+// it has (the worker calls it again then, unless an event comes first).
+func (r *router) idle() time.Duration {
+	if r.unflushed == 0 {
 		return 0
 	}
-	if n.cfg.WriteDelay > 0 {
-		if wait := n.cfg.WriteDelay - time.Since(n.lastFlush); wait > 0 {
+	if d := r.n.cfg.WriteDelay; d > 0 {
+		if wait := d - time.Since(r.lastFlush); wait > 0 {
 			return wait
 		}
 	}
-	n.flush()
+	r.flush()
 	return 0
 }
 
-func (n *Node) routeEvent(ev *cluster.Event) {
+// dispatch is the consumer's handler: it drops what no local subscription
+// wants and hands the rest to the routing workers, by subject.
+func (n *Node) dispatch(ev *cluster.Event) {
 	n.met.eventsReceived.Add(1)
 	if len(ev.Data) > n.cfg.Limits.MaxEventBytes {
 		n.met.eventsRejected.WithLabelValues("too_large").Inc()
 		n.log.Warn("event rejected: payload too large", "subject", ev.Subject, "seq", ev.Seq, "bytes", len(ev.Data), "limit", n.cfg.Limits.MaxEventBytes)
 		return
 	}
+	if !n.idx.has(ev.Subject) {
+		return
+	}
+	n.sched.dispatch(ev)
+}
+
+func (n *Node) routeEvent(r *router, ev *cluster.Event) {
 	n.idx.mu.RLock()
 	defer n.idx.mu.RUnlock()
-	r := n.idx.subjects[ev.Subject]
-	if r == nil {
+	rt := n.idx.subjects[ev.Subject]
+	if rt == nil {
 		return
 	}
 	if !ev.Time.IsZero() {
 		n.met.latency.Observe(time.Since(ev.Time).Seconds())
 	}
-	for _, g := range r.groups {
-		payload, buf, ok := n.render(g.plan, ev, n.scratch[:0])
-		n.scratch = buf[:0]
+	for _, g := range rt.groups {
+		payload, buf, ok := n.render(g.plan, ev, r.scratch[:0])
+		r.scratch = buf[:0]
 		if !ok {
 			continue
 		}
@@ -66,7 +90,7 @@ func (n *Node) routeEvent(ev *cluster.Event) {
 				delivered++
 			}
 			if flush {
-				n.dirty = append(n.dirty, s.ws)
+				r.dirty = append(r.dirty, s.ws)
 			}
 		}
 		n.met.delivered.Add(delivered)
@@ -83,12 +107,13 @@ const flushShard = 128
 // per connection — so the connections are split among up to GOMAXPROCS
 // goroutines, which flush waits for: meanwhile events accumulate, and the
 // next flush writes more of them per syscall.
-func (n *Node) flush() {
-	n.unflushed = 0
+func (r *router) flush() {
+	n := r.n
+	r.unflushed = 0
 	if n.cfg.WriteDelay > 0 {
-		n.lastFlush = time.Now()
+		r.lastFlush = time.Now()
 	}
-	dirty := n.dirty
+	dirty := r.dirty
 	if len(dirty) == 0 {
 		return
 	}
@@ -106,7 +131,7 @@ func (n *Node) flush() {
 		flushSinks(dirty)
 	}
 	clear(dirty) // drop the references: connections come and go
-	n.dirty = dirty[:0]
+	r.dirty = dirty[:0]
 	n.met.flushes.Add(1)
 	n.met.flushedConns.Add(uint64(len(dirty)))
 }

@@ -151,3 +151,12 @@ func (s *subscription) goLive(ctx context.Context, replayedUpTo uint64) bool {
 		s.mu.Lock()
 	}
 }
+
+// lagging closes the subscription's connection with 1013: its subject's
+// events arrived faster than the node could route them (see scheduler).
+// The client reconnects and resumes from its last cursor.
+func (s *subscription) lagging() {
+	if c := s.ws.Conn(); c != nil {
+		c.Close(ws.CloseTryAgainLater, "subscription fell behind its events; resume by cursor")
+	}
+}
