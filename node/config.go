@@ -45,6 +45,14 @@ type Config struct {
 	// of added latency. Zero value (the default): write as soon as the
 	// node has routed what it received.
 	WriteDelay time.Duration
+	// DrainDelay is how long Drain keeps serving and accepting connections
+	// after /readyz turned 503, so that load balancers stop sending new
+	// clients first. Zero value means none.
+	DrainDelay time.Duration
+	// DrainWindow is how long Drain takes to close the open connections,
+	// spread out so that their clients do not all reconnect at once. Zero
+	// value means all at once.
+	DrainWindow time.Duration
 	// Logger receives the node's logs. Zero value means slog.Default().
 	Logger *slog.Logger
 }
@@ -81,6 +89,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("schema: no schema loaded")
 	case c.PlanCache < 0:
 		return fmt.Errorf("plan_cache (%d) must not be negative", c.PlanCache)
+	case c.DrainDelay < 0:
+		return fmt.Errorf("shutdown.drain_delay (%v) must not be negative", c.DrainDelay)
+	case c.DrainWindow < 0:
+		return fmt.Errorf("shutdown.drain_window (%v) must not be negative", c.DrainWindow)
 	case c.ReplayBuffer < 0:
 		return fmt.Errorf("replay_buffer (%d) must not be negative", c.ReplayBuffer)
 	case c.WriteDelay < 0 || c.WriteDelay > MaxWriteDelay:

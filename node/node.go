@@ -49,7 +49,9 @@ type Node struct {
 	opsSrv   *http.Server // nil without Config.OpsListen
 	opsLn    net.Listener
 
-	shutdown atomic.Bool
+	shutdown atomic.Bool    // Shutdown began
+	draining atomic.Bool    // Drain or Shutdown began: /readyz answers 503
+	refusing atomic.Bool    // upgrades are refused (503): Drain's delay is over, or Shutdown began
 	bg       sync.WaitGroup // the HTTP serve goroutine
 
 	checksMu sync.Mutex
@@ -224,11 +226,45 @@ func (n *Node) OpsAddr() string {
 	return n.opsLn.Addr().String()
 }
 
+// Drain stops the node gently, for a rolling restart behind a load
+// balancer: /readyz answers 503 at once while the node still serves and
+// accepts connections for Config.DrainDelay (the balancer's health checks
+// take it out of rotation meanwhile); then new upgrades are refused and the
+// open connections are closed with 1001 spread over Config.DrainWindow in
+// random order (their clients reconnect elsewhere and resume by cursor,
+// not all at once); then Shutdown. Both waits end early when ctx is done,
+// and are cut to fit ctx's deadline (a quarter of what is left for the
+// delay, half for the window, the rest for Shutdown).
+func (n *Node) Drain(ctx context.Context) error {
+	if n.draining.Swap(true) || n.shutdown.Load() {
+		return n.Shutdown(ctx)
+	}
+	delay, window := n.cfg.DrainDelay, n.cfg.DrainWindow
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		delay, window = min(delay, left/4), min(window, left/2)
+	}
+	n.log.Info("draining: /readyz answers 503; closing connections after the delay", "delay", delay, "window", window, "connections", n.wss.Conns())
+	t := time.NewTimer(delay)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	}
+	n.refusing.Store(true)
+	if ctx.Err() == nil {
+		_ = n.wss.CloseSpread(ctx, window) // ends early only with ctx
+	}
+	return n.Shutdown(ctx)
+}
+
 // Shutdown stops the node: /readyz turns 503 and new upgrades are refused,
 // every WebSocket is closed with 1001 (clients reconnect elsewhere and
 // resume by cursor), then the HTTP server and the consumer stop. It waits
 // for all of the node's goroutines or ctx, and is idempotent.
 func (n *Node) Shutdown(ctx context.Context) error {
+	n.draining.Store(true)
+	n.refusing.Store(true)
 	if !n.shutdown.CompareAndSwap(false, true) {
 		return nil
 	}
@@ -279,7 +315,7 @@ func (n *Node) serveReady(w http.ResponseWriter, r *http.Request, detail bool) {
 // readiness reports whether the node can serve; if not, lines holds the
 // reason, else the checks that fail without making it unready (degraded).
 func (n *Node) readiness(ctx context.Context) (ready bool, lines []string) {
-	if n.shutdown.Load() {
+	if n.draining.Load() {
 		return false, []string{"shutting down"}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -52,7 +52,7 @@ var _ ws.Session = (*session)(nil)
 
 // Open implements ws.Handler: it runs before the WebSocket upgrade.
 func (n *Node) Open(r *http.Request) (ws.Session, error) {
-	if n.shutdown.Load() {
+	if n.refusing.Load() {
 		return nil, &ws.HTTPError{Status: http.StatusServiceUnavailable, Message: "node shutting down"}
 	}
 	if err := n.checkHost(r); err != nil {

@@ -8,12 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -167,6 +169,37 @@ func (s *Server) Conns() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
+}
+
+// CloseSpread closes the connections open now with 1001 "server shutting
+// down", in random order, spread evenly over window, so that their
+// clients do not all reconnect (and resume) elsewhere at the same moment.
+// It returns when the last one was asked to close, or when ctx ends.
+// Connections opened meanwhile are left for Shutdown.
+func (s *Server) CloseSpread(ctx context.Context, window time.Duration) error {
+	s.mu.Lock()
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	rand.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
+	start := time.Now()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	<-t.C
+	for i, c := range conns {
+		if wait := time.Until(start.Add(window * time.Duration(i) / time.Duration(len(conns)))); wait > 0 {
+			t.Reset(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		c.closeWith(CloseGoingAway, reasonShuttingDown, ServerShutdown)
+	}
+	return nil
 }
 
 // Shutdown stops accepting connections (new requests get 503), closes every

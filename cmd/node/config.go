@@ -49,11 +49,13 @@ type Config struct {
 	// DebugListen, when set, serves the ops listener's handler (pprof at
 	// /debug/pprof/, /metrics) on this address too. Deprecated: ops_listen
 	// serves pprof. Keep it on loopback: profiles expose internals.
-	DebugListen string        `yaml:"debug_listen"`
-	Log         LogConfig     `yaml:"log"`
-	NATS        NATSConfig    `yaml:"nats"`
-	WS          WSConfig      `yaml:"ws"`
-	Limits      limits.Config `yaml:"limits"`
+	DebugListen string     `yaml:"debug_listen"`
+	Log         LogConfig  `yaml:"log"`
+	NATS        NATSConfig `yaml:"nats"`
+	WS          WSConfig   `yaml:"ws"`
+	// Shutdown configures how the node stops; see ShutdownConfig.
+	Shutdown ShutdownConfig `yaml:"shutdown"`
+	Limits   limits.Config  `yaml:"limits"`
 	// Auth configures JWT authentication; see docs/security.md.
 	Auth auth.Config `yaml:"auth"`
 	// Bridges ingest Redis and PostgreSQL events; see docs/publishing.md.
@@ -118,6 +120,23 @@ type EmbeddedNATS struct {
 	StoreDir string `yaml:"store_dir"`
 }
 
+// ShutdownConfig: on SIGTERM the node drains (node.Node.Drain): /readyz
+// answers 503 at once, connections are still accepted for DrainDelay, then
+// the open ones are closed over DrainWindow; all within Timeout. SIGINT
+// (Ctrl-C) stops at once; a second signal cuts either short.
+type ShutdownConfig struct {
+	DrainDelay  time.Duration `yaml:"drain_delay"`
+	DrainWindow time.Duration `yaml:"drain_window"`
+	Timeout     time.Duration `yaml:"timeout"`
+}
+
+// Defaults of ShutdownConfig.
+const (
+	defaultDrainDelay      = 5 * time.Second
+	defaultDrainWindow     = 5 * time.Second
+	defaultShutdownTimeout = 30 * time.Second
+)
+
 // WSConfig tunes the WebSocket transport.
 type WSConfig struct {
 	KeepAlive    time.Duration `yaml:"keep_alive"`
@@ -146,6 +165,11 @@ func defaultConfig() Config {
 			Replicas:        cluster.DefaultReplicas,
 			DuplicateWindow: cluster.DefaultDuplicateWindow,
 			Embedded:        EmbeddedNATS{Host: cluster.DefaultEmbeddedHost},
+		},
+		Shutdown: ShutdownConfig{
+			DrainDelay:  defaultDrainDelay,
+			DrainWindow: defaultDrainWindow,
+			Timeout:     defaultShutdownTimeout,
 		},
 		WS: WSConfig{
 			KeepAlive:    ws.DefaultKeepAlive,
@@ -369,6 +393,10 @@ func (c Config) validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
+	}
+	if s := c.Shutdown; s.DrainDelay < 0 || s.DrainWindow < 0 || s.Timeout <= 0 || s.DrainDelay+s.DrainWindow >= s.Timeout {
+		return fmt.Errorf("shutdown: drain_delay (%v) and drain_window (%v) must not be negative, and their sum must be less than timeout (%v), which must be positive",
+			s.DrainDelay, s.DrainWindow, s.Timeout)
 	}
 	if c.WS.WriteQueue < 0 {
 		return fmt.Errorf("ws.write_queue (%d) must not be negative", c.WS.WriteQueue)

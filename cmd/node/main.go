@@ -35,10 +35,42 @@ var demoSchema string
 var version = "dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifyStop()
 	code := run(ctx, os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// stopSignal is the cause of run's context when a signal stops the node:
+// serve drains on SIGTERM and stops at once on SIGINT.
+type stopSignal struct {
+	sig   os.Signal
+	force <-chan struct{} // closed by a second signal: stop now
+}
+
+func (s stopSignal) Error() string { return "received " + s.sig.String() }
+
+// notifyStop returns a context cancelled with a stopSignal by the first
+// SIGINT or SIGTERM; a second one closes its force channel.
+func notifyStop() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	force, done := make(chan struct{}), make(chan struct{})
+	go func() { // owned by the returned stop
+		select {
+		case s := <-sigs:
+			cancel(stopSignal{sig: s, force: force})
+		case <-done:
+			return
+		}
+		select {
+		case <-sigs:
+			close(force)
+		case <-done:
+		}
+	}()
+	return ctx, func() { signal.Stop(sigs); close(done); cancel(nil) }
 }
 
 // usageError marks errors that exit with exitUsage.

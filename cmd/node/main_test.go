@@ -6,10 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,6 +60,8 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"write delay over the bound", "ws:\n  write_delay: 1001ms\n", nil, "ws.write_delay"},
 		{"negative write delay", "", []string{"FRAISEQL_WS_WRITE_DELAY=-1ms"}, "ws.write_delay"},
 		{"ops listen not an address", "ops_listen: metrics\n", nil, "ops_listen"},
+		{"drain longer than the shutdown timeout", "shutdown:\n  drain_delay: 20s\n  drain_window: 10s\n  timeout: 30s\n", nil, "drain_delay"},
+		{"negative drain window", "", []string{"FRAISEQL_SHUTDOWN_DRAIN_WINDOW=-1s"}, "drain_window"},
 		{"ops listen is the public one", "listen: 127.0.0.1:9000\nops_listen: 127.0.0.1:9000\n", nil, "ops_listen"},
 		{"malformed origin pattern", "ws:\n  origin_patterns: [\"app.[a-.com\"]\n", nil, "ws.origin_patterns"},
 		{"any origin with cookie auth", "auth:\n  hs256_secret: 0123456789abcdef0123456789abcdef\n  cookie: session\nws:\n  origin_patterns: [\"*\"]\n", nil, "ws.origin_patterns"},
@@ -139,11 +143,20 @@ func TestUnknownCommandIsUsageError(t *testing.T) {
 // returns its HTTP address; the node stops at cleanup.
 func serveForTest(t *testing.T, env []string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	addr, _, _ := startServe(t, env)
+	return addr
+}
+
+// startServe is serveForTest that also returns stop, which cancels serve's
+// context with a cause (a stopSignal, as a signal would), and done, closed
+// when serve has returned.
+func startServe(t *testing.T, env []string) (addr string, stop context.CancelCauseFunc, done <-chan struct{}) {
+	t.Helper()
+	ctx, cancel := context.WithCancelCause(context.Background())
 	outR, outW := io.Pipe()
-	done := make(chan struct{})
+	exited := make(chan struct{})
 	go func() { // ends when ctx is cancelled
-		defer close(done)
+		defer close(exited)
 		var stderr bytes.Buffer
 		code := run(ctx, []string{"--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0", "--log-level", "warn"}, env, nil, outW, &stderr)
 		if code != exitOK {
@@ -151,10 +164,9 @@ func serveForTest(t *testing.T, env []string) string {
 		}
 		outW.Close()
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(nil); <-exited })
 	addrRE := regexp.MustCompile(`ws://(127\.0\.0\.1:\d+)/graphql`)
 	sc := bufio.NewScanner(outR)
-	var addr string
 	for addr == "" && sc.Scan() {
 		if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
 			addr = m[1]
@@ -164,7 +176,7 @@ func serveForTest(t *testing.T, env []string) string {
 		t.Fatal("serve printed no ws:// address")
 	}
 	go io.Copy(io.Discard, outR) // ends when serve closes outW
-	return addr
+	return addr, cancel, exited
 }
 
 // wsSubscriber subscribes over graphql-transport-ws; next returns the
@@ -291,4 +303,51 @@ func TestNATSURLFileRemovedAtShutdown(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dataDir, natsURLFile)); !os.IsNotExist(err) {
 		t.Errorf("nats.url left behind after shutdown: %v", err)
 	}
+}
+
+// SIGTERM drains: /readyz answers 503 at once while the node still serves
+// for shutdown.drain_delay. SIGINT stops at once; a second signal cuts a
+// drain short.
+func TestSignalsDrainOrStop(t *testing.T) {
+	env := []string{"FRAISEQL_DATA_DIR=" + t.TempDir(), "FRAISEQL_SHUTDOWN_DRAIN_DELAY=30s", "FRAISEQL_SHUTDOWN_DRAIN_WINDOW=1s", "FRAISEQL_SHUTDOWN_TIMEOUT=60s"}
+	readyz := func(addr string) int {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	t.Run("SIGTERM drains, a second signal stops", func(t *testing.T) {
+		addr, stop, done := startServe(t, env)
+		force := make(chan struct{})
+		stop(stopSignal{sig: syscall.SIGTERM, force: force})
+		deadline := time.Now().Add(5 * time.Second)
+		for readyz(addr) != http.StatusServiceUnavailable {
+			if time.Now().After(deadline) {
+				t.Fatal("/readyz still ready after SIGTERM")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		select {
+		case <-done:
+			t.Fatal("exited within the 30 s drain delay")
+		case <-time.After(300 * time.Millisecond):
+		}
+		close(force)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a second signal did not stop the drain")
+		}
+	})
+	t.Run("SIGINT stops at once", func(t *testing.T) {
+		_, stop, done := startServe(t, env)
+		stop(stopSignal{sig: os.Interrupt, force: make(chan struct{})})
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("SIGINT waited for the drain delay")
+		}
+	})
 }

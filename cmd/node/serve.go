@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/fraiseql/subscriptions/auth"
@@ -102,8 +104,10 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 			WriteTimeout:   cfg.WS.WriteTimeout,
 			OriginPatterns: cfg.WS.OriginPatterns,
 		},
-		WriteDelay: cfg.WS.WriteDelay,
-		Logger:     log,
+		WriteDelay:  cfg.WS.WriteDelay,
+		DrainDelay:  cfg.Shutdown.DrainDelay,
+		DrainWindow: cfg.Shutdown.DrainWindow,
+		Logger:      log,
 	}, cl)
 	if err != nil {
 		return usageError{err}
@@ -126,9 +130,28 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	printWelcome(stdout, n.Addr(), n.OpsAddr(), cfg, cl.ClientURL(), schema)
 
 	<-ctx.Done()
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Timeout)
 	defer cancel()
+	if sig, ok := errors.AsType[stopSignal](context.Cause(ctx)); ok {
+		go func() { // ends with sctx (cancelled on return)
+			select {
+			case <-sig.force:
+				log.Warn("second signal: stopping now")
+				cancel()
+			case <-sctx.Done():
+			}
+		}()
+		if sig.sig == syscall.SIGTERM {
+			err := n.Drain(sctx)
+			select {
+			case <-sig.force: // asked for: the remaining sockets were dropped
+				return nil
+			default:
+				return err
+			}
+		}
+	}
+	log.Info("shutting down")
 	return n.Shutdown(sctx)
 }
 
