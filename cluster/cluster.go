@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -34,6 +35,7 @@ type Cluster struct {
 	cfg        Config
 	log        *slog.Logger
 	srv        *server.Server // nil when connected to an external server
+	srvPass    string         // the embedded server's generated password
 	nc         *nats.Conn
 	js         jetstream.JetStream
 	maxMsgSize int // effective body limit (see Open)
@@ -99,10 +101,11 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, manageStream bool) 
 
 	url := cfg.URL
 	if url == "" {
-		if c.srv, err = startEmbedded(cfg, log); err != nil {
+		c.srvPass = newEmbeddedPassword()
+		if c.srv, err = startEmbedded(cfg, c.srvPass, log); err != nil {
 			return nil, err
 		}
-		url = c.srv.ClientURL()
+		url = c.EmbeddedURL()
 	}
 	if c.nc, err = nats.Connect(url, c.connOptions()...); err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", redactURL(url), err)
@@ -381,13 +384,32 @@ func (c *Cluster) closeConn() {
 	}
 }
 
-// ClientURL returns a URL NATS clients can use: the embedded server's
-// actual address, or the URL currently connected to.
+// ClientURL returns the address of the NATS server, without credentials
+// (safe to log or print): the embedded server's actual address, or the
+// URL currently connected to. The embedded server refuses clients that
+// do not authenticate; see EmbeddedURL.
 func (c *Cluster) ClientURL() string {
 	if c.srv != nil {
 		return c.srv.ClientURL()
 	}
 	return c.nc.ConnectedUrlRedacted()
+}
+
+// EmbeddedURL returns the embedded server's URL with its credentials,
+// nats://fraiseql:<password>@host:port, which any NATS client accepts
+// (nats.go, the nats CLI's --server). The password is random and new at
+// every start, so the URL is a secret: keep it in a file only its owner
+// can read. It is "" when connected to an external server.
+func (c *Cluster) EmbeddedURL() string {
+	if c.srv == nil {
+		return ""
+	}
+	u, err := url.Parse(c.srv.ClientURL())
+	if err != nil { // the server formats it; never happens
+		return ""
+	}
+	u.User = url.UserPassword(EmbeddedUser, c.srvPass)
+	return u.String()
 }
 
 // Prefix returns the subject prefix.
