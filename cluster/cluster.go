@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -34,14 +35,22 @@ type Cluster struct {
 	cfg        Config
 	log        *slog.Logger
 	srv        *server.Server // nil when connected to an external server
+	srvPass    string         // the embedded server's generated password
 	nc         *nats.Conn
 	js         jetstream.JetStream
 	maxMsgSize int // effective body limit (see Open)
 	metrics    *metrics
 
 	// streamID identifies the stream incarnation in cursors: its Created
-	// time in unix nanoseconds.
+	// time in unix nanoseconds. Set through setStreamID.
 	streamID atomic.Int64
+
+	// cursor is what Cursor and ParseCursor use: nil until Open has
+	// loaded the cursor keys (never on a Cluster from Connect).
+	cursor atomic.Pointer[cursorState]
+	// cursorMu serializes the replacements of cursor.
+	cursorMu   sync.Mutex
+	cursorKeys []cursorKey // guarded by cursorMu
 
 	closed atomic.Bool
 
@@ -51,7 +60,9 @@ type Cluster struct {
 }
 
 // Open connects to NATS and makes sure the event stream exists with cfg's
-// settings, creating or updating it.
+// settings, creating or updating it, and loads the deployment's cursor
+// key (Config.CursorKeyFile, or the KV bucket CursorKeyBucket, where the
+// first node stores a random one).
 //
 // With cfg.URL empty it first starts an embedded JetStream server on
 // cfg.Embedded's address (a random port unless one is set) and waits
@@ -66,8 +77,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Cluster, error) {
 
 // Connect is Open for clients such as a one-shot publisher: it connects to
 // the external servers in cfg.URL (required; nothing is embedded) and
-// looks the stream up without creating or changing it. Close it as a
-// Cluster from Open.
+// looks the stream up without creating or changing it. It does not load
+// the cursor key: its Cursor returns "" and its ParseCursor fails. Close
+// it as a Cluster from Open.
 func Connect(ctx context.Context, cfg Config, log *slog.Logger) (*Cluster, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("nats.url: required to connect without starting a server")
@@ -99,10 +111,11 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, manageStream bool) 
 
 	url := cfg.URL
 	if url == "" {
-		if c.srv, err = startEmbedded(cfg, log); err != nil {
+		c.srvPass = newEmbeddedPassword()
+		if c.srv, err = startEmbedded(cfg, c.srvPass, log); err != nil {
 			return nil, err
 		}
-		url = c.srv.ClientURL()
+		url = c.EmbeddedURL()
 	}
 	if c.nc, err = nats.Connect(url, c.connOptions()...); err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", redactURL(url), err)
@@ -132,6 +145,9 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, manageStream bool) 
 		return c, nil
 	}
 	if err := c.ensureStream(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.loadCursorKeys(ctx); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -200,7 +216,7 @@ func (c *Cluster) ensureStream(ctx context.Context) error {
 	case !slices.Contains(got.Subjects, want.Subjects[0]):
 		return fmt.Errorf("stream %q has subjects %v, want %q", want.Name, got.Subjects, want.Subjects[0])
 	}
-	c.streamID.Store(info.Created.UnixNano())
+	c.setStreamID(info.Created.UnixNano())
 	c.log.Info("event stream ready", "stream", want.Name, "subjects", got.Subjects,
 		"max_age", got.MaxAge, "max_bytes", got.MaxBytes, "replicas", got.Replicas,
 		"first_seq", info.State.FirstSeq, "last_seq", info.State.LastSeq)
@@ -381,13 +397,32 @@ func (c *Cluster) closeConn() {
 	}
 }
 
-// ClientURL returns a URL NATS clients can use: the embedded server's
-// actual address, or the URL currently connected to.
+// ClientURL returns the address of the NATS server, without credentials
+// (safe to log or print): the embedded server's actual address, or the
+// URL currently connected to. The embedded server refuses clients that
+// do not authenticate; see EmbeddedURL.
 func (c *Cluster) ClientURL() string {
 	if c.srv != nil {
 		return c.srv.ClientURL()
 	}
 	return c.nc.ConnectedUrlRedacted()
+}
+
+// EmbeddedURL returns the embedded server's URL with its credentials,
+// nats://fraiseql:<password>@host:port, which any NATS client accepts
+// (nats.go, the nats CLI's --server). The password is random and new at
+// every start, so the URL is a secret: keep it in a file only its owner
+// can read. It is "" when connected to an external server.
+func (c *Cluster) EmbeddedURL() string {
+	if c.srv == nil {
+		return ""
+	}
+	u, err := url.Parse(c.srv.ClientURL())
+	if err != nil { // the server formats it; never happens
+		return ""
+	}
+	u.User = url.UserPassword(EmbeddedUser, c.srvPass)
+	return u.String()
 }
 
 // Prefix returns the subject prefix.
@@ -427,7 +462,7 @@ func (c *Cluster) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error)
 	}
 	info := st.CachedInfo()
 	id := info.Created.UnixNano()
-	if old := c.streamID.Swap(id); old != 0 && old != id {
+	if old := c.setStreamID(id); old != 0 && old != id {
 		c.log.Warn("event stream was recreated; older cursors are expired", "stream", c.cfg.Stream)
 	}
 	return info, nil

@@ -139,7 +139,7 @@ func TestStreamSettingsCreatedAndUpdated(t *testing.T) {
 		t.Fatal("updating the stream changed its identity")
 	}
 	// Cursors survive an update.
-	if _, err := c2.ParseCursor(c1.Cursor(7)); err != nil {
+	if _, err := c2.ParseCursor("acme", c1.Cursor("acme", 7)); err != nil {
 		t.Fatalf("ParseCursor across update: %v", err)
 	}
 }
@@ -217,7 +217,7 @@ func TestPublishConsumeOrder(t *testing.T) {
 		if string(e.Data) != `{"n":`+strconv.Itoa(i)+`}` || e.Time.IsZero() {
 			t.Fatalf("event %d: data %q time %v", i, e.Data, e.Time)
 		}
-		if seq, err := c.ParseCursor(e.Cursor); err != nil || seq != e.Seq {
+		if seq, err := c.ParseCursor(e.Tenant, e.Cursor); err != nil || seq != e.Seq {
 			t.Fatalf("event %d: cursor -> %d, %v", i, seq, err)
 		}
 	}
@@ -319,20 +319,21 @@ func TestCursor(t *testing.T) {
 	srv := clustertest.RunServer(t)
 	c := open(t, cluster.Config{URL: srv})
 	for _, seq := range []uint64{0, 1, 42, 1<<64 - 1} {
-		cur := c.Cursor(seq)
-		if got, err := c.ParseCursor(cur); err != nil || got != seq {
+		cur := c.Cursor("acme", seq)
+		if got, err := c.ParseCursor("acme", cur); err != nil || got != seq {
 			t.Fatalf("ParseCursor(Cursor(%d)) = %d, %v", seq, got, err)
 		}
 		if url.PathEscape(cur) != cur || len(cur) != 28 {
 			t.Fatalf("cursor %q is not URL-safe or not 28 chars", cur)
 		}
 	}
-	cur := c.Cursor(42)
+	cur := c.Cursor("acme", 42)
+	// (Characters 1 to 6 hold the stream tag: see TestCursorBitFlips.)
 	for _, bad := range []string{
 		"", "x", cur[:27], cur + "A", strings.Repeat("A", 28), "!" + cur[1:],
-		flip(cur, 0), flip(cur, 5), flip(cur, 15), flip(cur, 27),
+		flip(cur, 0), flip(cur, 7), flip(cur, 15), flip(cur, 27),
 	} {
-		if _, err := c.ParseCursor(bad); !errors.Is(err, cluster.ErrBadCursor) {
+		if _, err := c.ParseCursor("acme", bad); !errors.Is(err, cluster.ErrBadCursor) {
 			t.Errorf("ParseCursor(%q) = %v, want ErrBadCursor", bad, err)
 		}
 	}
@@ -343,16 +344,16 @@ func TestCursor(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2 := openAfterDelete(t, cluster.Config{URL: srv})
-	if _, err := c2.ParseCursor(cur); !errors.Is(err, cluster.ErrCursorExpired) {
+	if _, err := c2.ParseCursor("acme", cur); !errors.Is(err, cluster.ErrCursorExpired) {
 		t.Fatalf("cursor from the old stream: %v, want ErrCursorExpired", err)
 	}
 	if err := c.Ready(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.ParseCursor(cur); !errors.Is(err, cluster.ErrCursorExpired) {
+	if _, err := c.ParseCursor("acme", cur); !errors.Is(err, cluster.ErrCursorExpired) {
 		t.Fatalf("old Cluster, cursor from the old stream: %v, want ErrCursorExpired", err)
 	}
-	if c.Cursor(1) != c2.Cursor(1) {
+	if c.Cursor("acme", 1) != c2.Cursor("acme", 1) {
 		t.Fatal("two Clusters on one stream disagree on cursors")
 	}
 }
@@ -387,8 +388,12 @@ func TestConnect(t *testing.T) {
 	if err != nil || r.Seq != 1 {
 		t.Fatalf("Publish = %+v, %v", r, err)
 	}
-	if c.Cursor(1) != node.Cursor(1) {
-		t.Fatal("Connect and Open disagree on cursors")
+	// A publisher needs no cursor key, and may not be allowed to read it.
+	if cur := c.Cursor("acme", 1); cur != "" {
+		t.Fatalf("Cursor on a Cluster from Connect = %q, want \"\"", cur)
+	}
+	if _, err := c.ParseCursor("acme", node.Cursor("acme", 1)); !errors.Is(err, cluster.ErrBadCursor) {
+		t.Fatalf("ParseCursor on a Cluster from Connect = %v, want ErrBadCursor", err)
 	}
 }
 

@@ -90,6 +90,13 @@ type Config struct {
 	// for deduplication. It must not exceed MaxAge. Zero value means 2m.
 	DuplicateWindow time.Duration
 
+	// CursorKeyFile is a file holding the deployment's cursor key: one
+	// line of 32 bytes in base64 or hex (`openssl rand -base64 32`); more
+	// lines are earlier keys, still accepted when parsing (rotation). Every
+	// node must read the same file. Zero value means the key in the KV
+	// bucket CursorKeyBucket, created at random by the first node.
+	CursorKeyFile string
+
 	// Name names this node's NATS connection and prefixes its consumer
 	// names. Zero value means "<hostname>-<pid>".
 	Name string

@@ -22,7 +22,7 @@ type Event struct {
 	Seq     uint64    // stream sequence
 	Time    time.Time // when the stream stored it
 	Data    []byte    // body as published
-	Cursor  string    // Cluster.Cursor(Seq), computed once per event
+	Cursor  string    // Cluster.Cursor(Tenant, Seq), computed once per event
 }
 
 // Consumer is a running Consume. Stop ends it.
@@ -272,7 +272,7 @@ func (c *Cluster) event(msg jetstream.Msg, meta *jetstream.MsgMetadata, tenant, 
 		Seq:     seq,
 		Time:    meta.Timestamp,
 		Data:    msg.Data(),
-		Cursor:  c.Cursor(seq),
+		Cursor:  c.Cursor(tenant, seq),
 	}
 }
 

@@ -14,11 +14,14 @@
 //
 // # Cursors
 //
-// A cursor is an opaque, URL-safe string naming a stream sequence. It
-// also carries the stream's identity (its creation time), so a cursor
-// from a deleted and recreated stream is refused (ErrCursorExpired)
-// instead of pointing at someone else's events; a checksum makes an
-// altered cursor ErrBadCursor. See cursor.go for the layout. Replay
+// A cursor is an opaque, URL-safe string naming a stream sequence for
+// one tenant. The sequence is encrypted under the deployment's cursor key
+// (shared by every node through a KV bucket, or a key file) together with
+// a MAC of the stream's identity and the tenant, so a cursor reveals no
+// traffic volume, cannot be forged or altered (ErrBadCursor) and is
+// useless to another tenant; a cursor from a deleted and recreated stream
+// is refused (ErrCursorExpired) instead of pointing at someone else's
+// events. See cursor.go for the layout. Replay
 // resumes after a cursor's sequence and returns the sequence from which
 // live events (Consume) take over, with no gap and no duplicate.
 //

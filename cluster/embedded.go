@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -9,15 +11,31 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // embeddedReadyTimeout bounds how long Open waits for the embedded server
 // to accept connections.
 const embeddedReadyTimeout = 30 * time.Second
 
+// EmbeddedUser is the user name of the embedded server's one client
+// account; its password is generated at every start (see EmbeddedURL).
+const EmbeddedUser = "fraiseql"
+
+// newEmbeddedPassword returns 32 random bytes, base64url: URL-safe, so it
+// can sit in a URL's userinfo unescaped.
+func newEmbeddedPassword() string {
+	var b [32]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
 // startEmbedded starts a JetStream-enabled NATS server in this process and
-// waits until it accepts client connections.
-func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
+// waits until it accepts client connections. The server refuses anonymous
+// clients: only EmbeddedUser with password may connect, so another local
+// process that finds the port can neither read nor write any tenant's
+// events, nor reach the JetStream API.
+func startEmbedded(cfg Config, password string, log *slog.Logger) (*server.Server, error) {
 	e := cfg.Embedded
 	port := e.Port
 	if port == 0 {
@@ -28,6 +46,12 @@ func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
 	if err := os.MkdirAll(e.StoreDir, 0o700); err != nil {
 		return nil, fmt.Errorf("nats.embedded.store_dir: %w", err)
 	}
+	// The server keeps only a bcrypt hash. The password is 256 random
+	// bits, so the lowest cost loses nothing and keeps connecting cheap.
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded nats: %w", err)
+	}
 	opts := &server.Options{
 		ServerName: e.ServerName,
 		Host:       e.Host,
@@ -37,6 +61,7 @@ func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
 		// Room for a MaxMsgSize body plus headers (the server counts both).
 		MaxPayload: cfg.MaxMsgSize + headerRoom,
 		NoSigs:     true, // signals belong to cmd/node
+		Users:      []*server.User{{Username: EmbeddedUser, Password: string(hash)}},
 	}
 	if e.ClusterName != "" {
 		opts.Cluster = server.ClusterOpts{

@@ -1,6 +1,9 @@
 package cluster
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrBadTenant means a tenant is not one subject token of [A-Za-z0-9_-], 1 to 64 bytes.
@@ -15,8 +18,11 @@ var (
 	// ErrBadCursor means a cursor string is malformed or was altered.
 	ErrBadCursor = errors.New("cluster: bad cursor")
 
-	// ErrCursorExpired means a cursor belongs to another stream, or retention removed events after it.
+	// ErrCursorExpired means a cursor belongs to another stream or cursor key, or retention removed events after it.
 	ErrCursorExpired = errors.New("cluster: cursor expired")
+
+	// ErrCursorFormat means a cursor has an earlier format, no longer accepted; it is also ErrCursorExpired.
+	ErrCursorFormat = fmt.Errorf("%w: cursor format changed", ErrCursorExpired)
 
 	// ErrClosed means the Cluster was closed.
 	ErrClosed = errors.New("cluster: closed")

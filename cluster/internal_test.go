@@ -27,23 +27,36 @@ func TestParseSubject(t *testing.T) {
 	}
 }
 
-// FuzzDecodeCursor checks that no input panics the decoder and that every
-// accepted input re-encodes to itself (one cursor per position).
+// fuzzCursorState is a cursor state with a fixed key and stream.
+func fuzzCursorState(t testing.TB) *cursorState {
+	keys, err := parseCursorKeys([]byte("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newCursorState(keys, 1700000000000000000)
+}
+
+// FuzzDecodeCursor checks that no input panics the decoder, that every
+// refusal is ErrBadCursor or ErrCursorExpired, and that every accepted
+// input re-encodes to itself (one cursor per position and tenant).
 func FuzzDecodeCursor(f *testing.F) {
-	f.Add(encodeCursor(1700000000000000000, 42))
-	f.Add(encodeCursor(0, 0))
-	f.Add("")
-	f.Add("AAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-	f.Fuzz(func(t *testing.T, s string) {
-		id, seq, err := decodeCursor(s)
+	st := fuzzCursorState(f)
+	f.Add("acme", st.encode("acme", 42))
+	f.Add("acme", st.encode("acme", 0))
+	f.Add("t", st.encode("acme", 1))
+	f.Add("acme", "")
+	f.Add("acme", "AAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	f.Add("acme", "AQAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	f.Fuzz(func(t *testing.T, tenant, s string) {
+		seq, err := st.decode(tenant, s)
 		if err != nil {
-			if !errors.Is(err, ErrBadCursor) {
-				t.Fatalf("decodeCursor(%q) = %v, want ErrBadCursor", s, err)
+			if !errors.Is(err, ErrBadCursor) && !errors.Is(err, ErrCursorExpired) {
+				t.Fatalf("decode(%q, %q) = %v, want ErrBadCursor or ErrCursorExpired", tenant, s, err)
 			}
 			return
 		}
-		if got := encodeCursor(id, seq); got != s {
-			t.Fatalf("decodeCursor(%q) re-encodes to %q", s, got)
+		if got := st.encode(tenant, seq); got != s {
+			t.Fatalf("decode(%q, %q) = %d re-encodes to %q", tenant, s, seq, got)
 		}
 	})
 }

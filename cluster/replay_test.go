@@ -17,7 +17,7 @@ func replayAll(t *testing.T, c *cluster.Cluster, tenant, topic string, after uin
 		if e.Tenant != tenant || e.Topic != topic {
 			t.Errorf("replayed %s/%s on %s/%s", e.Tenant, e.Topic, tenant, topic)
 		}
-		if got, err := c.ParseCursor(e.Cursor); err != nil || got != e.Seq {
+		if got, err := c.ParseCursor(e.Tenant, e.Cursor); err != nil || got != e.Seq {
 			t.Errorf("cursor of seq %d -> %d, %v", e.Seq, got, err)
 		}
 		seqs = append(seqs, e.Seq)

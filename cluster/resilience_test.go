@@ -88,6 +88,10 @@ func TestR3Cluster(t *testing.T) {
 	if got := streamConfig(t, c, "EVENTS").Replicas; got != 3 {
 		t.Fatalf("replicas = %d, want 3", got)
 	}
+	// The cursor key is as durable as the events it serves.
+	if got := streamConfig(t, c, "KV_"+cluster.CursorKeyBucket).Replicas; got != 3 {
+		t.Fatalf("bucket %s replicas = %d, want 3", cluster.CursorKeyBucket, got)
+	}
 	// A second node on another server sees the same stream and cursors.
 	c2 := open(t, cluster.Config{URL: urls[2], Replicas: 3})
 	events := make(chan *cluster.Event, 100)
@@ -105,7 +109,7 @@ func TestR3Cluster(t *testing.T) {
 		if e.Seq != w {
 			t.Fatalf("seq %d, want %d", e.Seq, w)
 		}
-		if seq, err := c.ParseCursor(e.Cursor); err != nil || seq != w {
+		if seq, err := c.ParseCursor(e.Tenant, e.Cursor); err != nil || seq != w {
 			t.Fatalf("cursor from node 2 on node 1: %d, %v", seq, err)
 		}
 	}

@@ -144,7 +144,7 @@ func benchEvent(n *Node) *cluster.Event {
 		Tenant:  "public",
 		Topic:   "chat.r1",
 		Data:    []byte(`{"id":"7","room":"r1","text":"hello there","author":{"name":"ann","id":"u1"},"createdAt":"2026-11-27T00:00:00Z"}`),
-		Cursor:  n.cl.Cursor(1),
+		Cursor:  n.cl.Cursor("public", 1),
 	}
 }
 

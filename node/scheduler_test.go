@@ -19,7 +19,7 @@ func roomEvent(n *Node, room string, seq uint64) *cluster.Event {
 		Topic:   "chat." + room,
 		Seq:     seq,
 		Data:    fmt.Appendf(nil, `{"id":"%d","room":%q,"text":"t","author":{"name":"a"}}`, seq, room),
-		Cursor:  n.cl.Cursor(seq),
+		Cursor:  n.cl.Cursor("public", seq),
 	}
 }
 

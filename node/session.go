@@ -129,8 +129,10 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 	}
 	var after uint64
 	if cursor != "" {
-		after, err = n.cl.ParseCursor(cursor)
+		after, err = n.cl.ParseCursor(s.tenant, cursor)
 		switch {
+		case errors.Is(err, cluster.ErrCursorFormat):
+			return s.refuse(CodeCursorExpired, "cursor format changed; resubscribe without a cursor")
 		case errors.Is(err, cluster.ErrCursorExpired):
 			return s.refuse(CodeCursorExpired, "cursor is older than the stream's retention; resubscribe without a cursor")
 		case err != nil:

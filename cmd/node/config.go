@@ -108,7 +108,11 @@ type NATSConfig struct {
 	MaxBytes        int64         `yaml:"max_bytes"`
 	Replicas        int           `yaml:"replicas"`
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
-	Embedded        EmbeddedNATS  `yaml:"embedded"`
+	// CursorKeyFile holds the key that authenticates cursors (one base64
+	// or hex 32-byte key per line, the first current); empty keeps it in
+	// the KV bucket fraiseql_cursor. See docs/security.md, Cursors.
+	CursorKeyFile string       `yaml:"cursor_key_file"`
+	Embedded      EmbeddedNATS `yaml:"embedded"`
 }
 
 // EmbeddedNATS configures the embedded server.
@@ -348,6 +352,7 @@ func (c Config) clusterConfig() cluster.Config {
 		MaxBytes:        n.MaxBytes,
 		Replicas:        n.Replicas,
 		DuplicateWindow: n.DuplicateWindow,
+		CursorKeyFile:   n.CursorKeyFile,
 		MaxMsgSize:      int32(c.Limits.WithDefaults().MaxEventBytes),
 		Embedded: cluster.EmbeddedConfig{
 			Host:     n.Embedded.Host,

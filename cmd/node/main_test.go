@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 )
 
@@ -294,11 +297,42 @@ func TestTour(t *testing.T) {
 
 func TestNATSURLFileRemovedAtShutdown(t *testing.T) {
 	dataDir := t.TempDir()
+	// A stale nats.url that others could read (an older node's, or made
+	// by hand) must not keep its mode once it holds a password.
+	if err := os.WriteFile(filepath.Join(dataDir, natsURLFile), []byte("nats://127.0.0.1:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	t.Run("serve", func(t *testing.T) {
 		serveForTest(t, []string{"FRAISEQL_DATA_DIR=" + dataDir})
-		if _, err := os.Stat(filepath.Join(dataDir, natsURLFile)); err != nil {
+		fi, err := os.Stat(filepath.Join(dataDir, natsURLFile))
+		if err != nil {
 			t.Fatalf("no nats.url while serving: %v", err)
 		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Fatalf("nats.url has mode %v, want 0600", fi.Mode().Perm())
+		}
+		b, err := os.ReadFile(filepath.Join(dataDir, natsURLFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		withCreds, err := url.Parse(strings.TrimSpace(string(b)))
+		if err != nil || withCreds.User == nil {
+			t.Fatalf("nats.url = %q, want a URL with credentials", b)
+		}
+		// The server refuses whoever does not present them.
+		anon := *withCreds
+		anon.User = nil
+		if nc, err := nats.Connect(anon.String(), nats.MaxReconnects(0)); !errors.Is(err, nats.ErrAuthorization) {
+			if nc != nil {
+				nc.Close()
+			}
+			t.Fatalf("anonymous connect to the embedded server = %v, want an authorization error", err)
+		}
+		nc, err := nats.Connect(withCreds.String(), nats.MaxReconnects(0))
+		if err != nil {
+			t.Fatalf("connect with nats.url: %v", err)
+		}
+		nc.Close()
 	})
 	if _, err := os.Stat(filepath.Join(dataDir, natsURLFile)); !os.IsNotExist(err) {
 		t.Errorf("nats.url left behind after shutdown: %v", err)

@@ -24,7 +24,11 @@ import (
 )
 
 // natsURLFile is where a node with an embedded NATS server writes its
-// client URL, so that `fraiseql-node publish` finds the server.
+// client URL, with the server's generated credentials
+// (nats://fraiseql:<password>@127.0.0.1:<port>), so that
+// `fraiseql-node publish` and other NATS clients run by the same user can
+// reach the server, and nobody else can. The file is 0600 and removed on
+// exit.
 const natsURLFile = "nats.url"
 
 func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
@@ -85,7 +89,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	}
 	defer cl.Close()
 	if cfg.NATS.URL == "" {
-		if err := writeNATSURL(cfg.DataDir, cl.ClientURL()); err != nil {
+		if err := writeNATSURL(cfg.DataDir, cl.EmbeddedURL()); err != nil {
 			return err
 		}
 		defer os.Remove(filepath.Join(cfg.DataDir, natsURLFile))
@@ -170,18 +174,39 @@ func loadSchema(path string) (*query.Schema, error) {
 	return s, nil
 }
 
-func writeNATSURL(dataDir, url string) error {
+// writeNATSURL writes url (which holds a password) to dataDir/nats.url,
+// readable by its owner only. It writes a new file and renames it over
+// the old one, so the mode is 0600 even when an older nats.url had
+// another, and a reader never sees a partial URL.
+func writeNATSURL(dataDir, url string) (err error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dataDir, natsURLFile), []byte(url+"\n"), 0o600); err != nil {
+	f, err := os.CreateTemp(dataDir, natsURLFile+".*") // mode 0600
+	if err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.WriteString(url + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	if err := os.Rename(f.Name(), filepath.Join(dataDir, natsURLFile)); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
 	return nil
 }
 
 func printWelcome(w io.Writer, addr, opsAddr string, cfg Config, natsURL string, schema *query.Schema) {
-	nats := "embedded NATS at " + natsURL + " (store " + cfg.clusterConfig().Embedded.StoreDir + ")"
+	nats := "embedded NATS at " + natsURL + " (store " + cfg.clusterConfig().Embedded.StoreDir + ";\n" +
+		"                           clients log in with the URL in " + filepath.Join(cfg.DataDir, natsURLFile) + ")"
 	if cfg.NATS.URL != "" {
 		nats = "NATS at " + natsURL
 	}

@@ -39,7 +39,7 @@ func TestSubscribeReceivesProjectedEventWithCursor(t *testing.T) {
 	seq := e.publish("chat.r1", `{"id":"7","room":"r1","text":"hi","secret":"not selected","author":{"name":"ann","email":"x"}}`)
 
 	m := c.expectType("next")
-	want := `{"data":{"messageAdded":{"id":"7","text":"hi","author":{"name":"ann"}}},"extensions":{"cursor":"` + e.cl.Cursor(seq) + `"}}`
+	want := `{"data":{"messageAdded":{"id":"7","text":"hi","author":{"name":"ann"}}},"extensions":{"cursor":"` + e.cl.Cursor("public", seq) + `"}}`
 	if string(m.Payload) != want {
 		t.Fatalf("payload\n got %s\nwant %s", m.Payload, want)
 	}
@@ -185,7 +185,7 @@ func TestLegacyGraphQLWSProtocol(t *testing.T) {
 	waitFor(t, 5*time.Second, "subscription", func() bool { return e.node.Stats().Subscriptions == 1 })
 	seq := e.publish("chat.r1", `{"id":"9","room":"r1","text":"legacy"}`)
 	m := c.expectType("data")
-	want := `{"data":{"messageAdded":{"id":"9","text":"legacy"}},"extensions":{"cursor":"` + e.cl.Cursor(seq) + `"}}`
+	want := `{"data":{"messageAdded":{"id":"9","text":"legacy"}},"extensions":{"cursor":"` + e.cl.Cursor("public", seq) + `"}}`
 	if m.ID != "1" || string(m.Payload) != want {
 		t.Fatalf("data %s, want id 1 payload %s", m.raw, want)
 	}
@@ -214,7 +214,7 @@ func TestThousandSubscribersOneSubject(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "1000 subscriptions", func() bool { return e.node.Stats().Subscriptions == subscribers })
 	seq := e.publish("chat.big", `{"id":"1","room":"big","text":"to all"}`)
-	want := `{"data":{"messageAdded":{"id":"1","text":"to all","author":null}},"extensions":{"cursor":"` + e.cl.Cursor(seq) + `"}}`
+	want := `{"data":{"messageAdded":{"id":"1","text":"to all","author":null}},"extensions":{"cursor":"` + e.cl.Cursor("public", seq) + `"}}`
 	var wg sync.WaitGroup
 	errs := make(chan string, subscribers)
 	for i, c := range clients {
@@ -292,7 +292,7 @@ func TestCursorErrors(t *testing.T) {
 	seq := e.publish("chat.r1", `{"id":"1","room":"r1","text":"old"}`)
 	e.publish("chat.r1", `{"id":"2","room":"r1","text":"old too"}`)
 	// Wait until retention removed both events, then resume from before them.
-	old := e.cl.Cursor(seq)
+	old := e.cl.Cursor("public", seq)
 	waitFor(t, 15*time.Second, "retention to expire events", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

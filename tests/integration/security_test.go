@@ -267,12 +267,17 @@ func TestRoleGuardedField(t *testing.T) {
 }
 
 func TestTokenExpiryAndRefresh(t *testing.T) {
-	e := authEnv(t)
+	v, err := auth.New(auth.Config{HS256Secret: testSecret, Audience: "fraiseql", ClockSkew: time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	e := startNode(t, startNATS(t), func(c *node.Config, _ *cluster.Config) { c.Auth = v })
 	short := func(sub string, d time.Duration) string {
 		return token(t, testSecret, "public", sub, jwt.MapClaims{"exp": time.Now().Add(d).Unix()})
 	}
-	// jwt exp has 1 s resolution, and the verifier allows clock skew; the
-	// node closes at exp itself.
+	// jwt exp has 1 s resolution; the node closes at exp plus the clock
+	// skew (1 s here), the leeway the token was verified with.
 	expiring := dialAs(t, e, short("x", 2*time.Second))
 	refreshed := dialAs(t, e, short("y", 2*time.Second))
 	refreshed.send(`{"type":"ping","payload":{"token":"` + short("y", time.Hour) + `"}}`)
@@ -281,5 +286,45 @@ func TestTokenExpiryAndRefresh(t *testing.T) {
 
 	hijack.expectClose(4403)
 	expiring.expectClose(4403)
-	refreshed.expectNothing(1500 * time.Millisecond) // past the first token's expiry
+	refreshed.expectNothing(1500 * time.Millisecond) // past the first token's expiry and skew
+}
+
+// TestCursorIsBoundToTenant: a cursor a client of one tenant received is
+// refused for another tenant (BAD_CURSOR) — it names a position in the
+// shared stream and must not become a way in — while its own tenant
+// resumes with it. A version 1 cursor (sequence in clear) is refused as
+// CURSOR_EXPIRED, saying the format changed.
+func TestCursorIsBoundToTenant(t *testing.T) {
+	e := authEnv(t)
+	acme := dialAs(t, e, token(t, testSecret, "acme", "a1", nil))
+	q := `subscription { messageAdded(room: "r1") { id text } }`
+	acme.subscribe("1", q, nil, "")
+	waitFor(t, 5*time.Second, "subscription", func() bool { return e.node.Stats().Subscriptions == 1 })
+	e.publishTo("acme", "chat.r1", `{"id":"1","room":"r1","text":"a"}`)
+	cursor := acme.next("1").Extensions.Cursor
+	e.publishTo("acme", "chat.r1", `{"id":"2","room":"r1","text":"b"}`)
+	acme.next("1")
+
+	globex := dialAs(t, e, token(t, testSecret, "globex", "g1", nil))
+	globex.subscribe("1", q, nil, cursor)
+	if got := globex.errorCode("1"); got != "BAD_CURSOR" {
+		t.Fatalf("acme's cursor on globex: %s, want BAD_CURSOR", got)
+	}
+
+	again := dialAs(t, e, token(t, testSecret, "acme", "a1", nil))
+	again.subscribe("1", q, nil, cursor)
+	var r result
+	json.Unmarshal(again.expectType("next").Payload, &r)
+	if got := string(r.Data["messageAdded"]); got != `{"id":"2","text":"b"}` {
+		t.Fatalf("acme resumed with %s, want event 2", got)
+	}
+
+	// Version 1: 0x01, stream identity, sequence, CRC-32 (a valid one).
+	again.subscribe("2", q, nil, "AReXnP42KgAAAAAAAAAAAAfqfFpv")
+	m := again.expectType("error")
+	var errs []gqlError
+	json.Unmarshal(m.Payload, &errs)
+	if len(errs) != 1 || errs[0].Extensions["code"] != "CURSOR_EXPIRED" || !strings.Contains(errs[0].Message, "format changed") {
+		t.Fatalf("version 1 cursor: %s, want CURSOR_EXPIRED saying the format changed", m.Payload)
+	}
 }

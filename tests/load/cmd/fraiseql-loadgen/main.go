@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.API, "api", "", "-server centrifugo -target: its HTTP API, http://127.0.0.1:PORT/api (loopback only)")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "-server centrifugo -target: its HTTP API key")
 	fs.StringVar(&cfg.Target, "target", "", "WebSocket endpoint of a running node, ws://127.0.0.1:PORT/graphql (loopback only)")
-	fs.StringVar(&cfg.NATSURL, "nats", "", "NATS URL to publish to, nats://127.0.0.1:PORT (default: <data-dir>/nats.url)")
+	fs.StringVar(&cfg.NATSURL, "nats", "", "NATS URL to publish to, nats://[user:password@]127.0.0.1:PORT (default: <data-dir>/nats.url, which holds the embedded server's credentials)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "the running node's data dir, to read nats.url from")
 	fs.StringVar(&cfg.OpsURL, "ops", "", "the running node's ops listener, for its /metrics (e.g. http://127.0.0.1:8081; default: the target's host)")
 	fs.IntVar(&cfg.ServerPID, "pid", 0, "the running node's PID, for CPU and RSS from /proc (default: from its /metrics)")
