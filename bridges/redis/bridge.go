@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,14 @@ type Bridge struct {
 	m    *metrics
 
 	leasePubSub, leaseStreams string
+
+	// legacyChannels maps each legacy channel to its source;
+	// legacyStreams are the sources that declare stream keys, in order.
+	legacyChannels map[string]*legacySource
+	legacyStreams  []*legacySource
+
+	// lastEnvelopeWarn is when warnEnvelope last logged (unix ns).
+	lastEnvelopeWarn atomic.Int64
 
 	pubsubStatus, streamsStatus bridges.StatusBox
 
@@ -65,6 +74,7 @@ func New(cfg Config, cl *cluster.Cluster, log *slog.Logger) (*Bridge, error) {
 		m:    newMetrics(),
 	}
 	b.leasePubSub, b.leaseStreams = cfg.leaseNames()
+	b.legacyChannels, b.legacyStreams = cfg.resolveLegacy()
 	// A follower is healthy: it stands by until it wins the lease.
 	b.pubsubStatus.Update(func(s *bridges.Status) { s.Name, s.Up = sourcePubSub, true })
 	b.streamsStatus.Update(func(s *bridges.Status) { s.Name, s.Up = sourceStreams, true })
@@ -80,14 +90,18 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if !b.running.CompareAndSwap(false, true) {
 		return errors.New("redis bridge: Run called twice")
 	}
+	for i, ls := range b.cfg.Legacy {
+		b.log.Info("redis legacy source: its envelopes name their tenant and topic", "config", legacyConfigKey(i),
+			"channels", ls.Channels, "streams", ls.Streams, "tenant", cmp.Or(ls.Tenant, b.cfg.Tenant), "tenants", ls.Tenants, "topics", ls.Topics)
+	}
 	var wg sync.WaitGroup
 	if !b.cfg.DisablePubSub {
-		b.log.Info("redis pub/sub source", "patterns", b.cfg.Patterns, "legacy_channels", b.cfg.LegacyChannels, "lease", b.leasePubSub)
+		b.log.Info("redis pub/sub source", "patterns", b.cfg.Patterns, "legacy_channels", b.cfg.legacyChannelList(), "lease", b.leasePubSub)
 		wg.Go(func() { b.runSource(ctx, sourcePubSub, b.leasePubSub, &b.pubsubStatus, b.runPubSub) })
 	}
 	if !b.cfg.DisableStreams {
 		b.log.Info("redis streams source", "streams", b.cfg.Streams, "stream_pattern", b.cfg.StreamPattern,
-			"group", b.cfg.Group, "consumer", b.cfg.Consumer, "lease", b.leaseStreams)
+			"group", b.cfg.Group, "consumer", b.cfg.Consumer, "legacy_sources", len(b.legacyStreams), "lease", b.leaseStreams)
 		wg.Go(func() { b.runSource(ctx, sourceStreams, b.leaseStreams, &b.streamsStatus, b.runStreams) })
 	}
 	wg.Wait()
@@ -180,6 +194,24 @@ func (b *Bridge) publish(ctx context.Context, source string, ev event) error {
 		b.m.forwarded.WithLabelValues(source).Inc()
 	}
 	return nil
+}
+
+// envelopeWarnEvery spaces warnEnvelope's logs.
+const envelopeWarnEvery = time.Minute
+
+// warnEnvelope logs, at most once per envelopeWarnEvery, that a body
+// shaped as a legacy envelope arrived on a source not declared legacy and
+// was forwarded as it is: an operator migrating from FraiseQL may have
+// forgotten bridges.redis.legacy. It reports whether it logged.
+func (b *Bridge) warnEnvelope(now time.Time, source, what, name string) bool {
+	last := b.lastEnvelopeWarn.Load()
+	if now.UnixNano()-last < int64(envelopeWarnEvery) || !b.lastEnvelopeWarn.CompareAndSwap(last, now.UnixNano()) {
+		return false
+	}
+	b.log.Warn("redis bridge: a body shaped as a FraiseQL envelope was forwarded as it is, to the tenant and topic of its "+what+
+		"; envelopes are unwrapped only on sources declared in bridges.redis.legacy (or legacy_channels)",
+		"source", source, what, name, "every", envelopeWarnEvery)
+	return true
 }
 
 // setUp records a source's connection state.

@@ -52,11 +52,19 @@ type Config struct {
 	Patterns []string `yaml:"patterns"`
 
 	// LegacyChannels are plain channels (SUBSCRIBE) on which FraiseQL
-	// publishes envelopes, e.g. "fraiseql:events". Zero value means none.
+	// publishes envelopes, e.g. "fraiseql:events": shorthand for one
+	// Legacy source with these channels and no other settings, so their
+	// envelopes may name only Tenant. Zero value means none.
 	LegacyChannels []string `yaml:"legacy_channels"`
 
-	// Tenant is the tenant of envelopes without "tenant_id" and of stream
-	// entries. Zero value means "public".
+	// Legacy declares the sources that carry FraiseQL envelopes, each
+	// with the tenants and topics its envelopes may name. Only there does
+	// a body choose its tenant (and, on pub/sub, its topic). Zero value
+	// means none besides LegacyChannels.
+	Legacy []LegacySource `yaml:"legacy"`
+
+	// Tenant is the tenant of stream entries and the default tenant of
+	// legacy sources. Zero value means "public".
 	Tenant string `yaml:"tenant"`
 
 	// DisableStreams turns the Streams source off.
@@ -166,11 +174,6 @@ func (c Config) Validate() error {
 			return fmt.Errorf("bridges.redis.patterns[%d] %q: %v", i, p, err)
 		}
 	}
-	for i, ch := range c.LegacyChannels {
-		if ch == "" {
-			return fmt.Errorf("bridges.redis.legacy_channels[%d] is empty", i)
-		}
-	}
 	for i, k := range c.Streams {
 		if k == "" {
 			return fmt.Errorf("bridges.redis.streams[%d] is empty", i)
@@ -178,6 +181,9 @@ func (c Config) Validate() error {
 		if strings.HasSuffix(k, deadSuffix) {
 			return fmt.Errorf("bridges.redis.streams[%d] %q: keys ending in %q are dead-letter streams", i, k, deadSuffix)
 		}
+	}
+	if err := c.validateLegacy(); err != nil {
+		return err
 	}
 	switch {
 	case c.DisablePubSub && c.DisableStreams:
@@ -216,8 +222,7 @@ func (c Config) leaseNames() (pubsub, streams string) {
 	addr := redactURL(c.URL)
 	ps := slices.Clone(c.Patterns)
 	slices.Sort(ps)
-	lc := slices.Clone(c.LegacyChannels)
-	slices.Sort(lc)
+	lc := c.legacyChannelList()
 	pubsub = "redis-pubsub-" + shortHash(addr, "p", strings.Join(ps, "\x00"), "l", strings.Join(lc, "\x00"), c.Prefix, c.Tenant)
 	ks := slices.Clone(c.Streams)
 	slices.Sort(ks)

@@ -34,6 +34,25 @@ func TestConfigValidate(t *testing.T) {
 		{name: "tiny block", cfg: Config{BlockTimeout: time.Microsecond}, want: "bridges.redis.block_timeout"},
 		{name: "negative scan", cfg: Config{ScanInterval: -1}, want: "bridges.redis.scan_interval"},
 		{name: "short lease", cfg: Config{LeaseTTL: time.Millisecond}, want: "bridges.redis.lease_ttl"},
+		{name: "legacy sources", cfg: Config{LegacyChannels: []string{"a"}, Streams: []string{"k"}, Legacy: []LegacySource{
+			{Channels: []string{"b"}, Streams: []string{"k", "fraiseql:events:x", "other:*"}, Tenant: "acme", Tenants: []string{"globex", "initech"}, Topics: []string{"chat.*", "orders.>", ">"}},
+			{Streams: []string{"fraiseql:events:*"}, Tenants: []string{"*"}},
+		}}},
+		{name: "duplicate legacy channel", cfg: Config{LegacyChannels: []string{"a", "a"}}, want: "bridges.redis.legacy_channels[1]"},
+		{name: "legacy channel declared twice", cfg: Config{LegacyChannels: []string{"a"}, Legacy: []LegacySource{{Channels: []string{"a"}}}}, want: "bridges.redis.legacy[0].channels[0]"},
+		{name: "empty legacy source", cfg: Config{Legacy: []LegacySource{{Tenant: "acme"}}}, want: "bridges.redis.legacy[0]"},
+		{name: "empty legacy source channel", cfg: Config{Legacy: []LegacySource{{Channels: []string{""}}}}, want: "bridges.redis.legacy[0].channels[0]"},
+		{name: "empty legacy stream", cfg: Config{Legacy: []LegacySource{{Streams: []string{""}}}}, want: "bridges.redis.legacy[0].streams[0]"},
+		{name: "bad legacy stream pattern", cfg: Config{Legacy: []LegacySource{{Streams: []string{"a["}}}}, want: "bridges.redis.legacy[0].streams[0]"},
+		{name: "legacy stream not read", cfg: Config{Legacy: []LegacySource{{Streams: []string{"app:x"}}}}, want: "bridges.redis.legacy[0].streams[0]"},
+		{name: "legacy stream not read without a pattern", cfg: Config{StreamPattern: "-", Legacy: []LegacySource{{Streams: []string{"fraiseql:events:x"}}}}, want: "bridges.redis.legacy[0].streams[0]"},
+		{name: "bad legacy tenant", cfg: Config{Legacy: []LegacySource{{Channels: []string{"c"}, Tenant: "a.b"}}}, want: "bridges.redis.legacy[0].tenant"},
+		{name: "bad legacy tenants", cfg: Config{Legacy: []LegacySource{{Channels: []string{"c"}, Tenants: []string{"ok", ">"}}}}, want: "bridges.redis.legacy[0].tenants[1]"},
+		{name: "any tenant among others", cfg: Config{Legacy: []LegacySource{{Channels: []string{"c"}, Tenants: []string{"acme", "*"}}}}, want: "bridges.redis.legacy[0].tenants"},
+		{name: "empty topic pattern", cfg: Config{Legacy: []LegacySource{{Channels: []string{"c"}, Topics: []string{""}}}}, want: "bridges.redis.legacy[0].topics[0]"},
+		{name: "> not last", cfg: Config{Legacy: []LegacySource{{Channels: []string{"c"}, Topics: []string{"a.>.b"}}}}, want: "bridges.redis.legacy[0].topics[0]"},
+		{name: "partial wildcard", cfg: Config{Legacy: []LegacySource{{Channels: []string{"c"}, Topics: []string{"chat.r*"}}}}, want: "bridges.redis.legacy[0].topics[0]"},
+		{name: "empty topic token", cfg: Config{Legacy: []LegacySource{{Channels: []string{"c"}, Topics: []string{"chat..r"}}}}, want: "bridges.redis.legacy[0].topics[0]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,6 +85,50 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if p := (Config{Prefix: "app"}).withDefaults(); p.Patterns[0] != "app:*" || p.StreamPattern != "app:events:*" {
 		t.Fatalf("prefix-derived defaults: %+v", p)
+	}
+}
+
+func TestMatchTopic(t *testing.T) {
+	tests := []struct {
+		pattern, topic string
+		want           bool
+	}{
+		{"chat.r1", "chat.r1", true},
+		{"chat.r1", "chat.r2", false},
+		{"chat.*", "chat.r1", true},
+		{"chat.*", "chat", false},
+		{"chat.*", "chat.r1.x", false},
+		{"chat.>", "chat.r1", true},
+		{"chat.>", "chat.r1.x.y", true},
+		{"chat.>", "chat", false},
+		{">", "anything.at.all", true},
+		{"*", "one", true},
+		{"*", "one.two", false},
+		{"*.notifications", "users.notifications", true},
+		{"users.*.notifications", "users.bob.notifications", true},
+		{"users.*.notifications", "users.bob.audit", false},
+		{"chat", "chatroom", false},
+	}
+	for _, tc := range tests {
+		if got := matchTopic(tc.pattern, tc.topic); got != tc.want {
+			t.Errorf("matchTopic(%q, %q) = %v, want %v", tc.pattern, tc.topic, got, tc.want)
+		}
+	}
+}
+
+// TestLegacyLeaseUnchanged: legacy channels declared with either key lead
+// to the same lease name as the same legacy_channels did before, so nodes
+// of two versions never both ingest during a rolling upgrade.
+func TestLegacyLeaseUnchanged(t *testing.T) {
+	a := Config{LegacyChannels: []string{"x", "y"}}.withDefaults()
+	b := Config{LegacyChannels: []string{"y"}, Legacy: []LegacySource{{Channels: []string{"x"}, Tenants: []string{"*"}}}}.withDefaults()
+	ap, as := a.leaseNames()
+	bp, bs := b.leaseNames()
+	if ap != bp || as != bs {
+		t.Errorf("leases differ: %s %s / %s %s", ap, as, bp, bs)
+	}
+	if ap != "redis-pubsub-"+shortHash(redactURL(a.URL), "p", "fraiseql:*", "l", "x\x00y", "fraiseql", "public") {
+		t.Errorf("lease %s is not the one of earlier versions", ap)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/fraiseql/subscriptions/cluster"
@@ -14,19 +15,21 @@ import (
 // fraiseql_redis_bridge_rejected_total{reason} and the "reason" field of a
 // dead-letter entry.
 const (
-	reasonNotJSONObject = "not_json_object" // the body (or an envelope's data) is not a JSON object
-	reasonBadEnvelope   = "bad_envelope"    // an envelope field has the wrong type
-	reasonBadChannel    = "bad_channel"     // a pub/sub channel is not "<prefix>:<tenant>:<topic>"
-	reasonNoData        = "no_data"         // a stream entry has no "data" field
-	reasonBadTenant     = "bad_tenant"
-	reasonBadTopic      = "bad_topic"
+	reasonNotJSONObject = "not_json_object"    // the body (or an envelope's data) is not a JSON object
+	reasonBadEnvelope   = "bad_envelope"       // an envelope field has the wrong type
+	reasonBadChannel    = "bad_channel"        // a pub/sub channel is not "<prefix>:<tenant>:<topic>"
+	reasonNoData        = "no_data"            // a stream entry has no "data" field
+	reasonBadTenant     = "bad_tenant"         // not one subject token of [A-Za-z0-9_-], 1 to 64 bytes
+	reasonBadTopic      = "bad_topic"          // empty token, wildcard, whitespace, control character or too long
+	reasonTenantDenied  = "tenant_not_allowed" // a legacy envelope names a tenant its source may not write to
+	reasonTopicDenied   = "topic_not_allowed"  // a legacy source's event has a topic outside its topics
 	reasonTooLarge      = "too_large"
 	reasonPublishFailed = "publish_failed" // pub/sub only: JetStream kept failing; the event is dropped
 )
 
 // rejectReasons lists every reason, so each counter exists from the start.
 var rejectReasons = []string{reasonNotJSONObject, reasonBadEnvelope, reasonBadChannel, reasonNoData,
-	reasonBadTenant, reasonBadTopic, reasonTooLarge, reasonPublishFailed}
+	reasonBadTenant, reasonBadTopic, reasonTenantDenied, reasonTopicDenied, reasonTooLarge, reasonPublishFailed}
 
 // rejectError is an event that can never be published; reason is its label.
 type rejectError struct {
@@ -63,6 +66,10 @@ type event struct {
 	tenant, topic string
 	data          []byte
 	msgID         string // "" for none
+	// envelopeShaped: the body of a non-legacy source looks like an
+	// envelope; it is forwarded as it is (worth a warning to operators
+	// who forgot to declare a legacy source).
+	envelopeShaped bool
 }
 
 // envelope is FraiseQL's legacy event envelope, as its Redis event bus
@@ -70,10 +77,11 @@ type event struct {
 // "correlation_id"} and optionally "tenant_id". Only id, data, channel and
 // tenant_id matter here.
 type envelope struct {
-	id       string // "" when absent
-	channel  string
-	tenantID string // "" when absent
-	data     json.RawMessage
+	id        string // "" when absent
+	channel   string
+	tenantID  string
+	hasTenant bool // tenant_id is present and not null
+	data      json.RawMessage
 }
 
 // decodeObject parses body as a JSON object, keeping the values raw.
@@ -117,7 +125,7 @@ func parseEnvelope(obj map[string]json.RawMessage) (envelope, error) {
 		if err != nil {
 			return env, reject(reasonBadEnvelope, "envelope tenant_id: %v", err)
 		}
-		env.tenantID = t
+		env.tenantID, env.hasTenant = t, true
 	}
 	env.data = bytes.TrimSpace(obj["data"])
 	if len(env.data) == 0 || env.data[0] != '{' {
@@ -145,19 +153,6 @@ func scalarString(raw json.RawMessage) (string, error) {
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
-// fromEnvelope turns an envelope into an event; defaultTenant applies
-// when it has no tenant_id.
-func fromEnvelope(env envelope, defaultTenant string) event {
-	ev := event{tenant: env.tenantID, topic: env.channel, data: env.data}
-	if ev.tenant == "" {
-		ev.tenant = defaultTenant
-	}
-	if env.id != "" {
-		ev.msgID = "redis-" + env.id
-	}
-	return ev
-}
-
 // parseChannel splits a pub/sub channel "<prefix>:<tenant>:<topic>". The
 // topic is everything after the second ':' (it may hold more ':').
 func parseChannel(prefix, channel string) (tenant, topic string, ok bool) {
@@ -172,28 +167,103 @@ func parseChannel(prefix, channel string) (tenant, topic string, ok bool) {
 	return tenant, topic, true
 }
 
-// pubsubEvent turns a pub/sub message into an event. legacy is true for a
-// message on a LegacyChannels channel, which must carry an envelope.
-func pubsubEvent(cfg *Config, channel string, payload []byte, legacy bool) (event, error) {
+// pubsubEvent turns a pub/sub message into an event. src is the legacy
+// source that declares the channel, or nil. On a channel of the patterns
+// the channel decides tenant and topic and the body is the event, as it
+// is, whatever its shape; on a legacy channel the body must be an
+// envelope, routed by legacyEvent.
+func pubsubEvent(cfg *Config, channel string, payload []byte, src *legacySource) (event, error) {
 	obj, err := decodeObject(payload)
 	if err != nil {
 		return event{}, err
 	}
-	if isEnvelope(obj) {
+	if src != nil {
+		if !isEnvelope(obj) {
+			return event{}, reject(reasonBadEnvelope, "message on legacy channel %q is not an envelope", channel)
+		}
 		env, err := parseEnvelope(obj)
 		if err != nil {
 			return event{}, err
 		}
-		return fromEnvelope(env, cfg.Tenant), nil
-	}
-	if legacy {
-		return event{}, reject(reasonBadEnvelope, "message on legacy channel %q is not an envelope", channel)
+		ev, err := src.legacyEvent(env, env.channel, "legacy channel "+strconv.Quote(channel))
+		if err != nil {
+			return event{}, err
+		}
+		if env.id != "" {
+			ev.msgID = envelopeMsgID(ev.tenant, ev.topic, env.id)
+		}
+		return ev, nil
 	}
 	tenant, topic, ok := parseChannel(cfg.Prefix, channel)
 	if !ok {
 		return event{}, reject(reasonBadChannel, "channel %q is not %s:<tenant>:<topic>", channel, cfg.Prefix)
 	}
-	return event{tenant: tenant, topic: topic, data: bytes.TrimSpace(payload)}, nil
+	if err := validateRoute(tenant, topic); err != nil {
+		return event{}, err
+	}
+	return event{tenant: tenant, topic: topic, data: bytes.TrimSpace(payload), envelopeShaped: isEnvelope(obj)}, nil
+}
+
+// legacyEvent routes an envelope of legacy source s: its tenant_id when
+// present (a valid tenant that s allows) or else s's tenant, and topic (a
+// valid topic that s allows). where names the channel or key for errors.
+func (s *legacySource) legacyEvent(env envelope, topic, where string) (event, error) {
+	tenant := s.tenant
+	if env.hasTenant {
+		if err := cluster.ValidateTenant(env.tenantID); err != nil {
+			return event{}, reject(reasonBadTenant, "envelope tenant_id on %s: %v", where, err)
+		}
+		if !s.allowTenant(env.tenantID) {
+			return event{}, reject(reasonTenantDenied, "envelope tenant_id %q on %s: %s", env.tenantID, where, s.tenantRule())
+		}
+		tenant = env.tenantID
+	}
+	return s.event(tenant, topic, env.data, where)
+}
+
+// event checks an event of source s against its topics.
+func (s *legacySource) event(tenant, topic string, data []byte, where string) (event, error) {
+	if err := validateRoute(tenant, topic); err != nil {
+		return event{}, err
+	}
+	if !s.allowTopic(topic) {
+		return event{}, reject(reasonTopicDenied, "topic %q on %s does not match %s.topics %q", topic, where, s.name, s.topics)
+	}
+	return event{tenant: tenant, topic: topic, data: data}, nil
+}
+
+// tenantRule says which tenants s accepts, naming the setting.
+func (s *legacySource) tenantRule() string {
+	switch {
+	case s.name == legacyConfigKey(-1):
+		return fmt.Sprintf("%s accept only tenant %q; to allow more, declare the channel under bridges.redis.legacy with tenants", s.name, s.tenant)
+	case len(s.tenants) == 0:
+		return fmt.Sprintf("%s accepts only tenant %q; list more in %s.tenants", s.name, s.tenant, s.name)
+	}
+	return fmt.Sprintf("neither %q nor in %s.tenants", s.tenant, s.name)
+}
+
+// validateRoute checks tenant and topic as cluster.Subject will, so that
+// a bad one is rejected with its reason before anything is published.
+func validateRoute(tenant, topic string) error {
+	if err := cluster.ValidateTenant(tenant); err != nil {
+		return &rejectError{reason: reasonBadTenant, err: err}
+	}
+	if err := cluster.ValidateTopic(topic); err != nil {
+		return &rejectError{reason: reasonBadTopic, err: err}
+	}
+	return nil
+}
+
+// envelopeMsgID is the dedup id of a legacy envelope: its id within its
+// tenant and topic, so that no envelope can suppress (by reusing an id)
+// an event of a tenant or topic it may not write to.
+func envelopeMsgID(tenant, topic, id string) string {
+	s := "redis-" + shortHash(tenant, topic) + "-" + id
+	if len(s) > maxMsgID {
+		s = "redis-" + shortHash(tenant, topic) + "-h" + shortHash(id)
+	}
+	return s
 }
 
 // streamTopic is a stream key's topic: the key after "<prefix>:events:",
@@ -217,9 +287,13 @@ func streamMsgID(key, id string) string {
 	return s
 }
 
-// streamEvent turns a stream entry (its fields) into an event. The "data"
-// field holds the event body or an envelope; the topic is the key's.
-func streamEvent(cfg *Config, key, id string, values map[string]any) (event, error) {
+// streamEvent turns a stream entry (its fields) into an event. The key
+// decides the topic. src is the legacy source that declares the key, or
+// nil: then the tenant is Config.Tenant and the "data" field is the
+// event, as it is. On a legacy key, "data" may be an envelope: its data
+// is the event and its tenant_id, if present, the tenant (as s allows);
+// its channel is ignored.
+func streamEvent(cfg *Config, key, id string, values map[string]any, src *legacySource) (event, error) {
 	raw, ok := values["data"]
 	if !ok {
 		return event{}, reject(reasonNoData, "entry has no data field")
@@ -237,16 +311,28 @@ func streamEvent(cfg *Config, key, id string, values map[string]any) (event, err
 	if err != nil {
 		return event{}, err
 	}
-	ev := event{tenant: cfg.Tenant, topic: streamTopic(cfg.Prefix, key), data: bytes.TrimSpace(body), msgID: streamMsgID(key, id)}
+	topic := streamTopic(cfg.Prefix, key)
+	if src == nil {
+		if err := validateRoute(cfg.Tenant, topic); err != nil {
+			return event{}, err
+		}
+		return event{tenant: cfg.Tenant, topic: topic, data: bytes.TrimSpace(body), msgID: streamMsgID(key, id),
+			envelopeShaped: isEnvelope(obj)}, nil
+	}
+	where := "legacy stream " + strconv.Quote(key)
+	var ev event
 	if isEnvelope(obj) {
 		env, err := parseEnvelope(obj)
 		if err != nil {
 			return event{}, err
 		}
-		ev.data = env.data
-		if env.tenantID != "" {
-			ev.tenant = env.tenantID
+		ev, err = src.legacyEvent(env, topic, where)
+		if err != nil {
+			return event{}, err
 		}
+	} else if ev, err = src.event(src.tenant, topic, bytes.TrimSpace(body), where); err != nil {
+		return event{}, err
 	}
+	ev.msgID = streamMsgID(key, id)
 	return ev, nil
 }

@@ -1,9 +1,11 @@
 package redis
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -41,40 +43,109 @@ func TestParseChannel(t *testing.T) {
 	}
 }
 
+// testSources is a configuration with two legacy sources: the shorthand
+// legacy_channels ("events", fixed to the default tenant) and a source
+// for channel "multi" and keys "fraiseql:events:chat.*" that may name
+// acme and initech, for chat.> and orders.* topics only.
+func testSources(t testing.TB) (*Config, map[string]*legacySource, []*legacySource) {
+	t.Helper()
+	c := Config{LegacyChannels: []string{"events"}, Legacy: []LegacySource{{
+		Channels: []string{"multi"}, Streams: []string{"fraiseql:events:chat.*"}, Tenant: "acme",
+		Tenants: []string{"initech"}, Topics: []string{"chat.>", "orders.*"},
+	}}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c = c.withDefaults()
+	chans, streams := c.resolveLegacy()
+	return &c, chans, streams
+}
+
+func sameEvent(a, b event) bool {
+	return a.tenant == b.tenant && a.topic == b.topic && bytes.Equal(a.data, b.data) && a.msgID == b.msgID && a.envelopeShaped == b.envelopeShaped
+}
+
+func (e event) String() string {
+	return fmt.Sprintf("{tenant %q topic %q data %q msgID %q envelopeShaped %v}", e.tenant, e.topic, e.data, e.msgID, e.envelopeShaped)
+}
+
+func envJSON(id, tenant, channel, data string) string {
+	s := `{"event_type":"x","channel":` + strconv.Quote(channel) + `,"data":` + data
+	if id != "" {
+		s += `,"id":` + strconv.Quote(id)
+	}
+	if tenant != "-" {
+		s += `,"tenant_id":` + strconv.Quote(tenant)
+	}
+	return s + "}"
+}
+
 func TestPubSubEvent(t *testing.T) {
-	cfg := testConfig()
+	cfg, chans, _ := testSources(t)
+	forged := envJSON("f", "globex", "users.bob.notifications", `{"id":"f"}`)
 	tests := []struct {
 		name, channel, payload string
-		legacy                 bool
+		legacy                 bool // on the channel's legacy source (plain SUBSCRIBE)
 		want                   event
 		reason                 string
 	}{
 		{name: "plain event", channel: "fraiseql:public:chat.r1", payload: ` {"id":"1","room":"r1","text":"hi"} `,
 			want: event{tenant: "public", topic: "chat.r1", data: []byte(`{"id":"1","room":"r1","text":"hi"}`)}},
-		{name: "envelope without tenant_id", channel: "fraiseql:events",
-			payload: `{"id":"e1","event_type":"message_added","data":{"id":"1","room":"r1"},"channel":"chat.r1","timestamp":"2024-01-01T00:00:00Z","correlation_id":null}`,
-			want:    event{tenant: "public", topic: "chat.r1", data: []byte(`{"id":"1","room":"r1"}`), msgID: "redis-e1"}},
-		{name: "envelope with tenant_id on a legacy channel", channel: "events", legacy: true,
-			payload: `{"id":"e2","event_type":"x","data":{"a":1},"channel":"orders.7","tenant_id":"acme","timestamp":"t","correlation_id":"c"}`,
-			want:    event{tenant: "acme", topic: "orders.7", data: []byte(`{"a":1}`), msgID: "redis-e2"}},
-		{name: "envelope with numeric id", channel: "fraiseql:x:y",
-			payload: `{"id":42,"event_type":"x","data":{},"channel":"t"}`,
-			want:    event{tenant: "public", topic: "t", data: []byte(`{}`), msgID: "redis-42"}},
-		{name: "envelope without id has no dedup id", channel: "fraiseql:x:y",
-			payload: `{"event_type":"x","data":{},"channel":"t","tenant_id":null}`,
-			want:    event{tenant: "public", topic: "t", data: []byte(`{}`)}},
+		// The channel decides: an envelope on a pattern channel is the event, as it is.
+		{name: "forged envelope on a pattern channel stays on the channel's tenant and topic", channel: "fraiseql:acme:chat.r1", payload: forged,
+			want: event{tenant: "acme", topic: "chat.r1", data: []byte(forged), envelopeShaped: true}},
+		{name: "envelope without tenant_id on a pattern channel", channel: "fraiseql:acme:chat.r1", payload: envJSON("", "-", "audit", `{}`),
+			want: event{tenant: "acme", topic: "chat.r1", data: []byte(envJSON("", "-", "audit", `{}`)), envelopeShaped: true}},
+		{name: "pattern channel with a bad tenant", channel: "fraiseql:a*:chat", payload: `{}`, reason: reasonBadTenant},
+		{name: "pattern channel with a bad topic", channel: "fraiseql:acme:chat.>", payload: `{}`, reason: reasonBadTopic},
 		{name: "not json", channel: "fraiseql:public:chat", payload: `hello`, reason: reasonNotJSONObject},
 		{name: "json array", channel: "fraiseql:public:chat", payload: `[1,2]`, reason: reasonNotJSONObject},
 		{name: "truncated json", channel: "fraiseql:public:chat", payload: `{"a":`, reason: reasonNotJSONObject},
 		{name: "bad channel", channel: "fraiseql:events", payload: `{"a":1}`, reason: reasonBadChannel},
+
+		// legacy_channels: envelopes only, fixed to the bridge's tenant.
+		{name: "legacy envelope without tenant_id", channel: "events", legacy: true,
+			payload: `{"id":"e1","event_type":"message_added","data":{"id":"1","room":"r1"},"channel":"chat.r1","timestamp":"2024-01-01T00:00:00Z","correlation_id":null}`,
+			want:    event{tenant: "public", topic: "chat.r1", data: []byte(`{"id":"1","room":"r1"}`), msgID: envelopeMsgID("public", "chat.r1", "e1")}},
+		{name: "legacy envelope naming the source's tenant", channel: "events", legacy: true, payload: envJSON("e2", "public", "orders.7", `{"a":1}`),
+			want: event{tenant: "public", topic: "orders.7", data: []byte(`{"a":1}`), msgID: envelopeMsgID("public", "orders.7", "e2")}},
+		{name: "legacy_channels envelope naming another tenant", channel: "events", legacy: true, payload: forged, reason: reasonTenantDenied},
+		{name: "legacy envelope with numeric id", channel: "events", legacy: true, payload: `{"id":42,"event_type":"x","data":{},"channel":"t"}`,
+			want: event{tenant: "public", topic: "t", data: []byte(`{}`), msgID: envelopeMsgID("public", "t", "42")}},
+		{name: "legacy envelope without id has no dedup id", channel: "events", legacy: true, payload: `{"event_type":"x","data":{},"channel":"t","tenant_id":null}`,
+			want: event{tenant: "public", topic: "t", data: []byte(`{}`)}},
 		{name: "plain event on legacy channel", channel: "events", legacy: true, payload: `{"a":1}`, reason: reasonBadEnvelope},
-		{name: "envelope data not object", channel: "c", payload: `{"event_type":"x","data":"s","channel":"t"}`, reason: reasonNotJSONObject},
-		{name: "envelope channel not string", channel: "c", payload: `{"event_type":"x","data":{},"channel":7}`, reason: reasonBadEnvelope},
-		{name: "envelope tenant_id object", channel: "c", payload: `{"event_type":"x","data":{},"channel":"t","tenant_id":{}}`, reason: reasonBadEnvelope},
+		{name: "envelope data not object", channel: "events", legacy: true, payload: `{"event_type":"x","data":"s","channel":"t"}`, reason: reasonNotJSONObject},
+		{name: "envelope channel not string", channel: "events", legacy: true, payload: `{"event_type":"x","data":{},"channel":7}`, reason: reasonBadEnvelope},
+		{name: "envelope tenant_id object", channel: "events", legacy: true, payload: `{"event_type":"x","data":{},"channel":"t","tenant_id":{}}`, reason: reasonBadEnvelope},
+
+		// A legacy source with tenants and topics.
+		{name: "source default tenant", channel: "multi", legacy: true, payload: envJSON("m1", "-", "chat.r1", `{"id":"1"}`),
+			want: event{tenant: "acme", topic: "chat.r1", data: []byte(`{"id":"1"}`), msgID: envelopeMsgID("acme", "chat.r1", "m1")}},
+		{name: "allowed tenant", channel: "multi", legacy: true, payload: envJSON("m2", "initech", "orders.7", `{"id":"7"}`),
+			want: event{tenant: "initech", topic: "orders.7", data: []byte(`{"id":"7"}`), msgID: envelopeMsgID("initech", "orders.7", "m2")}},
+		{name: "tenant outside the source's", channel: "multi", legacy: true, payload: envJSON("m", "globex", "chat.r1", `{}`), reason: reasonTenantDenied},
+		{name: "topic outside the source's", channel: "multi", legacy: true, payload: envJSON("m", "acme", "users.bob.notifications", `{}`), reason: reasonTopicDenied},
+		{name: "topic one token short of chat.>", channel: "multi", legacy: true, payload: envJSON("m", "acme", "chat", `{}`), reason: reasonTopicDenied},
+		{name: "tenant with >", channel: "multi", legacy: true, payload: envJSON("m", ">", "chat.r1", `{}`), reason: reasonBadTenant},
+		{name: "tenant with *", channel: "multi", legacy: true, payload: envJSON("m", "*", "chat.r1", `{}`), reason: reasonBadTenant},
+		{name: "tenant with .", channel: "multi", legacy: true, payload: envJSON("m", "acme.x", "chat.r1", `{}`), reason: reasonBadTenant},
+		{name: "empty tenant", channel: "multi", legacy: true, payload: envJSON("m", "", "chat.r1", `{}`), reason: reasonBadTenant},
+		{name: "topic with >", channel: "multi", legacy: true, payload: envJSON("m", "acme", "chat.>", `{}`), reason: reasonBadTopic},
+		{name: "topic with *", channel: "multi", legacy: true, payload: envJSON("m", "acme", "chat.*", `{}`), reason: reasonBadTopic},
+		{name: "topic with an empty token", channel: "multi", legacy: true, payload: envJSON("m", "acme", "chat..r1", `{}`), reason: reasonBadTopic},
+		{name: "empty topic", channel: "multi", legacy: true, payload: envJSON("m", "acme", "", `{}`), reason: reasonBadTopic},
+		{name: "topic with a space", channel: "multi", legacy: true, payload: envJSON("m", "acme", "chat.r 1", `{}`), reason: reasonBadTopic},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := pubsubEvent(cfg, tc.channel, []byte(tc.payload), tc.legacy)
+			var src *legacySource
+			if tc.legacy {
+				if src = chans[tc.channel]; src == nil {
+					t.Fatalf("no legacy source for %q", tc.channel)
+				}
+			}
+			got, err := pubsubEvent(cfg, tc.channel, []byte(tc.payload), src)
 			if tc.reason != "" {
 				if r := reasonOf(err); r != tc.reason {
 					t.Fatalf("err = %v (reason %q), want reason %q", err, r, tc.reason)
@@ -84,33 +155,69 @@ func TestPubSubEvent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tc.want) {
-				t.Fatalf("got %+v\nwant %+v", got, tc.want)
+			if !sameEvent(got, tc.want) {
+				t.Fatalf("got  %s\nwant %s", got, tc.want)
 			}
 		})
 	}
 }
 
+// TestRejectionsNameTheSetting: a refusal by a legacy source's trust says
+// which setting to change.
+func TestRejectionsNameTheSetting(t *testing.T) {
+	cfg, chans, _ := testSources(t)
+	_, err := pubsubEvent(cfg, "events", []byte(envJSON("e", "globex", "chat.r1", `{}`)), chans["events"])
+	if err == nil || !strings.Contains(err.Error(), "bridges.redis.legacy_channels") || !strings.Contains(err.Error(), `"globex"`) {
+		t.Errorf("legacy_channels: %v", err)
+	}
+	_, err = pubsubEvent(cfg, "multi", []byte(envJSON("e", "globex", "chat.r1", `{}`)), chans["multi"])
+	if err == nil || !strings.Contains(err.Error(), "bridges.redis.legacy[0].tenants") {
+		t.Errorf("tenants: %v", err)
+	}
+	_, err = pubsubEvent(cfg, "multi", []byte(envJSON("e", "acme", "audit", `{}`)), chans["multi"])
+	if err == nil || !strings.Contains(err.Error(), "bridges.redis.legacy[0].topics") {
+		t.Errorf("topics: %v", err)
+	}
+}
+
 func TestStreamEvent(t *testing.T) {
-	cfg := testConfig()
-	key := "fraiseql:events:chat.r1"
+	cfg, _, sources := testSources(t)
+	key, other := "fraiseql:events:chat.r1", "fraiseql:events:orders.7"
+	forged := `{"id":"e","event_type":"x","channel":"users.bob.notifications","data":{"id":"2"},"tenant_id":"globex"}`
+	msgID := streamMsgID(key, "1-0")
 	tests := []struct {
 		name   string
+		key    string
 		values map[string]any
 		want   event
 		reason string
 	}{
-		{name: "data field", values: map[string]any{"data": `{"id":"1"}`},
-			want: event{tenant: "public", topic: "chat.r1", data: []byte(`{"id":"1"}`), msgID: "redis-stream-fraiseql:events:chat.r1-1-0"}},
-		{name: "envelope in data keeps the key's topic and the entry's id", values: map[string]any{"data": `{"id":"e","event_type":"x","channel":"other","data":{"id":"2"},"tenant_id":"acme"}`},
-			want: event{tenant: "acme", topic: "chat.r1", data: []byte(`{"id":"2"}`), msgID: "redis-stream-fraiseql:events:chat.r1-1-0"}},
-		{name: "no data", values: map[string]any{"x": "1"}, reason: reasonNoData},
-		{name: "data not object", values: map[string]any{"data": `"s"`}, reason: reasonNotJSONObject},
-		{name: "data not json", values: map[string]any{"data": `{nope`}, reason: reasonNotJSONObject},
+		{name: "data field", key: other, values: map[string]any{"data": `{"id":"1"}`},
+			want: event{tenant: "public", topic: "orders.7", data: []byte(`{"id":"1"}`), msgID: streamMsgID(other, "1-0")}},
+		// Not legacy: the key and the configured tenant decide; data is the event as it is.
+		{name: "forged envelope on a key not declared legacy", key: other, values: map[string]any{"data": forged},
+			want: event{tenant: "public", topic: "orders.7", data: []byte(forged), msgID: streamMsgID(other, "1-0"), envelopeShaped: true}},
+		{name: "no data", key: other, values: map[string]any{"x": "1"}, reason: reasonNoData},
+		{name: "data not object", key: other, values: map[string]any{"data": `"s"`}, reason: reasonNotJSONObject},
+		{name: "data not json", key: other, values: map[string]any{"data": `{nope`}, reason: reasonNotJSONObject},
+		{name: "bad topic from the key", key: "fraiseql:events:bad topic", values: map[string]any{"data": `{}`}, reason: reasonBadTopic},
+
+		// Legacy key (source tenant acme, may name initech, topics chat.> and orders.*).
+		{name: "legacy plain entry has the source's tenant", key: key, values: map[string]any{"data": `{"id":"1"}`},
+			want: event{tenant: "acme", topic: "chat.r1", data: []byte(`{"id":"1"}`), msgID: msgID}},
+		{name: "legacy envelope keeps the key's topic and the entry's id", key: key,
+			values: map[string]any{"data": `{"id":"e","event_type":"x","channel":"other","data":{"id":"2"},"tenant_id":"initech"}`},
+			want:   event{tenant: "initech", topic: "chat.r1", data: []byte(`{"id":"2"}`), msgID: msgID}},
+		{name: "legacy envelope without tenant_id", key: key, values: map[string]any{"data": `{"event_type":"x","channel":"c","data":{"id":"3"}}`},
+			want: event{tenant: "acme", topic: "chat.r1", data: []byte(`{"id":"3"}`), msgID: msgID}},
+		{name: "legacy envelope naming a tenant outside the source's", key: key, values: map[string]any{"data": forged}, reason: reasonTenantDenied},
+		{name: "legacy envelope with a bad tenant", key: key, values: map[string]any{"data": `{"event_type":"x","channel":"c","data":{},"tenant_id":"a>b"}`}, reason: reasonBadTenant},
+		{name: "legacy envelope with an empty tenant", key: key, values: map[string]any{"data": `{"event_type":"x","channel":"c","data":{},"tenant_id":""}`}, reason: reasonBadTenant},
+		{name: "legacy key topic outside the source's", key: "fraiseql:events:chat.", values: map[string]any{"data": `{}`}, reason: reasonBadTopic},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := streamEvent(cfg, key, "1-0", tc.values)
+			got, err := streamEvent(cfg, tc.key, "1-0", tc.values, streamSource(sources, tc.key))
 			if tc.reason != "" {
 				if r := reasonOf(err); r != tc.reason {
 					t.Fatalf("err = %v (reason %q), want reason %q", err, r, tc.reason)
@@ -120,10 +227,29 @@ func TestStreamEvent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tc.want) {
-				t.Fatalf("got %+v\nwant %+v", got, tc.want)
+			if !sameEvent(got, tc.want) {
+				t.Fatalf("got  %s\nwant %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestEnvelopeMsgID: an envelope's id is a dedup id only within its tenant
+// and topic, so no source can suppress another tenant's event by reusing
+// an id; long ids are hashed within the limit.
+func TestEnvelopeMsgID(t *testing.T) {
+	if envelopeMsgID("acme", "chat.r1", "e1") == envelopeMsgID("globex", "chat.r1", "e1") {
+		t.Error("two tenants share a dedup id")
+	}
+	if envelopeMsgID("acme", "chat.r1", "e1") == envelopeMsgID("acme", "chat.r2", "e1") {
+		t.Error("two topics share a dedup id")
+	}
+	if envelopeMsgID("acme", "chat.r1", "e1") != envelopeMsgID("acme", "chat.r1", "e1") {
+		t.Error("not deterministic")
+	}
+	long := strings.Repeat("i", 2000)
+	if id := envelopeMsgID("acme", "t", long); len(id) > maxMsgID || id == envelopeMsgID("acme", "t", long+"x") {
+		t.Errorf("long id: %q", id)
 	}
 }
 
@@ -160,17 +286,36 @@ func TestReasonOf(t *testing.T) {
 	}
 }
 
+// FuzzPubSubEvent: whatever the body, an event has a reason when refused,
+// a JSON object body, a valid tenant and topic, and on a pattern channel
+// exactly the channel's tenant and topic; on the legacy source only its
+// tenants and topics.
 func FuzzPubSubEvent(f *testing.F) {
 	f.Add("fraiseql:public:chat.r1", `{"id":"1"}`, false)
-	f.Add("fraiseql:events", `{"id":"e","event_type":"x","data":{},"channel":"t","tenant_id":"a"}`, true)
-	cfg := testConfig()
+	f.Add("fraiseql:acme:chat.r1", `{"id":"e","event_type":"x","data":{},"channel":"t","tenant_id":"globex"}`, false)
+	f.Add("multi", `{"id":"e","event_type":"x","data":{},"channel":"chat.a","tenant_id":"initech"}`, true)
+	cfg, chans, _ := testSources(f)
 	f.Fuzz(func(t *testing.T, channel, payload string, legacy bool) {
-		ev, err := pubsubEvent(cfg, channel, []byte(payload), legacy)
+		var src *legacySource
+		if legacy {
+			src = chans["multi"]
+		}
+		ev, err := pubsubEvent(cfg, channel, []byte(payload), src)
 		if err != nil {
 			if reasonOf(err) == "" {
 				t.Fatalf("error without a reason: %v", err)
 			}
 			return
+		}
+		if validateRoute(ev.tenant, ev.topic) != nil {
+			t.Fatalf("invalid route %q %q", ev.tenant, ev.topic)
+		}
+		if src == nil {
+			if tenant, topic, _ := parseChannel(cfg.Prefix, channel); ev.tenant != tenant || ev.topic != topic {
+				t.Fatalf("channel %q routed to %q %q", channel, ev.tenant, ev.topic)
+			}
+		} else if !src.allowTenant(ev.tenant) || !src.allowTopic(ev.topic) {
+			t.Fatalf("legacy source routed to %q %q", ev.tenant, ev.topic)
 		}
 		var obj map[string]json.RawMessage
 		if json.Unmarshal(ev.data, &obj) != nil {

@@ -1,7 +1,9 @@
 package redis
 
 import (
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -28,5 +30,21 @@ func TestCollectorsRegister(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Fatalf("missing metrics: %v", want)
+	}
+}
+
+// TestWarnEnvelopeRateLimited: the migration warning is logged at most
+// once per envelopeWarnEvery.
+func TestWarnEnvelopeRateLimited(t *testing.T) {
+	b := &Bridge{log: slog.New(slog.DiscardHandler)}
+	t0 := time.Unix(1_000_000, 0)
+	steps := []struct {
+		at   time.Duration
+		want bool
+	}{{0, true}, {time.Second, false}, {envelopeWarnEvery - 1, false}, {envelopeWarnEvery, true}, {envelopeWarnEvery + 1, false}, {2 * envelopeWarnEvery, true}}
+	for _, s := range steps {
+		if got := b.warnEnvelope(t0.Add(s.at), sourcePubSub, "channel", "c"); got != s.want {
+			t.Errorf("at +%v: logged %v, want %v", s.at, got, s.want)
+		}
 	}
 }

@@ -55,16 +55,13 @@ func (b *Bridge) pubsubSession(ctx context.Context, bo *bridges.Backoff) error {
 	if err := ps.PSubscribe(ctx, b.cfg.Patterns...); err != nil {
 		return fmt.Errorf("psubscribe: %w", err)
 	}
-	legacy := make(map[string]bool, len(b.cfg.LegacyChannels))
-	if len(b.cfg.LegacyChannels) > 0 {
-		if err := ps.Subscribe(ctx, b.cfg.LegacyChannels...); err != nil {
+	legacy := b.legacyChannels
+	if chans := b.cfg.legacyChannelList(); len(chans) > 0 {
+		if err := ps.Subscribe(ctx, chans...); err != nil {
 			return fmt.Errorf("subscribe: %w", err)
 		}
-		for _, ch := range b.cfg.LegacyChannels {
-			legacy[ch] = true
-		}
 	}
-	want := len(b.cfg.Patterns) + len(b.cfg.LegacyChannels)
+	want := len(b.cfg.Patterns) + len(legacy)
 	confirmed := 0
 	awaitingPong := false
 	for {
@@ -99,19 +96,23 @@ func (b *Bridge) pubsubSession(ctx context.Context, bo *bridges.Backoff) error {
 		case *goredis.Message:
 			// A legacy channel that a pattern also matches arrives twice;
 			// the plain subscription's copy is the one forwarded.
-			if m.Pattern != "" && legacy[m.Channel] {
+			src := legacy[m.Channel] // nil unless m came by SUBSCRIBE
+			if m.Pattern != "" && src != nil {
 				continue
 			}
-			b.forwardPubSub(ctx, m.Channel, []byte(m.Payload), m.Pattern == "" && legacy[m.Channel])
+			b.forwardPubSub(ctx, m.Channel, []byte(m.Payload), src)
 		}
 	}
 }
 
 // forwardPubSub publishes one message, retrying JetStream failures for at
 // most pubsubRetryFor; a message that can never be published is counted
-// and logged.
-func (b *Bridge) forwardPubSub(ctx context.Context, channel string, payload []byte, legacy bool) {
-	ev, err := pubsubEvent(&b.cfg, channel, payload, legacy)
+// and logged. src is the channel's legacy source, or nil.
+func (b *Bridge) forwardPubSub(ctx context.Context, channel string, payload []byte, src *legacySource) {
+	ev, err := pubsubEvent(&b.cfg, channel, payload, src)
+	if err == nil && ev.envelopeShaped {
+		b.warnEnvelope(time.Now(), sourcePubSub, "channel", channel)
+	}
 	if err == nil {
 		var bo bridges.Backoff
 		bo.Max = 2 * time.Second

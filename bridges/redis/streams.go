@@ -282,13 +282,17 @@ func (s *streamReader) dropIdleConsumers(ctx context.Context, key string) {
 // stream and are acknowledged.
 func (s *streamReader) forward(ctx context.Context, key string, msgs []goredis.XMessage) error {
 	cfg := &s.b.cfg
+	src := streamSource(s.b.legacyStreams, key)
 	acks := make([]string, 0, len(msgs))
 	for _, m := range msgs {
 		if m.Values == nil { // deleted (XDEL) while pending
 			acks = append(acks, m.ID)
 			continue
 		}
-		ev, err := streamEvent(cfg, key, m.ID, m.Values)
+		ev, err := streamEvent(cfg, key, m.ID, m.Values, src)
+		if err == nil && ev.envelopeShaped {
+			s.b.warnEnvelope(time.Now(), sourceStreams, "key", key)
+		}
 		if err == nil {
 			err = s.publish(ctx, key, ev)
 		}

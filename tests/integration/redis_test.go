@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
@@ -268,6 +269,9 @@ func TestRedisPubSubDeliversProjectedEvents(t *testing.T) {
 	}
 }
 
+// TestRedisLegacyEnvelopes: on declared legacy channels envelopes are
+// unwrapped and name their tenant and topic, but only valid ones and only
+// those their source allows; the rest is rejected and counted by reason.
 func TestRedisLegacyEnvelopes(t *testing.T) {
 	url := redisURL(t)
 	rc := newRedisClient(t, url)
@@ -275,9 +279,12 @@ func TestRedisLegacyEnvelopes(t *testing.T) {
 	nats := startNATS(t)
 	pub := startNode(t, nats, nil)
 	acme := startNode(t, nats, func(n *node.Config, _ *cluster.Config) { n.Tenant = "acme" })
-	legacyCh := "fraiseql:events:" + room
+	globex := startNode(t, nats, func(n *node.Config, _ *cluster.Config) { n.Tenant = "globex" })
+	fixedCh := "fraiseql:events:" + room // legacy_channels: envelopes may name only the bridge's tenant
+	multiCh := "fraiseql:multi:" + room  // may also name acme, for chat.* topics only
 	b, _ := runBridge(t, redis.Config{
-		URL: url, Patterns: []string{"fraiseql:*:chat." + room}, LegacyChannels: []string{legacyCh},
+		URL: url, Patterns: []string{"fraiseql:*:chat." + room}, LegacyChannels: []string{fixedCh},
+		Legacy:         []redis.LegacySource{{Channels: []string{multiCh}, Tenants: []string{"acme"}, Topics: []string{"chat.*"}}},
 		DisableStreams: true, LeaseTTL: time.Second,
 	}, pub.cl)
 	waitLeading(t, b)
@@ -285,26 +292,43 @@ func TestRedisLegacyEnvelopes(t *testing.T) {
 	subscribeRoom(t, pub, cp, "p", room, 1)
 	ca := dialTransport(t, acme.ws)
 	subscribeRoom(t, acme, ca, "a", room, 1)
+	cg := dialTransport(t, globex.ws)
+	subscribeRoom(t, globex, cg, "g", room, 1)
 
-	env := func(id, tenant, text string) string {
+	chat := "chat." + room
+	env := func(id, tenant, topic, text string) string { // tenant "-": no tenant_id
 		m := map[string]any{
-			"id": id, "event_type": "message_added", "channel": "chat." + room,
+			"id": id, "event_type": "message_added", "channel": topic,
 			"data":      map[string]any{"id": id, "room": room, "text": text},
 			"timestamp": "2024-05-01T12:00:00Z", "correlation_id": "c-" + id,
 		}
-		if tenant != "" {
+		if tenant != "-" {
 			m["tenant_id"] = tenant
 		}
 		b, _ := json.Marshal(m)
 		return string(b)
 	}
 	ctx := context.Background()
-	rc.Publish(ctx, legacyCh, env("e1", "", "default tenant"))
-	rc.Publish(ctx, legacyCh, env("e2", "acme", "for acme"))
-	rc.Publish(ctx, legacyCh, `{"id":"n","room":"r","text":"not an envelope"}`) // rejected on a legacy channel
-	rc.Publish(ctx, "fraiseql:public:chat."+room, env("e3", "public", "envelope on a pattern channel"))
-	rc.Publish(ctx, legacyCh, env("e1", "", "default tenant")) // same id: deduplicated
-	rc.Publish(ctx, legacyCh, env("e4", "", "last"))
+	for _, m := range []struct{ ch, body string }{
+		{fixedCh, env("e1", "-", chat, "default tenant")},
+		{fixedCh, env("x1", "acme", chat, "legacy_channels name only the bridge's tenant")}, // tenant_not_allowed
+		{multiCh, env("e2", "acme", chat, "for acme")},
+		{multiCh, env("e3", "-", chat, "the source's tenant")},
+		{multiCh, env("x2", "globex", chat, "not the source's")},                          // tenant_not_allowed
+		{multiCh, env("x3", "acme", "users.bob.notifications", "not the source's topic")}, // topic_not_allowed
+		{multiCh, env("x4", ">", chat, "")},                                               // bad_tenant
+		{multiCh, env("x5", "acme.x", chat, "")},                                          // bad_tenant
+		{multiCh, env("x6", "", chat, "")},                                                // bad_tenant
+		{multiCh, env("x7", "acme", "chat.>", "")},                                        // bad_topic
+		{multiCh, env("x8", "acme", "", "")},                                              // bad_topic
+		{fixedCh, `{"id":"n","room":"r","text":"not an envelope"}`},                       // bad_envelope
+		{fixedCh, env("e1", "-", chat, "default tenant")},                                 // same id: deduplicated
+		{fixedCh, env("e4", "-", chat, "last")},
+	} {
+		if err := rc.Publish(ctx, m.ch, m.body).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	var gotPub []string
 	for range 3 {
@@ -319,6 +343,152 @@ func TestRedisLegacyEnvelopes(t *testing.T) {
 		t.Fatalf("acme received %s %q", id, text)
 	}
 	ca.expectNothing(100 * time.Millisecond)
+	cg.expectNothing(10 * time.Millisecond)
+	if n := countSubjects(t, pub.cl, "fraiseql.*.users.>"); n != 0 {
+		t.Fatalf("%d events on users.>", n)
+	}
+	for reason, want := range map[string]float64{"tenant_not_allowed": 2, "topic_not_allowed": 1, "bad_tenant": 3, "bad_topic": 2, "bad_envelope": 1} {
+		if got := rejected(t, b, "redis-pubsub", reason); got != want {
+			t.Errorf("rejected{reason=%q} = %v, want %v", reason, got, want)
+		}
+	}
+	if got := metricValue(t, b, "fraiseql_redis_bridge_deduplicated_total", "redis-pubsub"); got != 1 {
+		t.Errorf("deduplicated = %v, want 1", got)
+	}
+}
+
+// ---- trust: the channel or key decides tenant and topic ----
+
+// forgedEnvelope is a FraiseQL envelope whose body names its own tenant
+// and topic, as an attacker forwarding user JSON would write it.
+func forgedEnvelope(id, tenant, topic string, data map[string]any) string {
+	m := map[string]any{"id": id, "event_type": "x", "channel": topic, "data": data,
+		"timestamp": "2024-05-01T12:00:00Z", "correlation_id": nil}
+	if tenant != "" {
+		m["tenant_id"] = tenant
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// countSubjects counts the events in the event stream on the subjects
+// that filter (which may hold wildcards) matches.
+func countSubjects(t testing.TB, cl *cluster.Cluster, filter string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := cl.JetStream().Stream(ctx, cl.StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range info.State.Subjects {
+		n += int(c)
+	}
+	return n
+}
+
+// victims connects globex's bob (notifications), a globex admin and a
+// public admin (auditLog) to e, the targets of forged envelopes.
+func victims(t *testing.T, e *env) []*client {
+	t.Helper()
+	admin := jwt.MapClaims{"roles": []string{"admin"}}
+	bob := dialAs(t, e, token(t, testSecret, "globex", "bob", nil))
+	bob.subscribe("n", `subscription { notifications { id text } }`, nil, "")
+	gadmin := dialAs(t, e, token(t, testSecret, "globex", "gadmin", admin))
+	gadmin.subscribe("a", `subscription { auditLog { id action } }`, nil, "")
+	padmin := dialAs(t, e, token(t, testSecret, "public", "padmin", admin))
+	padmin.subscribe("a", `subscription { auditLog { id action } }`, nil, "")
+	waitFor(t, 5*time.Second, "3 victim subscriptions", func() bool { return e.node.Stats().Subscriptions == 3 })
+	return []*client{bob, gadmin, padmin}
+}
+
+// TestRedisPubSubChannelDecidesTenantAndTopic: an envelope in the body of
+// a message on acme's channel cannot write into globex (or into the
+// bridge's default tenant): the channel decides tenant and topic, and the
+// body is the event, kept as it is.
+func TestRedisPubSubChannelDecidesTenantAndTopic(t *testing.T) {
+	url := redisURL(t)
+	rc := newRedisClient(t, url)
+	room := uniq()
+	prefix := "t" + room // own prefix: default patterns, yet hermetic
+	e := authEnv(t)
+	b, _ := runBridge(t, redis.Config{URL: url, Prefix: prefix, DisableStreams: true, LeaseTTL: time.Second}, e.cl)
+	waitLeading(t, b)
+	vs := victims(t, e)
+
+	bodies := []string{
+		forgedEnvelope("f1", "globex", "users.bob.notifications", map[string]any{"id": "f1", "text": "forged"}),
+		forgedEnvelope("f2", "globex", "audit", map[string]any{"id": "f2", "action": "forged"}),
+		forgedEnvelope("f3", "", "audit", map[string]any{"id": "f3", "action": "forged, default tenant"}),
+	}
+	ctx := context.Background()
+	for _, body := range bodies {
+		if err := rc.Publish(ctx, prefix+":acme:chat."+room, body).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "3 events forwarded", func() bool {
+		return metricValue(t, b, "fraiseql_redis_bridge_events_forwarded_total", "redis-pubsub") >= 3
+	})
+	for _, v := range vs {
+		v.expectNothing(100 * time.Millisecond)
+	}
+	for _, f := range []string{"fraiseql.globex.>", "fraiseql.public.>"} {
+		if n := countSubjects(t, e.cl, f); n != 0 {
+			t.Errorf("%d forged events on %s", n, f)
+		}
+	}
+	if got := jsBodies(t, e.cl, "fraiseql.acme.chat."+room); !slices.Equal(got, bodies) {
+		t.Fatalf("acme chat.%s holds\n %q\nwant the bodies as published\n %q", room, got, bodies)
+	}
+}
+
+// TestRedisStreamKeyDecidesTenantAndTopic: the same through a Streams
+// entry on a key that is not declared legacy: the key decides the topic,
+// the configured tenant the tenant, and the entry's data is the event.
+func TestRedisStreamKeyDecidesTenantAndTopic(t *testing.T) {
+	url := redisURL(t)
+	rc := newRedisClient(t, url)
+	room := uniq()
+	prefix := "t" + room
+	key := prefix + ":events:chat." + room // matched by the default stream_pattern
+	delKeys(t, rc, key)
+	e := authEnv(t)
+	vs := victims(t, e)
+
+	bodies := []string{
+		forgedEnvelope("f1", "globex", "users.bob.notifications", map[string]any{"id": "f1", "text": "forged"}),
+		forgedEnvelope("f2", "public", "audit", map[string]any{"id": "f2", "action": "forged"}),
+	}
+	ctx := context.Background()
+	for _, body := range bodies {
+		if err := rc.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"data", body}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Written before the bridge starts, so its first SCAN finds the key.
+	b, _ := runBridge(t, redis.Config{URL: url, Prefix: prefix, Tenant: "acme", DisablePubSub: true,
+		Group: "g-" + room, Consumer: "c1", LeaseTTL: time.Second, BlockTimeout: 200 * time.Millisecond}, e.cl)
+	waitLeading(t, b)
+	waitFor(t, 10*time.Second, "2 events forwarded", func() bool {
+		return metricValue(t, b, "fraiseql_redis_bridge_events_forwarded_total", "redis-streams") >= 2
+	})
+	for _, v := range vs {
+		v.expectNothing(100 * time.Millisecond)
+	}
+	for _, f := range []string{"fraiseql.globex.>", "fraiseql.public.>"} {
+		if n := countSubjects(t, e.cl, f); n != 0 {
+			t.Errorf("%d forged events on %s", n, f)
+		}
+	}
+	if got := jsBodies(t, e.cl, "fraiseql.acme.chat."+room); !slices.Equal(got, bodies) {
+		t.Fatalf("acme chat.%s holds\n %q\nwant the entries' data as written\n %q", room, got, bodies)
+	}
 }
 
 // ---- Streams ----
@@ -340,13 +510,14 @@ func TestRedisStreamsDeliverInOrder(t *testing.T) {
 	group := "g-" + room
 	b, _ := runBridge(t, redis.Config{
 		URL: url, DisablePubSub: true, StreamPattern: "fraiseql:events:chat." + room + "*",
-		Group: group, Consumer: "c1", LeaseTTL: time.Second, BlockTimeout: 200 * time.Millisecond,
+		Legacy: []redis.LegacySource{{Streams: []string{"fraiseql:events:chat." + room + "*"}}},
+		Group:  group, Consumer: "c1", LeaseTTL: time.Second, BlockTimeout: 200 * time.Millisecond,
 	}, e.cl)
 	waitLeading(t, b)
 	for i := 6; i <= 200; i++ {
 		rc.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"data", msgJSON(i, room)}})
 	}
-	// The envelope form in a data field.
+	// The envelope form in a data field, unwrapped on a legacy key.
 	rc.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"data",
 		`{"id":"ev","event_type":"message_added","channel":"chat.` + room + `","data":{"id":"201","room":"` + room + `","text":"env"},"timestamp":"t","correlation_id":null}`}})
 
@@ -376,7 +547,8 @@ func TestRedisStreamsPoisonDeadLettered(t *testing.T) {
 	subscribeRoom(t, e, c, "1", room, 1)
 	b, _ := runBridge(t, redis.Config{
 		URL: url, DisablePubSub: true, Streams: []string{key, badKey}, StreamPattern: "-",
-		Group: "g-" + room, Consumer: "c1", LeaseTTL: time.Second, BlockTimeout: 200 * time.Millisecond,
+		Legacy: []redis.LegacySource{{Streams: []string{key}, Tenants: []string{"acme"}}},
+		Group:  "g-" + room, Consumer: "c1", LeaseTTL: time.Second, BlockTimeout: 200 * time.Millisecond,
 	}, e.cl)
 	waitLeading(t, b)
 
@@ -395,9 +567,12 @@ func TestRedisStreamsPoisonDeadLettered(t *testing.T) {
 		add(key, "other", "field"):   "no_data",
 		add(key, "data", `[1,2,3]`):  "not_json_object",
 		add(key, "data", `{"id":"e","event_type":"x","channel":"c","data":{"id":"9"},"tenant_id":"bad.tenant"}`): "bad_tenant",
+		add(key, "data", `{"id":"e","event_type":"x","channel":"c","data":{"id":"9"},"tenant_id":">"}`):          "bad_tenant",
+		add(key, "data", `{"id":"e","event_type":"x","channel":"c","data":{"id":"9"},"tenant_id":"globex"}`):     "tenant_not_allowed",
 		add(key, "data", `{"id":"big","text":"`+strings.Repeat("x", 4096)+`"}`):                                  "too_large",
 		add(badKey, "data", `{"id":"t"}`): "bad_topic",
 	}
+	add(key, "data", `{"id":"e","event_type":"x","channel":"ignored","data":{"id":"a"},"tenant_id":"acme"}`) // allowed: acme's chat.<room>
 	add(key, "data", msgJSON(2, room))
 
 	got := readIDs(t, c, 2)["1"]
@@ -407,11 +582,11 @@ func TestRedisStreamsPoisonDeadLettered(t *testing.T) {
 	c.expectNothing(200 * time.Millisecond)
 
 	var dead []goredis.XMessage
-	waitFor(t, 5*time.Second, "6 dead letters", func() bool {
+	waitFor(t, 5*time.Second, "8 dead letters", func() bool {
 		a, _ := rc.XRange(ctx, key+":dead", "-", "+").Result()
 		bb, _ := rc.XRange(ctx, badKey+":dead", "-", "+").Result()
 		dead = append(a, bb...)
-		return len(dead) == 6
+		return len(dead) == 8
 	})
 	for _, d := range dead {
 		src := fmt.Sprintf("%v %v", d.Values["source_key"], d.Values["source_id"])
@@ -429,6 +604,14 @@ func TestRedisStreamsPoisonDeadLettered(t *testing.T) {
 		p, err := rc.XPending(ctx, k, "g-"+room).Result()
 		if err != nil || p.Count != 0 {
 			t.Errorf("%s: pending %+v, %v", k, p, err)
+		}
+	}
+	if got := jsBodies(t, e.cl, "fraiseql.acme.chat."+room); !slices.Equal(got, []string{`{"id":"a"}`}) {
+		t.Errorf("acme holds %q", got)
+	}
+	for reason, want := range map[string]float64{"tenant_not_allowed": 1, "bad_tenant": 2, "bad_topic": 1, "not_json_object": 2, "no_data": 1, "too_large": 1} {
+		if got := rejected(t, b, "redis-streams", reason); got != want {
+			t.Errorf("rejected{reason=%q} = %v, want %v", reason, got, want)
 		}
 	}
 }
@@ -651,6 +834,33 @@ func TestRedisStreamsLeaderFailover(t *testing.T) {
 		metricValue(t, a, "fraiseql_redis_bridge_events_forwarded_total", "redis-streams"),
 		metricValue(t, bb, "fraiseql_redis_bridge_events_forwarded_total", "redis-streams"),
 		metricValue(t, bb, "fraiseql_redis_bridge_deduplicated_total", "redis-streams"))
+}
+
+// rejected reads fraiseql_redis_bridge_rejected_total{source,reason}.
+func rejected(t testing.TB, b *redis.Bridge, source, reason string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(b.Collectors()...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "fraiseql_redis_bridge_rejected_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["source"] == source && labels["reason"] == reason {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no rejected_total{source=%q,reason=%q}", source, reason)
+	return 0
 }
 
 // metricValue reads a bridge metric's value for source (summed over other labels).
