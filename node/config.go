@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/fraiseql/subscriptions/auth"
@@ -15,6 +16,18 @@ import (
 type Config struct {
 	// Listen is the HTTP address. Zero value means "127.0.0.1:8080".
 	Listen string
+	// TrustedProxies are the load balancers whose word on a client's
+	// address is taken (PROXY header, forwarding header); nobody else's
+	// ever is. Zero value: none, every client is its socket's peer.
+	TrustedProxies []netip.Prefix
+	// ProxyProtocol is off, optional or required: whether connections from
+	// TrustedProxies carry a PROXY protocol (v1 or v2) header. Zero value
+	// means off. A header from any other peer closes the connection.
+	ProxyProtocol string
+	// ForwardedHeader is the request header a trusted proxy names the
+	// client in: x-forwarded-for, forwarded (RFC 7239) or none. Zero value
+	// means x-forwarded-for. Read only from TrustedProxies, right to left.
+	ForwardedHeader string
 	// Schema is the loaded SDL. Required.
 	Schema *query.Schema
 	// Limits are the node's limits (sizes, complexity, rates, caps); zero
@@ -54,6 +67,12 @@ func (c Config) withDefaults() Config {
 	if c.Tenant == "" {
 		c.Tenant = "public"
 	}
+	if c.ProxyProtocol == "" {
+		c.ProxyProtocol = ProxyProtocolOff
+	}
+	if c.ForwardedHeader == "" {
+		c.ForwardedHeader = ForwardedXFF
+	}
 	c.Limits = c.Limits.WithDefaults()
 	c.WS.InitTimeout = time.Duration(c.Limits.InitTimeout)
 	c.WS.ReadLimit = int64(c.Limits.MaxMessageBytes)
@@ -80,6 +99,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("replay_buffer (%d) must not be negative", c.ReplayBuffer)
 	case c.WriteDelay < 0 || c.WriteDelay > MaxWriteDelay:
 		return fmt.Errorf("ws.write_delay (%v) must be between 0 and %v", c.WriteDelay, MaxWriteDelay)
+	}
+	if err := validateProxies(c); err != nil {
+		return err
 	}
 	return c.Limits.Validate()
 }

@@ -20,7 +20,9 @@
 // reading); each subscription's own mutex orders live and replayed events.
 // Lock order: index.mu → subscription.mu. Every goroutine the node starts
 // (HTTP server, replays) is owned by the node or a session and waited for
-// in Shutdown.
+// in Shutdown. The edge listener (listener.go) closes connections still
+// pending at upgrade_timeout from a time.AfterFunc timer each, stopped when
+// the connection upgrades or closes.
 //
 // Slow consumers: fan-out never blocks. A subscription whose connection
 // queue is full makes ws close that connection with 1013 (try again later);

@@ -33,6 +33,7 @@ type Node struct {
 	idx      *index
 	met      *metrics
 	guards   *guards
+	edge     *edge
 	reg      *prometheus.Registry
 	mux      *http.ServeMux
 
@@ -91,6 +92,7 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 	}
 	n.met = newMetrics(n.reg, func() float64 { _, p := n.idx.counts(); return float64(p) })
 	n.guards = newGuards(cfg.Limits, n.reg)
+	n.edge = newEdge(cfg, n.guards.refused, n.reg)
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.reg.MustRegister(cl.Collectors()...)
 	n.wss = ws.NewServer(n, cfg.WS)
@@ -106,7 +108,7 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 	}
 
 	n.mux = http.NewServeMux()
-	n.mux.Handle("/graphql", n.wss)
+	n.mux.Handle("/graphql", n.edge.proxies.forwarded(n.wss))
 	n.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -141,8 +143,9 @@ func (n *Node) Start(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return fmt.Errorf("start consumer: %w", err)
 	}
+	ln = n.edge.listen(ln) // pending caps, upgrade_timeout, PROXY protocol
 	n.consumer, n.ln = consumer, ln
-	n.httpSrv = &http.Server{Handler: n.mux, ReadHeaderTimeout: 10 * time.Second}
+	n.httpSrv = &http.Server{Handler: n.mux, ReadHeaderTimeout: 10 * time.Second, ConnState: n.edge.connState}
 	n.bg.Add(1)
 	go func() { // owned by n.bg; ends when httpSrv shuts down
 		defer n.bg.Done()
