@@ -100,7 +100,7 @@ func (c Config) Validate() error {
 	case c.WriteDelay < 0 || c.WriteDelay > MaxWriteDelay:
 		return fmt.Errorf("ws.write_delay (%v) must be between 0 and %v", c.WriteDelay, MaxWriteDelay)
 	}
-	if err := validateProxies(c); err != nil {
+	if err := ValidateProxies(c); err != nil {
 		return err
 	}
 	return c.Limits.Validate()

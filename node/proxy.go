@@ -72,9 +72,9 @@ func (p proxies) policy(trustedPeer bool) (_ proxyproto.Policy, ok bool) {
 	}
 }
 
-// validateProxies checks the trusted_proxies, proxy_protocol and
+// ValidateProxies checks the trusted_proxies, proxy_protocol and
 // forwarded_header settings.
-func validateProxies(c Config) error {
+func ValidateProxies(c Config) error {
 	switch c.ProxyProtocol {
 	case "", ProxyProtocolOff:
 	case ProxyProtocolOptional, ProxyProtocolRequired:
