@@ -186,8 +186,8 @@ func (e *edge) release(ec *edgeConn) {
 
 // refuse closes a connection refused by limit and counts it.
 func (e *edge) refuse(c net.Conn, limit string, peer netip.Addr) {
+	e.refused.WithLabelValues(limit).Inc() // counted before the peer can see the close
 	c.Close()
-	e.refused.WithLabelValues(limit).Inc()
 	e.logRefusal("connection refused at accept", "limit", limit, "remote", peer)
 }
 
@@ -264,8 +264,8 @@ func (ec *edgeConn) leave(to int32) bool {
 // expire closes a connection still pending at upgrade_timeout.
 func (ec *edgeConn) expire() {
 	if ec.leave(stateDone) {
-		ec.raw.Close()
 		ec.e.refused.WithLabelValues(limitUpgradeTimeout).Inc()
+		ec.raw.Close()
 		ec.e.logRefusal("connection closed: not upgraded within limits.upgrade_timeout", "remote", ec.raw.RemoteAddr())
 	}
 }
@@ -288,8 +288,8 @@ func (ec *edgeConn) handshake() error {
 			case errors.Is(err, proxyproto.ErrSuperfluousProxyHeader):
 				reason = proxyUntrusted
 			}
+			ec.e.proxyErrors.WithLabelValues(reason).Inc() // counted before the peer can see the close
 			ec.fail(fmt.Errorf("proxy protocol header %s: %w", reason, err))
-			ec.e.proxyErrors.WithLabelValues(reason).Inc()
 			ec.e.logRefusal("connection closed: PROXY protocol header "+reason, "remote", ec.raw.RemoteAddr(), "err", err)
 			return
 		}
@@ -306,8 +306,8 @@ func (ec *edgeConn) handshake() error {
 		ok := ec.state.Load() != statePending || e.acquireLocked(ec, src)
 		e.mu.Unlock()
 		if !ok {
-			ec.fail(errPendingPerIP)
 			e.refused.WithLabelValues(limitMaxPendingPerIP).Inc()
+			ec.fail(errPendingPerIP)
 			e.logRefusal("connection refused after PROXY header", "limit", limitMaxPendingPerIP, "remote", src)
 		}
 	})

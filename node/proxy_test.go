@@ -383,3 +383,40 @@ func fmtPrefixes(ps []netip.Prefix) string {
 	}
 	return "[" + strings.Join(s, " ") + "]"
 }
+
+// FuzzClientAddr: whatever a trusted proxy's request carries, the client
+// address is the peer or an address written in the header, and a header
+// from an untrusted peer is never read.
+func FuzzClientAddr(f *testing.F) {
+	for _, s := range []string{"198.51.100.1", "1.1.1.1, 10.0.0.2", `for="[2600::1]:80";by=x, for=10.1.1.1`, `for="a,b`, ",,", "[::1", "for=_x;for=1.2.3.4"} {
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, header string, rfc bool) {
+		p := proxies{trusted: trusted("10.0.0.0/8"), header: ForwardedXFF}
+		name := "X-Forwarded-For"
+		if rfc {
+			p.header, name = ForwardedRFC, "Forwarded"
+		}
+		r := &http.Request{RemoteAddr: "10.0.0.1:1", Header: http.Header{name: {header}}}
+		if a, ok := p.clientAddr(r); ok && !inText(header, a) {
+			t.Fatalf("client %v is not in the header %q", a, header)
+		}
+		r.RemoteAddr = "203.0.113.1:1"
+		if a, ok := p.clientAddr(r); ok {
+			t.Fatalf("read %v from an untrusted peer's header %q", a, header)
+		}
+	})
+}
+
+// inText reports whether one of text's tokens parses as a.
+func inText(text string, a netip.Addr) bool {
+	for _, f := range strings.FieldsFunc(text, func(c rune) bool { return strings.ContainsRune(",;= \"[]\t", c) }) {
+		if b, err := netip.ParseAddr(f); err == nil && b.Unmap() == a {
+			return true
+		}
+		if b, err := netip.ParseAddrPort(f); err == nil && b.Addr().Unmap() == a {
+			return true
+		}
+	}
+	return false
+}
