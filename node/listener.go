@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -343,6 +344,19 @@ func (ec *edgeConn) RemoteAddr() net.Addr {
 	ec.handshake()
 	return ec.addr
 }
+
+// SyscallConn gives the socket's descriptor, so that ws writes frames to
+// it directly (ws directWriter) as it does to a bare TCP connection. It is
+// used after the upgrade, when the PROXY header is behind.
+func (ec *edgeConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := ec.raw.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("not a socket with a descriptor")
+	}
+	return sc.SyscallConn()
+}
+
+var _ syscall.Conn = (*edgeConn)(nil)
 
 // LocalAddr is the socket's own address (never the PROXY header's).
 func (ec *edgeConn) LocalAddr() net.Addr { return ec.raw.LocalAddr() }

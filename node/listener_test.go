@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/cluster/clustertest"
@@ -333,5 +336,43 @@ func TestPlainHTTPDoesNotLeakPendingSlots(t *testing.T) {
 	waitFor(t, "idle keep-alive connections to expire", func() bool { return metricValue(t, n, "fraiseql_pending_connections") == 0 })
 	if _, err := wsClient(t, "", n.Addr()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEdgeConnKeepsDirectWrites: ws writes frames straight to the socket
+// when its connection is a syscall.Conn; the edge's wrapper must stay one,
+// with or without the PROXY protocol.
+func TestEdgeConnKeepsDirectWrites(t *testing.T) {
+	for _, mode := range []string{ProxyProtocolOff, ProxyProtocolRequired} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, ProxyProtocol: mode,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			cfg.Limits = cfg.Limits.WithDefaults()
+			e := newEdge(cfg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "r"}, []string{"limit"}), prometheus.NewRegistry())
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			eln := e.listen(ln)
+			defer eln.Close()
+			dialFrom(t, "", ln.Addr().String())
+			c, err := eln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			sc, ok := c.(syscall.Conn)
+			if !ok {
+				t.Fatalf("%T is not a syscall.Conn", c)
+			}
+			rc, err := sc.SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fd uintptr
+			if err := rc.Control(func(f uintptr) { fd = f }); err != nil || fd == 0 {
+				t.Fatalf("no descriptor: %v", err)
+			}
+		})
 	}
 }

@@ -89,6 +89,38 @@ func TestBundledHAProxySendsClientAddresses(t *testing.T) {
 	}
 }
 
+// TestEdgeKeepsDirectWrites: connections pass through the node's edge
+// listener (pending caps, PROXY protocol), and ws still writes events to
+// their sockets directly, the common path, not through each connection's
+// write goroutine.
+func TestEdgeKeepsDirectWrites(t *testing.T) {
+	e := newEnv(t)
+	c := dialTransport(t, e.ws)
+	c.subscribe("s", roomQuery, map[string]any{"room": "edge"}, "")
+	waitFor(t, 10*time.Second, "the subscription", func() bool { return e.node.Stats().Subscriptions == 1 })
+	for i := range 3 {
+		e.publish("chat.edge", map[string]any{"id": strconv.Itoa(i), "room": "edge", "text": "x"})
+		c.next("s")
+	}
+	mfs, err := e.node.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := -1.0
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if mf.GetName() == "fraiseql_connection_flushes_total" && l.GetName() == "path" && l.GetValue() == "direct" {
+					direct = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if direct < 1 {
+		t.Fatalf("direct flushes = %v after 3 events: the edge's connection hides the socket from ws", direct)
+	}
+}
+
 var serverLine = regexp.MustCompile(`(?m)^\s*server node-\d .*\n`)
 
 // runHAProxy runs haproxy on a loopback port with the bundled config, its
