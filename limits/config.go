@@ -28,6 +28,9 @@ const (
 	DefaultMaxConnsPerUser         = 100
 	DefaultConnRatePerIP           = Rate(20) // per second
 	DefaultConnBurstPerIP          = 40
+	DefaultMaxPendingConns         = 4096
+	DefaultMaxPendingConnsPerIP    = 64
+	DefaultUpgradeTimeout          = Duration(5 * time.Second)
 	DefaultInitTimeout             = Duration(3 * time.Second)
 )
 
@@ -109,6 +112,24 @@ type Config struct {
 	// ConnBurstPerIP is how many connections an IP may open at once before
 	// ConnRatePerIP applies. Default 40; must not be negative.
 	ConnBurstPerIP int `yaml:"conn_burst_per_ip"`
+	// MaxPendingConns caps the node's TCP connections that are not (yet)
+	// WebSockets: from accept until the upgrade, and plain HTTP connections
+	// (/healthz, /metrics) while they stay open. Default 4,096; negative:
+	// unlimited. Enforced at accept, before anything is read: a connection
+	// over the cap is closed at once. It keeps idle sockets from taking
+	// every file descriptor before any per-request limit can run.
+	MaxPendingConns int `yaml:"max_pending_conns"`
+	// MaxPendingConnsPerIP caps the pending connections of one client
+	// address (an IPv4 address or an IPv6 /64). Default 64; negative:
+	// unlimited. Enforced at accept, or behind a trusted proxy as soon as
+	// its PROXY header names the client; over it the connection is closed.
+	MaxPendingConnsPerIP int `yaml:"max_pending_conns_per_ip"`
+	// UpgradeTimeout is how long a pending connection may stay pending:
+	// from accept until the WebSocket upgrade (PROXY header and HTTP request
+	// included), and, for a plain HTTP connection, from each request or
+	// idle period. Default 5s; must not be negative. Past it the node closes
+	// the connection.
+	UpgradeTimeout Duration `yaml:"upgrade_timeout"`
 	// MaxKeys bounds the keys each Keyed limiter tracks (users, IPs), and so
 	// its memory. Default 100,000 (DefaultMaxKeys); must not be negative.
 	MaxKeys int `yaml:"max_keys"`
@@ -159,6 +180,9 @@ func (c Config) WithDefaults() Config {
 	def(&c.MaxConnsPerUser, DefaultMaxConnsPerUser)
 	def(&c.ConnRatePerIP, DefaultConnRatePerIP)
 	def(&c.ConnBurstPerIP, DefaultConnBurstPerIP)
+	def(&c.MaxPendingConns, DefaultMaxPendingConns)
+	def(&c.MaxPendingConnsPerIP, DefaultMaxPendingConnsPerIP)
+	def(&c.UpgradeTimeout, DefaultUpgradeTimeout)
 	def(&c.MaxKeys, DefaultMaxKeys)
 	def(&c.InitTimeout, DefaultInitTimeout)
 	return c
@@ -215,6 +239,7 @@ func (c Config) Validate() error {
 		v   Duration
 	}{
 		{"init_timeout", c.InitTimeout},
+		{"upgrade_timeout", c.UpgradeTimeout},
 		{"max_subscription_duration", c.MaxSubscriptionDuration},
 	} {
 		if f.v < 0 {

@@ -35,6 +35,9 @@ func TestConfigWithDefaults(t *testing.T) {
 		MaxConnsPerUser:         100,
 		ConnRatePerIP:           20,
 		ConnBurstPerIP:          40,
+		MaxPendingConns:         4096,
+		MaxPendingConnsPerIP:    64,
+		UpgradeTimeout:          Duration(5 * time.Second),
 		MaxKeys:                 100_000,
 		InitTimeout:             Duration(3 * time.Second),
 		MaxSubscriptionDuration: 0, // off
@@ -80,6 +83,8 @@ func TestConfigValidate(t *testing.T) {
 		{"NaN rate", Config{SubscribeRate: Rate(math.NaN())}, []string{"limits.subscribe_rate: must be a finite rate"}},
 		{"infinite rate", Config{EventRate: Rate(math.Inf(1))}, []string{"limits.event_rate"}},
 		{"negative init timeout", Config{InitTimeout: -1}, []string{"limits.init_timeout"}},
+		{"negative upgrade timeout", Config{UpgradeTimeout: -1}, []string{"limits.upgrade_timeout: must not be negative"}},
+		{"unlimited pending conns", Config{MaxPendingConns: -1, MaxPendingConnsPerIP: -1}, nil},
 		{"negative lifetime", Config{MaxSubscriptionDuration: Duration(-time.Second)}, []string{"limits.max_subscription_duration"}},
 		{"query above message", Config{MaxQueryBytes: 300 << 10}, []string{"limits.max_query_bytes (307200) cannot be higher than limits.max_message_bytes (262144)"}},
 		{"query at message", Config{MaxQueryBytes: 256 << 10}, nil},

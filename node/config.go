@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/fraiseql/subscriptions/auth"
@@ -20,6 +21,18 @@ type Config struct {
 	// /readyz with its reasons, /healthz and /debug/pprof/ (OpsHandler).
 	// Keep it on loopback or a private network. Zero value means none.
 	OpsListen string
+	// TrustedProxies are the load balancers whose word on a client's
+	// address is taken (PROXY header, forwarding header); nobody else's
+	// ever is. Zero value: none, every client is its socket's peer.
+	TrustedProxies []netip.Prefix
+	// ProxyProtocol is off, optional or required: whether connections from
+	// TrustedProxies carry a PROXY protocol (v1 or v2) header. Zero value
+	// means off. A header from any other peer closes the connection.
+	ProxyProtocol string
+	// ForwardedHeader is the request header a trusted proxy names the
+	// client in: x-forwarded-for, forwarded (RFC 7239) or none. Zero value
+	// means x-forwarded-for. Read only from TrustedProxies, right to left.
+	ForwardedHeader string
 	// Schema is the loaded SDL. Required.
 	Schema *query.Schema
 	// Limits are the node's limits (sizes, complexity, rates, caps); zero
@@ -67,6 +80,12 @@ func (c Config) withDefaults() Config {
 	if c.Tenant == "" {
 		c.Tenant = "public"
 	}
+	if c.ProxyProtocol == "" {
+		c.ProxyProtocol = ProxyProtocolOff
+	}
+	if c.ForwardedHeader == "" {
+		c.ForwardedHeader = ForwardedXFF
+	}
 	c.Limits = c.Limits.WithDefaults()
 	c.WS.InitTimeout = time.Duration(c.Limits.InitTimeout)
 	c.WS.ReadLimit = int64(c.Limits.MaxMessageBytes)
@@ -100,6 +119,9 @@ func (c Config) Validate() error {
 	}
 	cookie := c.Auth != nil && c.Auth.Mode() == auth.ModeJWT && c.Auth.Cookie() != ""
 	if err := CheckOriginPatterns(c.WS.OriginPatterns, cookie); err != nil {
+		return err
+	}
+	if err := ValidateProxies(c); err != nil {
 		return err
 	}
 	return c.Limits.Validate()

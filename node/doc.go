@@ -26,7 +26,9 @@
 // index.mu → subscription.mu; scheduler.mu is a leaf (never held while
 // taking another). Every goroutine the node starts (HTTP servers, routing
 // workers, replays) is owned by the node or a session and waited for in
-// Shutdown.
+// Shutdown. The edge listener (listener.go) closes connections still
+// pending at upgrade_timeout from a time.AfterFunc timer each, stopped when
+// the connection upgrades or closes.
 //
 // Slow consumers: fan-out never blocks. A subscription whose connection
 // queue is full makes ws close that connection with 1013 (try again later);

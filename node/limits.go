@@ -98,9 +98,11 @@ func (g *guards) admit(r *http.Request, user userKey) (global, perUser *limits.T
 	return global, perUser, nil
 }
 
-// clientIP is the host part of the request's peer address. Proxies'
-// forwarding headers are not trusted: behind a load balancer, terminate
-// with PROXY protocol or keep the node's per-IP rate generous.
+// clientIP is the host part of the request's peer address: the client's
+// own address, also behind a load balancer in trusted_proxies, because the
+// edge listener takes it from the PROXY header and proxies.forwarded from
+// the forwarding header (listener.go, proxy.go). Nobody else's header is
+// believed.
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

@@ -35,6 +35,7 @@ type Node struct {
 	idx      *index
 	met      *metrics
 	guards   *guards
+	edge     *edge
 	reg      *prometheus.Registry
 	mux      *http.ServeMux // the public listener's: /graphql, /healthz, bare /readyz
 	ops      *http.ServeMux // the ops listener's: /metrics, detailed /readyz, pprof
@@ -105,6 +106,7 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 		}, func() float64 { return float64(n.sched.overflows.Load()) }),
 	)
 	n.guards = newGuards(cfg.Limits, n.reg)
+	n.edge = newEdge(cfg, n.guards.refused, n.reg)
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.reg.MustRegister(cl.Collectors()...)
 	n.wss = ws.NewServer(n, cfg.WS)
@@ -121,7 +123,7 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 
 	healthz := func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
 	n.mux = http.NewServeMux()
-	n.mux.Handle("/graphql", n.wss)
+	n.mux.Handle("/graphql", n.edge.proxies.forwarded(n.wss))
 	n.mux.HandleFunc("/healthz", healthz)
 	n.mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) { n.serveReady(w, r, false) })
 
@@ -184,8 +186,9 @@ func (n *Node) Start(ctx context.Context, ln net.Listener) error {
 		}
 		return fmt.Errorf("start consumer: %w", err)
 	}
+	ln = n.edge.listen(ln) // pending caps, upgrade_timeout, PROXY protocol
 	n.consumer, n.ln = consumer, ln
-	n.httpSrv = &http.Server{Handler: n.mux, ReadHeaderTimeout: 10 * time.Second}
+	n.httpSrv = &http.Server{Handler: n.mux, ReadHeaderTimeout: 10 * time.Second, ConnState: n.edge.connState}
 	n.serve(n.httpSrv, ln, "http server")
 	if opsLn != nil {
 		n.opsSrv, n.opsLn = &http.Server{Handler: n.ops, ReadHeaderTimeout: 10 * time.Second}, opsLn

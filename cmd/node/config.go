@@ -39,6 +39,15 @@ type Config struct {
 	// reasons, /healthz and pprof. "off" serves none. Keep it on loopback
 	// or a private network.
 	OpsListen string `yaml:"ops_listen"`
+	// TrustedProxies are the load balancers (CIDRs or addresses) believed
+	// about a client's address; see docs/security.md.
+	TrustedProxies addrList `yaml:"trusted_proxies"`
+	// ProxyProtocol is off, optional or required: the PROXY header from
+	// TrustedProxies.
+	ProxyProtocol string `yaml:"proxy_protocol"`
+	// ForwardedHeader is x-forwarded-for, forwarded or none: the request
+	// header TrustedProxies name the client in.
+	ForwardedHeader string `yaml:"forwarded_header"`
 	// Schema is the path of the SDL file; empty serves the built-in demo chat schema.
 	Schema string `yaml:"schema"`
 	// DataDir holds the embedded NATS server's JetStream store and the file
@@ -180,6 +189,8 @@ func defaultConfig() Config {
 			WriteQueue:   ws.DefaultWriteQueue,
 			WriteTimeout: ws.DefaultWriteTimeout,
 		},
+		ProxyProtocol:   node.ProxyProtocolOff,
+		ForwardedHeader: node.ForwardedXFF,
 	}
 }
 
@@ -279,8 +290,8 @@ func envKeys(v reflect.Value, prefix, path string, out map[string]envField) {
 			envKeys(fv, name, key+".", out)
 			continue
 		}
-		if f.Type.Kind() == reflect.Map || f.Type.Kind() == reflect.Slice {
-			continue // maps and lists are file-only
+		if (f.Type.Kind() == reflect.Map || f.Type.Kind() == reflect.Slice) && !implementsText(f.Type) {
+			continue // maps and lists are file-only, unless they parse from text (trusted_proxies)
 		}
 		out[name] = envField{key: key, v: fv}
 	}
@@ -386,6 +397,9 @@ func (c Config) validate() error {
 	}
 	if c.OpsListen != "off" && c.OpsListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		return fmt.Errorf("ops_listen: %s is also listen; operations data must not be served on the public address", c.OpsListen)
+	}
+	if _, err := c.edgeConfig(); err != nil {
+		return err
 	}
 	if c.DataDir == "" {
 		return errors.New("data_dir: must not be empty")

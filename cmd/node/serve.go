@@ -70,6 +70,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		return usageError{err}
 	}
 	log := newLogger(cfg.Log, stderr)
+	checkDescriptors(cfg.Limits, log)
 	var verifier *auth.Verifier
 	if cfg.authMode() == auth.ModeJWT {
 		authCfg := cfg.Auth
@@ -112,6 +113,10 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		DrainDelay:  cfg.Shutdown.DrainDelay,
 		DrainWindow: cfg.Shutdown.DrainWindow,
 		Logger:      log,
+
+		TrustedProxies:  cfg.trustedProxies(),
+		ProxyProtocol:   cfg.ProxyProtocol,
+		ForwardedHeader: cfg.ForwardedHeader,
 	}, cl)
 	if err != nil {
 		return usageError{err}

@@ -140,6 +140,7 @@ func Defaults() Config {
 func LoadNodeEnv(subs int) []string {
 	return []string{
 		"FRAISEQL_LIMITS_CONN_RATE_PER_IP=-1",
+		"FRAISEQL_LIMITS_MAX_PENDING_CONNS_PER_IP=-1", // up to -connect-concurrency (1024) handshakes at once
 		"FRAISEQL_LIMITS_MAX_CONNS_PER_USER=-1",
 		"FRAISEQL_LIMITS_SUBSCRIBE_RATE=-1",
 		"FRAISEQL_LIMITS_EVENT_RATE=-1",
