@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -97,8 +96,10 @@ type Config struct {
 	// bucket CursorKeyBucket, created at random by the first node.
 	CursorKeyFile string
 
-	// Name names this node's NATS connection and prefixes its consumer
-	// names. Zero value means "<hostname>-<pid>".
+	// Name is the node's id: it names its NATS connection and prefixes its
+	// consumers' names, so that an operator can tell which node holds
+	// which consumer. Zero value means the host name (a container's or
+	// pod's name).
 	Name string
 }
 
@@ -166,7 +167,7 @@ func (c Config) withDefaults() Config {
 		if err != nil || host == "" {
 			host = "node"
 		}
-		c.Name = host + "-" + strconv.Itoa(os.Getpid())
+		c.Name = host
 	}
 	if c.URL == "" {
 		e := &c.Embedded

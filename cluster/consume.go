@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,7 +31,15 @@ type Consumer struct {
 	c    *Cluster
 	fn   func(*Event)
 	idle func() time.Duration // may be nil
-	name string               // consumer name prefix on the server
+	name string               // the node id: every consumer's name starts with it
+
+	cons jetstream.Consumer // the ordered consumer run reads; only open and run use it
+
+	// For the stall watchdog (watch): written by run, read by watch.
+	next        atomic.Uint64 // the stream sequence run waits for
+	progressAt  atomic.Int64  // when run last advanced next (unix ns)
+	stalledAt   atomic.Int64  // when watch declared a stall; 0: none
+	stallResets atomic.Uint64 // iterators watch stopped (tests)
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed by signalStop
@@ -41,8 +50,30 @@ type Consumer struct {
 }
 
 // consumerRetry bounds the wait before re-creating an iterator that ended
-// without Stop (the ordered consumer gave up); it doubles from 100ms.
-const consumerRetry = 5 * time.Second
+// without Stop (the ordered consumer gave up, or watch stopped a stalled
+// one); it doubles from 100ms. Kept short so that delivery resumes within
+// about a second of a new stream leader.
+const consumerRetry = time.Second
+
+// Consumer liveness. The server sends an idle heartbeat every
+// consumerHeartbeat; the ordered consumer re-creates itself when two are
+// missed (its server died). consumerInactive lets the server delete a
+// consumer nobody pulls from (a killed node's, or one left behind by a
+// re-creation) after that long, rather than after the library's default
+// of 5 minutes. The watchdog checks every stallCheck whether events wait
+// in the stream while none has been delivered for stallAfter.
+const (
+	consumerInactive = 15 * time.Second
+	stallCheck       = 500 * time.Millisecond
+	stallAfter       = 2 * time.Second
+)
+
+// Variables so that a test can slow the heartbeats down and see the
+// watchdog recover on its own.
+var (
+	consumerExpiry    = 5 * time.Second
+	consumerHeartbeat = time.Second
+)
 
 // Consume starts this node's consumer and calls fn for every event stored
 // in the stream from now on (events stored before Consume returns a
@@ -84,7 +115,8 @@ func (c *Cluster) ConsumeBatches(ctx context.Context, fn func(*Event), idle func
 		c:    c,
 		fn:   fn,
 		idle: idle,
-		name: fmt.Sprintf("%s_%08x", sanitizeName(c.cfg.Name), rand.Uint32()),
+		name: sanitizeName(c.cfg.Name),
+
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
@@ -106,21 +138,39 @@ func (c *Cluster) ConsumeBatches(ctx context.Context, fn func(*Event), idle func
 	}
 	c.consumers[k] = struct{}{}
 	c.mu.Unlock()
+	k.next.Store(next)
+	k.progressAt.Store(time.Now().UnixNano())
 	go k.run(it, next) // owned by k: signalStop ends it, Stop waits for it
+	go k.watch()       // owned by k: ends when run does
 	return k, nil
 }
 
 // open creates an ordered consumer starting at stream sequence start.
+//
+// Each one gets a fresh name, "<node id>_<random>_<n>": a consumer left on
+// the server by the previous one (its server was cut off, or it is stuck)
+// must not block the new one (the server refuses to move an existing
+// consumer's start sequence). The previous one is deleted if the server
+// answers, and expires after consumerInactive if not.
 func (k *Consumer) open(ctx context.Context, start uint64) (jetstream.MessagesContext, error) {
+	if prev := k.cons; prev != nil {
+		if info := prev.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(ctx, time.Second)
+			_ = k.c.js.DeleteConsumer(dctx, k.c.cfg.Stream, info.Name) // best effort: it expires anyway
+			cancel()
+		}
+	}
 	cons, err := k.c.js.OrderedConsumer(ctx, k.c.cfg.Stream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   start,
-		NamePrefix:    k.name,
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       start,
+		NamePrefix:        fmt.Sprintf("%s_%08x", k.name, rand.Uint32()),
+		InactiveThreshold: consumerInactive,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create ordered consumer on %q at seq %d: %w", k.c.cfg.Stream, start, err)
 	}
-	it, err := cons.Messages()
+	k.cons = cons
+	it, err := cons.Messages(jetstream.PullExpiry(consumerExpiry), jetstream.PullHeartbeat(consumerHeartbeat))
 	if err != nil {
 		return nil, fmt.Errorf("consume %q: %w", k.c.cfg.Stream, err)
 	}
@@ -175,6 +225,7 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 			if seq, ok := k.deliver(msg); ok {
 				next = seq + 1
 				backoff = 100 * time.Millisecond
+				k.progress(next)
 			}
 			if k.idle != nil && len(msgs) == 0 {
 				callIdle()
@@ -317,4 +368,75 @@ func (k *Consumer) Stop() {
 	k.c.mu.Lock()
 	delete(k.c.consumers, k)
 	k.c.mu.Unlock()
+}
+
+// progress records that run delivered up to next-1 (called per event: two
+// atomic stores). A delivery after a stall ends it.
+func (k *Consumer) progress(next uint64) {
+	now := time.Now().UnixNano()
+	k.next.Store(next)
+	k.progressAt.Store(now)
+	if at := k.stalledAt.Load(); at != 0 && k.stalledAt.CompareAndSwap(at, 0) {
+		d := time.Duration(now - at + int64(stallAfter))
+		k.c.metrics.stallSeconds.Add(d.Seconds())
+		k.c.log.Info("event delivery resumed", "stalled_for", d.Round(time.Millisecond), "next_seq", next)
+	}
+}
+
+// watch is the stall watchdog. While the stream holds events past the
+// last delivered one and none has been delivered for stallAfter, delivery
+// (seen at two checks in a row) is stalled — typically the consumer's
+// server died and its heartbeats have not been missed yet, or a stream
+// leader election left the consumer behind. watch then logs and counts the stall once
+// (fraiseql_delivery_stalls_total) and stops the iterator, so that run
+// re-creates the consumer after the last delivered sequence (nothing is
+// lost). It repeats that every stallAfter while the stall lasts. A stream
+// it cannot ask (no leader yet) declares nothing.
+func (k *Consumer) watch() {
+	t := time.NewTicker(stallCheck)
+	defer t.Stop()
+	var lastReset time.Time
+	waiting := false // the last check saw events waiting
+	for {
+		select {
+		case <-k.done:
+			return
+		case <-t.C:
+		}
+		since := time.Since(time.Unix(0, k.progressAt.Load()))
+		if since < stallAfter {
+			waiting = false
+			continue
+		}
+		if time.Since(lastReset) < stallAfter {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), stallCheck)
+		st, err := k.c.js.Stream(ctx, k.c.cfg.Stream)
+		cancel()
+		if err != nil || st.CachedInfo().State.LastSeq < k.next.Load() {
+			waiting = false
+			continue // caught up, or the stream cannot say
+		}
+		if !waiting {
+			// An event stored just now may be on its way after a quiet
+			// spell: a stall is events still waiting at the next check.
+			waiting = true
+			continue
+		}
+		waiting = false
+		last := st.CachedInfo().State.LastSeq
+		if k.stalledAt.CompareAndSwap(0, time.Now().UnixNano()) {
+			k.c.metrics.stalls.Inc()
+			k.c.log.Warn("event delivery stalled: the stream holds events this node has not received; re-creating its consumer",
+				"next_seq", k.next.Load(), "stream_last_seq", last, "no_progress_for", since.Round(time.Millisecond))
+		}
+		lastReset = time.Now()
+		k.stallResets.Add(1)
+		k.mu.Lock()
+		if k.it != nil {
+			k.it.Stop() // run re-creates it from the next sequence
+		}
+		k.mu.Unlock()
+	}
 }

@@ -20,11 +20,13 @@ const (
 // metrics are this Cluster's own collectors; they are never registered
 // on the global registry (see Collectors).
 type metrics struct {
-	consumed   prometheus.Counter
-	skipped    *prometheus.CounterVec
-	reconnects prometheus.Counter
-	connected  prometheus.Gauge
-	published  *prometheus.CounterVec
+	consumed     prometheus.Counter
+	skipped      *prometheus.CounterVec
+	reconnects   prometheus.Counter
+	connected    prometheus.Gauge
+	published    *prometheus.CounterVec
+	stalls       prometheus.Counter
+	stallSeconds prometheus.Counter
 
 	// Children resolved once, so the hot paths skip the label lookup.
 	skippedSubject, skippedMetadata                        prometheus.Counter
@@ -54,6 +56,14 @@ func newMetrics() *metrics {
 			Help: "Publish calls, by result (ok, duplicate, too_large, invalid, error).",
 		}, []string{"result"}),
 	}
+	m.stalls = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fraiseql_delivery_stalls_total",
+		Help: "Times event delivery stalled: the stream held events this node had not received for 2 s; the consumer was re-created.",
+	})
+	m.stallSeconds = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fraiseql_delivery_stall_seconds_total",
+		Help: "Seconds event delivery was stalled, counted when it resumed.",
+	})
 	// Every label value exists from the start: dashboards see zeros, not gaps.
 	m.skippedSubject = m.skipped.WithLabelValues(skipBadSubject)
 	m.skippedMetadata = m.skipped.WithLabelValues(skipMetadata)
@@ -74,7 +84,9 @@ func newMetrics() *metrics {
 //	fraiseql_nats_reconnects_total
 //	fraiseql_nats_connected
 //	fraiseql_publish_total{result}
+//	fraiseql_delivery_stalls_total
+//	fraiseql_delivery_stall_seconds_total
 func (c *Cluster) Collectors() []prometheus.Collector {
 	m := c.metrics
-	return []prometheus.Collector{m.consumed, m.skipped, m.reconnects, m.connected, m.published}
+	return []prometheus.Collector{m.consumed, m.skipped, m.reconnects, m.connected, m.published, m.stalls, m.stallSeconds}
 }
