@@ -17,6 +17,7 @@ const (
 	DefaultMaxMessageBytes         = 256 << 10 // 256 KiB
 	DefaultMaxEventBytes           = 1 << 20   // 1 MiB
 	DefaultMaxFilterDepth          = 50
+	DefaultMaxFilterOperands       = 100
 	DefaultMaxComplexity           = 1000
 	DefaultMaxDepth                = 12
 	DefaultSubscribeRate           = Rate(50.0 / 60) // 50 per minute
@@ -63,6 +64,15 @@ type Config struct {
 	// Default 50; must not be negative. Enforced by query when compiling the
 	// filter; the client gets FILTER_TOO_DEEP.
 	MaxFilterDepth int `yaml:"max_filter_depth"`
+	// MaxFilterOperands bounds the operands of a where filter: every
+	// operator with a non-null value counts 1, except in and nin, which
+	// count one per list item (an empty list counts 1), wherever they nest
+	// under and, or, not and field paths. Default 100; must not be
+	// negative. Enforced by query on the parsed document and variables,
+	// before full validation; the client gets FILTER_TOO_COMPLEX. Not per
+	// tenant: a node compiles (and shares) plans with one set of limits,
+	// and filter work is paid for by every tenant on the routing path.
+	MaxFilterOperands int `yaml:"max_filter_operands"`
 	// MaxComplexity bounds a document's complexity score. Default 1000;
 	// must not be negative. Enforced by query on the parsed document before
 	// full validation; the client gets QUERY_TOO_COMPLEX.
@@ -169,6 +179,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.MaxMessageBytes, DefaultMaxMessageBytes)
 	def(&c.MaxEventBytes, DefaultMaxEventBytes)
 	def(&c.MaxFilterDepth, DefaultMaxFilterDepth)
+	def(&c.MaxFilterOperands, DefaultMaxFilterOperands)
 	def(&c.MaxComplexity, DefaultMaxComplexity)
 	def(&c.MaxDepth, DefaultMaxDepth)
 	def(&c.SubscribeRate, DefaultSubscribeRate)
@@ -211,6 +222,7 @@ func (c Config) Validate() error {
 		{"max_message_bytes", c.MaxMessageBytes},
 		{"max_event_bytes", c.MaxEventBytes},
 		{"max_filter_depth", c.MaxFilterDepth},
+		{"max_filter_operands", c.MaxFilterOperands},
 		{"max_complexity", c.MaxComplexity},
 		{"max_depth", c.MaxDepth},
 		{"subscribe_burst", c.SubscribeBurst},
@@ -357,6 +369,15 @@ func (c Config) CheckDepth(n int) error {
 func (c Config) CheckFilterDepth(n int) error {
 	if limit := eff(c.MaxFilterDepth, DefaultMaxFilterDepth); n > limit {
 		return FilterTooDeep(n, limit)
+	}
+	return nil
+}
+
+// CheckFilterOperands returns a FILTER_TOO_COMPLEX *Error if a where filter
+// of n operands exceeds MaxFilterOperands, else nil.
+func (c Config) CheckFilterOperands(n int) error {
+	if limit := eff(c.MaxFilterOperands, DefaultMaxFilterOperands); n > limit {
+		return FilterTooComplex(n, limit)
 	}
 	return nil
 }

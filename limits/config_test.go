@@ -24,6 +24,7 @@ func TestConfigWithDefaults(t *testing.T) {
 		MaxMessageBytes:         256 * 1024,
 		MaxEventBytes:           1024 * 1024,
 		MaxFilterDepth:          50,
+		MaxFilterOperands:       100,
 		MaxComplexity:           1000,
 		MaxDepth:                12,
 		SubscribeRate:           Rate(50.0 / 60),
@@ -79,6 +80,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative event size", Config{MaxEventBytes: -1}, []string{"limits.max_event_bytes"}},
 		{"negative depths", Config{MaxDepth: -1, MaxFilterDepth: -2, MaxComplexity: -3}, []string{"limits.max_depth", "limits.max_filter_depth", "limits.max_complexity"}},
 		{"negative bursts", Config{SubscribeBurst: -1, EventBurst: -1, ConnBurstPerIP: -1}, []string{"limits.subscribe_burst", "limits.event_burst", "limits.conn_burst_per_ip"}},
+		{"negative filter operands", Config{MaxFilterOperands: -1}, []string{"limits.max_filter_operands: must not be negative (got -1)"}},
 		{"negative max keys", Config{MaxKeys: -1}, []string{"limits.max_keys"}},
 		{"NaN rate", Config{SubscribeRate: Rate(math.NaN())}, []string{"limits.subscribe_rate: must be a finite rate"}},
 		{"infinite rate", Config{EventRate: Rate(math.Inf(1))}, []string{"limits.event_rate"}},
@@ -181,6 +183,8 @@ func TestConfigChecks(t *testing.T) {
 		{"depth", c.CheckDepth, DefaultMaxDepth, CodeQueryTooComplex},
 		{"filter depth", c.CheckFilterDepth, DefaultMaxFilterDepth, CodeFilterTooDeep},
 		{"zero config uses defaults", Config{}.CheckFilterDepth, DefaultMaxFilterDepth, CodeFilterTooDeep},
+		{"filter operands", c.CheckFilterOperands, DefaultMaxFilterOperands, CodeFilterTooComplex},
+		{"filter operands custom", Config{MaxFilterOperands: 7}.CheckFilterOperands, 7, CodeFilterTooComplex},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, v := range []int{tc.limit - 1, tc.limit} {

@@ -21,6 +21,9 @@ const (
 	CodeQueryTooComplex = "QUERY_TOO_COMPLEX"
 	// CodeFilterTooDeep: the where filter nests deeper than MaxFilterDepth.
 	CodeFilterTooDeep = "FILTER_TOO_DEEP"
+	// CodeFilterTooComplex: the where filter has more operands than
+	// MaxFilterOperands.
+	CodeFilterTooComplex = "FILTER_TOO_COMPLEX"
 	// CodeSubscriptionExpired: the subscription outlived
 	// MaxSubscriptionDuration; the client may resubscribe with its cursor.
 	CodeSubscriptionExpired = "SUBSCRIPTION_EXPIRED"
@@ -113,6 +116,12 @@ func QueryTooDeep(depth, limit int) *Error {
 // depth levels.
 func FilterTooDeep(depth, limit int) *Error {
 	return &Error{Code: CodeFilterTooDeep, Message: fmt.Sprintf("filter depth is %d; the limit is %d", depth, limit), Limit: int64(limit), Value: int64(depth)}
+}
+
+// FilterTooComplex returns a FILTER_TOO_COMPLEX refusal of a where filter of
+// operands operands.
+func FilterTooComplex(operands, limit int) *Error {
+	return &Error{Code: CodeFilterTooComplex, Message: fmt.Sprintf("filter has %d operands; the limit is %d (max_filter_operands)", operands, limit), Limit: int64(limit), Value: int64(operands)}
 }
 
 // SubscriptionExpired returns a SUBSCRIPTION_EXPIRED error for a subscription

@@ -22,6 +22,7 @@ func TestErrorExtensions(t *testing.T) {
 		{"query too complex", QueryTooComplex(1001, 1000), `{"code":"QUERY_TOO_COMPLEX","limit":1000,"value":1001}`},
 		{"query too deep", QueryTooDeep(13, 12), `{"code":"QUERY_TOO_COMPLEX","limit":12,"value":13}`},
 		{"filter too deep", FilterTooDeep(51, 50), `{"code":"FILTER_TOO_DEEP","limit":50,"value":51}`},
+		{"filter too complex", FilterTooComplex(101, 100), `{"code":"FILTER_TOO_COMPLEX","limit":100,"value":101}`},
 		{"expired", SubscriptionExpired(time.Hour), `{"code":"SUBSCRIPTION_EXPIRED"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -142,5 +142,7 @@ func (c Config) queryOptions() query.Options {
 		MaxDepth:       c.Limits.MaxDepth,
 		MaxComplexity:  c.Limits.MaxComplexity,
 		MaxFilterDepth: c.Limits.MaxFilterDepth,
+
+		MaxFilterOperands: c.Limits.MaxFilterOperands,
 	}
 }

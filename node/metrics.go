@@ -20,6 +20,7 @@ type metrics struct {
 	slowClients    atomic.Uint64
 	flushes        atomic.Uint64
 	flushedConns   atomic.Uint64
+	textReplaced   atomic.Uint64
 
 	closed          *prometheus.CounterVec // by ws.CloseReason
 	subscribeErrors *prometheus.CounterVec // by error code
@@ -72,6 +73,7 @@ func newMetrics(reg *prometheus.Registry, plans func() float64) *metrics {
 		counter("fraiseql_flushes_total", "Write rounds: each writes every connection that was queued events since the last.", &m.flushes),
 		counter("fraiseql_flushed_connections_total", "Connections written by write rounds (one write for all the events a connection was queued in the round).", &m.flushedConns),
 		counter("fraiseql_slow_client_disconnects_total", "Connections closed because their write queue was full.", &m.slowClients),
+		counter("fraiseql_event_text_replaced_total", "Event payloads encoded with text replaced by U+FFFD (bytes not valid UTF-8, or an unpaired UTF-16 surrogate escape), once per matching plan group.", &m.textReplaced),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "fraiseql_plans", Help: "Distinct subscription plans (shared by identical subscriptions).",
 		}, plans),

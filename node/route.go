@@ -148,7 +148,10 @@ func flushSinks(sinks []sink) {
 // event does not match or is invalid. buf is scratch space for the
 // projection; it is returned, possibly grown, for reuse.
 func (n *Node) render(plan *query.Plan, ev *cluster.Event, buf []byte) (payload, scratch []byte, ok bool) {
-	data, ok, err := plan.Execute(buf, ev.Data)
+	data, ok, replaced, err := plan.ExecuteCounted(buf, ev.Data)
+	if replaced {
+		n.met.textReplaced.Add(1)
+	}
 	if err != nil {
 		n.met.eventsRejected.WithLabelValues("invalid").Inc()
 		n.log.Debug("event rejected", "subject", ev.Subject, "seq", ev.Seq, "err", err)

@@ -68,3 +68,20 @@ func BenchmarkCompileUncached(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkExecuteEscapes is BenchmarkExecute on a message whose strings
+// hold escapes (a newline, quotes, an escaped surrogate pair), which take
+// the slower, checking copy; allocs/op should be 0.
+func BenchmarkExecuteEscapes(b *testing.B) {
+	c := newTestCompiler(b, Options{})
+	p := mustCompile(b, c, Request{Query: `subscription { messageAdded(room: "r1") { __typename id text createdAt tags author { id name } } }`})
+	event := []byte(`{"id":"7","room":"r1","text":"line one\nline \"two\" \ud83d\ude00","author":{"id":"u1","name":"Ann \"A\""},"tags":["a","b"],"createdAt":"2024-01-01T00:00:00Z","extra":{"deep":[1,2.5e3,{"x":null}]}}`)
+	buf := make([]byte, 0, 512)
+	b.SetBytes(int64(len(event)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok, err := p.Execute(buf[:0], event); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}

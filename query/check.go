@@ -30,6 +30,8 @@ type checker struct {
 	nest       int // fragments enclosing the current selection
 	onPath     map[string]bool
 	err        gqlerror.List
+
+	operands operandCounter // where filters of subscription fields
 }
 
 // visitBudget is the number of selections the checker may visit in one
@@ -38,14 +40,19 @@ type checker struct {
 func visitBudget(o *Options) int { return 4*o.MaxComplexity + 100 }
 
 // check walks every operation and fragment definition of doc. It returns the
-// complexity of the operation op (nil: none) and the visits spent.
-func check(schema *ast.Schema, doc *ast.QueryDocument, opts *Options, op *ast.OperationDefinition) (complexity, visits int, errs gqlerror.List) {
+// complexity of the operation op (nil: none) and the visits spent. vars
+// are the request's variables, decoded only if a where filter uses them.
+func check(schema *ast.Schema, doc *ast.QueryDocument, opts *Options, op *ast.OperationDefinition, vars *rawVars) (complexity, visits int, errs gqlerror.List) {
 	c := &checker{
-		schema: schema,
-		frags:  make(map[string]*ast.FragmentDefinition, len(doc.Fragments)),
-		opts:   opts,
-		budget: visitBudget(opts),
-		onPath: map[string]bool{},
+		schema:   schema,
+		frags:    make(map[string]*ast.FragmentDefinition, len(doc.Fragments)),
+		opts:     opts,
+		budget:   visitBudget(opts),
+		onPath:   map[string]bool{},
+		operands: operandCounter{limit: opts.MaxFilterOperands, vars: vars},
+	}
+	if op != nil {
+		c.operands.defs = op.VariableDefinitions
 	}
 	for _, f := range doc.Fragments {
 		if _, dup := c.frags[f.Name]; !dup {
@@ -97,6 +104,15 @@ func (c *checker) walk(set ast.SelectionSet, parent *ast.Definition, depth, mult
 		switch sel := sel.(type) {
 		case *ast.Field:
 			c.complexity += mult
+			if depth == 0 && parent != nil && parent == c.schema.Subscription {
+				// Filter work counts in the score: 1 per operand.
+				n := c.filterOperands(sel, parent)
+				if n > c.opts.MaxFilterOperands {
+					c.err = filterTooComplex(c.opts.MaxFilterOperands)
+					return false
+				}
+				c.complexity += n
+			}
 			if c.complexity > c.opts.MaxComplexity {
 				c.err = newErr(CodeQueryTooComplex,
 					fmt.Sprintf("query is too complex: complexity exceeds the limit of %d", c.opts.MaxComplexity),
@@ -177,4 +193,25 @@ func satMul10(m, limit int) int {
 		return limit/10*10 + 10
 	}
 	return m * 10
+}
+
+// filterOperands counts the operands of the where argument of the
+// subscription field f (see operands.go), saturated at the limit plus one.
+func (c *checker) filterOperands(f *ast.Field, parent *ast.Definition) int {
+	fd := parent.Fields.ForName(f.Name)
+	if fd == nil {
+		return 0
+	}
+	ad := fd.Arguments.ForName("where")
+	if ad == nil {
+		return 0
+	}
+	if def := c.schema.Types[ad.Type.Name()]; def == nil || def.Kind != ast.InputObject {
+		return 0
+	}
+	a := f.Arguments.ForName("where")
+	if a == nil {
+		return 0 // the schema's default, if any, is counted when it compiles
+	}
+	return c.operands.filter(a.Value)
 }

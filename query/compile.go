@@ -1,7 +1,6 @@
 package query
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -41,6 +40,12 @@ type Options struct {
 	// MaxInList bounds the items of one in or nin list. Zero value means
 	// 100. Error: GRAPHQL_VALIDATION_FAILED.
 	MaxInList int
+	// MaxFilterOperands bounds the operands of the where filter (see the
+	// package doc, "Filters"): each operator counts 1, in and nin one per
+	// list item. Checked on the parsed document and variables before
+	// validation. Zero value means 100. Error: FILTER_TOO_COMPLEX with
+	// extension limit.
+	MaxFilterOperands int
 }
 
 func (o Options) withDefaults() Options {
@@ -55,6 +60,7 @@ func (o Options) withDefaults() Options {
 	def(&o.MaxComplexity, 1000)
 	def(&o.MaxFilterDepth, 50)
 	def(&o.MaxInList, 100)
+	def(&o.MaxFilterOperands, 100)
 	return o
 }
 
@@ -157,11 +163,12 @@ func (c *Compiler) compile(req *Request) (*Plan, gqlerror.List) {
 	if errs != nil {
 		return nil, errs
 	}
-	complexity, _, errs := check(c.schema.ast, doc, &c.opts, op)
+	raw := &rawVars{raw: req.Variables}
+	complexity, _, errs := check(c.schema.ast, doc, &c.opts, op, raw)
 	if errs != nil {
 		return nil, errs
 	}
-	vars, errs := c.validate(doc, op, req.Variables)
+	vars, errs := c.validate(doc, op, raw)
 	if errs != nil {
 		return nil, errs
 	}
@@ -175,7 +182,7 @@ func (c *Compiler) compile(req *Request) (*Plan, gqlerror.List) {
 // validate runs gqlparser's validation and variable coercion. gqlparser is
 // not hardened against every malformed input, and a panic in it must fail
 // one request, not the node.
-func (c *Compiler) validate(doc *ast.QueryDocument, op *ast.OperationDefinition, raw json.RawMessage) (vars map[string]any, errs gqlerror.List) {
+func (c *Compiler) validate(doc *ast.QueryDocument, op *ast.OperationDefinition, raw *rawVars) (vars map[string]any, errs gqlerror.List) {
 	defer func() {
 		if r := recover(); r != nil {
 			vars, errs = nil, newErr(CodeValidationFailed, "query could not be validated")
@@ -223,17 +230,10 @@ func pickOperation(doc *ast.QueryDocument, name string) (*ast.OperationDefinitio
 	return op, nil
 }
 
-func coerceVariables(s *ast.Schema, op *ast.OperationDefinition, raw json.RawMessage) (map[string]any, gqlerror.List) {
-	vars := map[string]any{}
-	if t := bytes.TrimSpace(raw); len(t) > 0 && !bytes.Equal(t, []byte("null")) {
-		if t[0] != '{' || !json.Valid(t) {
-			return nil, newErr(CodeValidationFailed, "variables must be a JSON object")
-		}
-		d := json.NewDecoder(bytes.NewReader(t))
-		d.UseNumber()
-		if err := d.Decode(&vars); err != nil {
-			return nil, newErr(CodeValidationFailed, "variables must be a JSON object")
-		}
+func coerceVariables(s *ast.Schema, op *ast.OperationDefinition, raw *rawVars) (map[string]any, gqlerror.List) {
+	vars, errs := raw.get()
+	if errs != nil {
+		return nil, errs
 	}
 	coerced, err := validator.VariableValues(s, op, vars)
 	if err != nil {

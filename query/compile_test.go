@@ -164,7 +164,8 @@ func TestLimits(t *testing.T) {
 		{"path depth at limit", Options{MaxFilterDepth: 2}, Request{Query: `subscription { messageAdded(room: "r", where: {author: {name: {eq: "x"}}}) { id } }`}, ""},
 		{"and/or depth", Options{MaxFilterDepth: 2}, Request{Query: `subscription { messageAdded(room: "r", where: {and: [{or: [{text: {eq: "x"}}]}]}) { id } }`}, CodeFilterTooDeep},
 		{"in list 100", Options{}, Request{Query: inList(100)}, ""},
-		{"in list 101", Options{}, Request{Query: inList(101)}, CodeValidationFailed},
+		{"in list 101", Options{}, Request{Query: inList(101)}, CodeFilterTooComplex}, // operands, checked first
+		{"in list 101 under operand limit", Options{MaxFilterOperands: 200}, Request{Query: inList(101)}, CodeValidationFailed},
 		{"nin list custom", Options{MaxInList: 2}, Request{Query: `subscription { messageAdded(room: "r", where: {text: {nin: ["a","b","c"]}}) { id } }`}, CodeValidationFailed},
 	}
 	for _, tc := range cases {

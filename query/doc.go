@@ -27,7 +27,9 @@
 //  4. walk every operation and fragment of the parsed document with a fixed
 //     visit budget (4*MaxComplexity+100 selections after fragment expansion):
 //     depth, complexity, fragment nesting (at most 32) and fragment cycles
-//     (QUERY_TOO_COMPLEX, or GRAPHQL_VALIDATION_FAILED for a cycle);
+//     (QUERY_TOO_COMPLEX, or GRAPHQL_VALIDATION_FAILED for a cycle), and
+//     the operands of each subscription field's where argument, variables
+//     included (FILTER_TOO_COMPLEX);
 //  5. full validation by gqlparser (GRAPHQL_VALIDATION_FAILED);
 //  6. variable coercion (GRAPHQL_VALIDATION_FAILED);
 //  7. field guards: every selected field marked @requires(role:) or
@@ -35,7 +37,7 @@
 //     (FORBIDDEN; the message never names the missing role or claim);
 //  8. the plan: exactly one root field after @skip/@include, the topic
 //     (FORBIDDEN for a missing claim), the filter (FILTER_TOO_DEEP,
-//     GRAPHQL_VALIDATION_FAILED) and the projection.
+//     FILTER_TOO_COMPLEX, GRAPHQL_VALIDATION_FAILED) and the projection.
 //
 // # Complexity and depth
 //
@@ -43,12 +45,14 @@
 // fragments add no depth. The complexity score sums, over every selected
 // field after fragment expansion (aliases and __typename included, @skip and
 // @include ignored), 10^n where n is the number of list-typed fields
-// enclosing it. For example
+// enclosing it, plus 1 per operand of the subscription field's where filter
+// (see Filters), as a filter costs work on every event. For example
 //
 //	messageAdded(room: "r1") { id text tags author { id name } }
 //
 // scores 7: six fields and the root, none under a list. A field under one
-// list field scores 10, under two lists 100.
+// list field scores 10, under two lists 100. Adding
+// where: {text: {contains: "a"}, id: {in: ["1", "2"]}} adds 3.
 //
 // # Topics
 //
@@ -77,4 +81,15 @@
 // wrong JSON kind matches no operator. Filter depth counts the nesting of
 // combinators and field paths: {text: {eq: "x"}} has depth 1, and depth over
 // Options.MaxFilterDepth is refused with FILTER_TOO_DEEP.
+//
+// A filter's operands are what it can compare on each event: every operator
+// with a non-null value counts 1, except in and nin, which count one per
+// list item (an empty list counts 1), wherever they nest under and, or, not
+// and field paths. More than Options.MaxFilterOperands is refused with
+// FILTER_TOO_COMPLEX. The count is made on the parsed document and the
+// variables before validation, and stops at the limit. Operand strings are
+// not bounded apart from the request size: contains and startsWith cost at
+// most the length of the event's string per operand (a longer operand fails
+// at once), so the cost of a filter per event is bounded by its operand
+// count times the event size.
 package query

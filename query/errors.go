@@ -24,6 +24,9 @@ const (
 	// CodeFilterTooDeep marks a where filter nested deeper than
 	// Options.MaxFilterDepth.
 	CodeFilterTooDeep = "FILTER_TOO_DEEP"
+	// CodeFilterTooComplex marks a where filter with more operands than
+	// Options.MaxFilterOperands (see the package doc, "Filters").
+	CodeFilterTooComplex = "FILTER_TOO_COMPLEX"
 	// CodeForbidden marks a topic that needs a claim the connection lacks,
 	// or a field whose @requires guard the caller's claims do not meet.
 	CodeForbidden = "FORBIDDEN"

@@ -1,6 +1,10 @@
 package query
 
-import "fmt"
+import (
+	"bytes"
+	"fmt"
+	"unicode/utf8"
+)
 
 // smallKeys is how many capture keys fit the stack buffers of Execute.
 const smallKeys = 16
@@ -10,13 +14,45 @@ const smallKeys = 16
 // e.g. {"messageAdded":{"id":"7","text":"hi"}}, to dst and returns it.
 //
 // ok is false, and dst is returned unchanged, when the event does not match
-// the plan's filters. err wraps ErrBadEvent when the body is not valid JSON
-// or not the object (or list) the return type requires. Execute never
-// panics, and what it appends is always valid JSON: bytes of strings that
-// are not valid UTF-8 become U+FFFD. For a list return type the filter
-// applies to each element, non-matching elements are left out, and ok is
-// false when none match.
+// the plan's filters. err wraps ErrBadEvent when the body is not valid JSON,
+// holds a number that float64 cannot hold (such as 1e400, anywhere in the
+// event), or is not the object (or list) the return type requires. Execute
+// never panics, and what it appends is always JSON that every client reads
+// as Unicode text: bytes of strings that are not valid UTF-8, and \u
+// escapes of UTF-16 surrogates that are not half of a pair, become U+FFFD
+// (the filter compares strings decoded the same way). For a list return
+// type the filter applies to each element, non-matching elements are left
+// out, and ok is false when none match.
 func (p *Plan) Execute(dst, event []byte) (out []byte, ok bool, err error) {
+	var st emitState
+	return p.execute(dst, event, &st)
+}
+
+// ExecuteCounted is Execute that also reports whether it replaced any text
+// of the event with U+FFFD, so that the caller can count such events.
+func (p *Plan) ExecuteCounted(dst, event []byte) (out []byte, ok, replaced bool, err error) {
+	var st emitState
+	out, ok, err = p.execute(dst, event, &st)
+	return out, ok, st.replaced, err
+}
+
+// emitState is what projecting one event needs to know, and tells, about
+// the event's text.
+type emitState struct {
+	esc      bool // the event holds a backslash: strings may hold \u escapes
+	replaced bool // text was replaced by U+FFFD
+}
+
+// badJSON is the error for an event whose scan failed at end.
+func badJSON(event []byte, end int) error {
+	end = min(end, len(event))
+	if numberOutOfRange(event, end) {
+		return fmt.Errorf("%w: number out of range (offset %d)", ErrBadEvent, end)
+	}
+	return fmt.Errorf("%w: not valid JSON (offset %d)", ErrBadEvent, end)
+}
+
+func (p *Plan) execute(dst, event []byte, st *emitState) (out []byte, ok bool, err error) {
 	orig := dst
 	i := skipWS(event, 0)
 	if p.listDepth == 0 && !p.leaf && i < len(event) && event[i] == '{' {
@@ -25,26 +61,28 @@ func (p *Plan) Execute(dst, event []byte) (out []byte, ok bool, err error) {
 		spans := captureBuf(&buf, len(p.root.keys))
 		end, valid := captureObject(event, i, p.root.keys, spans)
 		if !valid || skipWS(event, end) != len(event) {
-			return orig, false, fmt.Errorf("%w: not valid JSON (offset %d)", ErrBadEvent, min(end, len(event)))
+			return orig, false, badJSON(event, end)
 		}
 		if p.filter != nil && !p.filter.eval(event, span{i, end}, spans) {
 			return orig, false, nil
 		}
+		st.esc = hasEscape(event)
 		dst = append(dst, p.prefix...)
-		dst = p.root.emit(dst, event, spans)
+		dst = p.root.emit(dst, event, spans, st)
 		return append(dst, '}'), true, nil
 	}
 	end, valid := skipValue(event, i)
 	if !valid || skipWS(event, end) != len(event) {
-		return orig, false, fmt.Errorf("%w: not valid JSON (offset %d)", ErrBadEvent, min(end, len(event)))
+		return orig, false, badJSON(event, end)
 	}
 	v := span{i, end}
+	st.esc = hasEscape(event)
 	dst = append(dst, p.prefix...)
 	if p.listDepth == 0 {
 		if !p.leaf {
 			return orig, false, fmt.Errorf("%w: the event must be a JSON object", ErrBadEvent)
 		}
-		if dst, ok = p.element(dst, event, v); !ok {
+		if dst, ok = p.element(dst, event, v, st); !ok {
 			return orig, false, nil
 		}
 		return append(dst, '}'), true, nil
@@ -63,7 +101,7 @@ func (p *Plan) Execute(dst, event []byte) (out []byte, ok bool, err error) {
 			dst = append(dst, ',')
 		}
 		var hit bool
-		if dst, hit = p.element(dst, event, el); hit {
+		if dst, hit = p.element(dst, event, el, st); hit {
 			matched++
 		} else {
 			dst = dst[:before]
@@ -81,7 +119,8 @@ func (p *Plan) Execute(dst, event []byte) (out []byte, ok bool, err error) {
 
 // element filters and projects one (validated) value of the root field.
 // For a list return type, p.listDepth-1 list levels remain inside v.
-func (p *Plan) element(dst, b []byte, v span) ([]byte, bool) {
+// st.replaced is set when text is replaced (appendSanitized).
+func (p *Plan) element(dst, b []byte, v span, st *emitState) ([]byte, bool) {
 	var buf [smallKeys]span
 	spans := captureBuf(&buf, len(p.root.keys))
 	isObj := b[v.s] == '{'
@@ -97,24 +136,24 @@ func (p *Plan) element(dst, b []byte, v span) ([]byte, bool) {
 	}
 	switch {
 	case p.leaf:
-		return appendSanitized(dst, b[v.s:v.e]), true
+		return sanitize(dst, b[v.s:v.e], st), true
 	case p.listDepth > 1:
-		return p.root.projectValue(dst, b, v, p.listDepth-1), true
+		return p.root.projectValue(dst, b, v, p.listDepth-1, st), true
 	case !isObj:
 		return append(dst, "null"...), true
 	}
-	return p.root.emit(dst, b, spans), true
+	return p.root.emit(dst, b, spans, st), true
 }
 
 // projectValue projects the validated value v, listDepth list levels above
 // objects of o's type. Values of the wrong shape project as null.
-func (o *objProj) projectValue(dst, b []byte, v span, listDepth int) []byte {
+func (o *objProj) projectValue(dst, b []byte, v span, listDepth int, st *emitState) []byte {
 	c := b[v.s]
 	if listDepth == 0 {
 		if c != '{' {
 			return append(dst, "null"...)
 		}
-		return o.project(dst, b, v)
+		return o.project(dst, b, v, st)
 	}
 	if c != '[' {
 		return append(dst, "null"...)
@@ -127,7 +166,7 @@ func (o *objProj) projectValue(dst, b []byte, v span, listDepth int) []byte {
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = o.projectValue(dst, b, span{j, e}, listDepth-1)
+		dst = o.projectValue(dst, b, span{j, e}, listDepth-1, st)
 		j = skipWS(b, e)
 		if b[j] == ',' {
 			j = skipWS(b, j+1)
@@ -137,15 +176,15 @@ func (o *objProj) projectValue(dst, b []byte, v span, listDepth int) []byte {
 }
 
 // project projects the validated object v.
-func (o *objProj) project(dst, b []byte, v span) []byte {
+func (o *objProj) project(dst, b []byte, v span, st *emitState) []byte {
 	var buf [smallKeys]span
 	spans := captureBuf(&buf, len(o.keys))
 	captureObject(b, v.s, o.keys, spans)
-	return o.emit(dst, b, spans)
+	return o.emit(dst, b, spans, st)
 }
 
 // emit writes the output object from the captured member values spans.
-func (o *objProj) emit(dst, b []byte, spans []span) []byte {
+func (o *objProj) emit(dst, b []byte, spans []span, st *emitState) []byte {
 	fs := o.static
 	var typeSpan span = noSpan
 	if o.abstract {
@@ -172,7 +211,7 @@ func (o *objProj) emit(dst, b []byte, spans []span) []byte {
 			continue
 		case 2:
 			if typeSpan.s >= 0 {
-				dst = appendSanitized(dst, b[typeSpan.s:typeSpan.e])
+				dst = sanitize(dst, b[typeSpan.s:typeSpan.e], st)
 			} else {
 				dst = append(dst, f.typeJSON...)
 			}
@@ -183,9 +222,9 @@ func (o *objProj) emit(dst, b []byte, spans []span) []byte {
 		case sp.s < 0:
 			dst = append(dst, "null"...)
 		case f.sub == nil:
-			dst = appendSanitized(dst, b[sp.s:sp.e])
+			dst = sanitize(dst, b[sp.s:sp.e], st)
 		default:
-			dst = f.sub.projectValue(dst, b, sp, f.listDepth)
+			dst = f.sub.projectValue(dst, b, sp, f.listDepth, st)
 		}
 	}
 	return append(dst, '}')
@@ -197,4 +236,20 @@ func captureBuf(buf *[smallKeys]span, n int) []span {
 		return make([]span, n)
 	}
 	return buf[:n]
+}
+
+// hasEscape reports whether the event holds a backslash, and so strings
+// that may need appendSanitized's look at their escapes: one look per event
+// spares one per value projected.
+func hasEscape(event []byte) bool { return bytes.IndexByte(event, '\\') >= 0 }
+
+// sanitize is appendSanitized that records in st when it replaced text,
+// and skips the look for escapes when the event has none.
+func sanitize(dst, v []byte, st *emitState) []byte {
+	if !st.esc && utf8.Valid(v) {
+		return append(dst, v...)
+	}
+	dst, r := appendSanitized(dst, v)
+	st.replaced = st.replaced || r
+	return dst
 }

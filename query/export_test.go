@@ -16,7 +16,7 @@ func (c *Compiler) precheck(query string) (visits int, code string) {
 	if errs != nil {
 		return 0, errCode(errs)
 	}
-	_, visits, errs = check(c.schema.ast, doc, &c.opts, op)
+	_, visits, errs = check(c.schema.ast, doc, &c.opts, op, &rawVars{})
 	return visits, errCode(errs)
 }
 

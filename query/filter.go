@@ -73,8 +73,9 @@ type operand struct {
 // filterCompiler turns where values (as gqlparser's Value returns them)
 // into fnode trees.
 type filterCompiler struct {
-	schema *ast.Schema
-	opts   *Options
+	schema   *ast.Schema
+	opts     *Options
+	operands int // counted so far (operands.go)
 }
 
 func filterErr(msg string) gqlerror.List { return newErr(CodeValidationFailed, msg) }
@@ -152,6 +153,13 @@ func (fc *filterCompiler) compile(v any, def *ast.Definition, path []string, dep
 }
 
 func (fc *filterCompiler) leaf(op opKind, name string, val any, t *ast.Type, path []string) (*fnode, gqlerror.List) {
+	items := -1
+	if op == opIn || op == opNin {
+		items = len(asList(val))
+	}
+	if fc.operands += operandWeight(op, items); fc.operands > fc.opts.MaxFilterOperands {
+		return nil, filterTooComplex(fc.opts.MaxFilterOperands)
+	}
 	n := &fnode{op: op, path: slices.Clone(path)}
 	switch op {
 	case opIsNull:

@@ -1,6 +1,10 @@
 package query
 
 import (
+	"bytes"
+	"math"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -65,14 +69,19 @@ func scanString(b []byte, i int) (end int, esc, ok bool) {
 	return i, esc, false
 }
 
-// scanNumber scans the number starting at b[i] and returns the index after it.
+// scanNumber scans the number starting at b[i] and returns the index after
+// it. A number whose value float64 cannot hold (1e400: JSON allows it, but
+// clients read it as Infinity or fail) is refused as if it were not a number;
+// one that underflows (1e-400) reads as zero everywhere and is accepted.
 func scanNumber(b []byte, i int) (int, bool) {
+	start := i
 	if i < len(b) && b[i] == '-' {
 		i++
 	}
 	if i >= len(b) {
 		return i, false
 	}
+	intStart := i
 	switch {
 	case b[i] == '0':
 		i++
@@ -83,6 +92,7 @@ func scanNumber(b []byte, i int) (int, bool) {
 	default:
 		return i, false
 	}
+	intEnd := i
 	if i < len(b) && b[i] == '.' {
 		i++
 		d := i
@@ -93,20 +103,75 @@ func scanNumber(b []byte, i int) (int, bool) {
 			return i, false
 		}
 	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
+	if i >= len(b) || b[i] != 'e' && b[i] != 'E' {
+		// No exponent: out of range only with more than 308 integer digits.
+		if intEnd-intStart <= 308 {
+			return i, true
 		}
-		d := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return i, false
-		}
+		return i, inRange(b[start:i], intStart-start, intEnd-start, 0)
 	}
-	return i, true
+	i++
+	neg := false
+	if i < len(b) && (b[i] == '+' || b[i] == '-') {
+		neg = b[i] == '-'
+		i++
+	}
+	d := i
+	exp := 0
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		if exp < 1_000_000 { // far past any float64 exponent: saturate
+			exp = exp*10 + int(b[i]-'0')
+		}
+		i++
+	}
+	if i == d {
+		return i, false
+	}
+	if neg {
+		exp = -exp
+	}
+	return i, inRange(b[start:i], intStart-start, intEnd-start, exp)
+}
+
+// inRange reports whether the syntactically valid JSON number n, whose
+// integer digits are n[is:ie] and whose exponent is exp (saturated), is
+// within float64 range. Only numbers near 1e308 need parsing.
+func inRange(n []byte, is, ie, exp int) bool {
+	mag := ie - is - 1 // the power of ten of the first significant digit
+	if n[is] == '0' {
+		// 0.000ddd: count the fraction's leading zeros; all zeros is zero.
+		j := ie + 1
+		for j < len(n) && n[j] == '0' {
+			j++
+		}
+		if ie >= len(n) || n[ie] != '.' || j >= len(n) || n[j] < '1' || n[j] > '9' {
+			return true
+		}
+		mag = ie - j
+	}
+	switch e := mag + exp; {
+	case e < 308:
+		return true
+	case e > 308:
+		return false
+	}
+	f, _ := strconv.ParseFloat(string(n), 64)
+	return !math.IsInf(f, 0)
+}
+
+// numberOutOfRange reports whether the bytes before end are a JSON number
+// that float64 cannot hold: why a scan that stopped at end failed. It is for
+// error messages only.
+func numberOutOfRange(b []byte, end int) bool {
+	s := end
+	for s > 0 && strings.IndexByte("0123456789+-.eE", b[s-1]) >= 0 {
+		s--
+	}
+	if s == end {
+		return false
+	}
+	f, err := strconv.ParseFloat(string(b[s:end]), 64)
+	return err != nil && math.IsInf(f, 0)
 }
 
 func scanLiteral(b []byte, i int) (int, bool) {
@@ -368,29 +433,111 @@ func hex4(s []byte) int {
 	return n
 }
 
-// appendSanitized appends the validated JSON value v to dst, replacing any
-// byte that is not valid UTF-8 (which can only sit inside a string) with
-// \ufffd so that the output is valid JSON in every decoder.
-func appendSanitized(dst, v []byte) []byte {
+// appendSanitized appends the validated JSON value v to dst so that the
+// output is JSON every decoder reads as Unicode text: a byte that is not
+// valid UTF-8 (which can only sit inside a string) becomes \ufffd, and so
+// does a \u escape of a UTF-16 surrogate that is not half of a high-low
+// pair. replaced reports whether anything was replaced.
+func appendSanitized(dst, v []byte) (_ []byte, replaced bool) {
 	if utf8.Valid(v) {
-		return append(dst, v...)
+		if bytes.IndexByte(v, '\\') < 0 {
+			return append(dst, v...), false
+		}
+		return appendPairedOnly(dst, v)
 	}
+	// Not valid UTF-8 (rare): look at every backslash and non-ASCII byte.
 	for i := 0; i < len(v); {
-		c := v[i]
-		if c < utf8.RuneSelf {
-			dst = append(dst, c)
-			i++
+		j := i
+		for j < len(v) && v[j] != '\\' && v[j] < utf8.RuneSelf {
+			j++
+		}
+		dst = append(dst, v[i:j]...)
+		if i = j; i == len(v) {
+			break
+		}
+		if v[i] != '\\' {
+			r, n := utf8.DecodeRune(v[i:])
+			if r == utf8.RuneError && n == 1 {
+				dst = append(dst, `\ufffd`...)
+				replaced = true
+			} else {
+				dst = append(dst, v[i:i+n]...)
+			}
+			i += n
 			continue
 		}
-		r, n := utf8.DecodeRune(v[i:])
-		if r == utf8.RuneError && n == 1 {
-			dst = append(dst, `\ufffd`...)
-		} else {
-			dst = append(dst, v[i:i+n]...)
+		// An escape; v is validated, so a \u has its four hex digits.
+		if v[i+1] != 'u' {
+			dst = append(dst, v[i:i+2]...)
+			i += 2
+			continue
 		}
+		n := 6
+		if isSurrogateEscape(v[i:]) {
+			if !isHighSurrogateEscape(v[i:]) || !isLowSurrogateEscape(v[i+6:]) {
+				dst = append(dst, `\ufffd`...)
+				replaced = true
+				i += 6
+				continue
+			}
+			n = 12 // a pair: one character
+		}
+		dst = append(dst, v[i:i+n]...)
 		i += n
 	}
-	return dst
+	return dst, replaced
+}
+
+// appendPairedOnly appends the validated, valid UTF-8 JSON value v to dst
+// with each \u escape of an unpaired UTF-16 surrogate replaced by \ufffd,
+// copying the rest in runs.
+func appendPairedOnly(dst, v []byte) (_ []byte, replaced bool) {
+	from := 0 // v[from:i] is not copied yet
+	for i := 0; ; {
+		k := bytes.IndexByte(v[i:], '\\')
+		if k < 0 {
+			break
+		}
+		i += k
+		if v[i+1] != 'u' {
+			i += 2
+			continue
+		}
+		if !isSurrogateEscape(v[i:]) {
+			i += 6
+			continue
+		}
+		if isHighSurrogateEscape(v[i:]) && isLowSurrogateEscape(v[i+6:]) {
+			i += 12 // a pair: one character
+			continue
+		}
+		dst = append(append(dst, v[from:i]...), `\ufffd`...)
+		replaced = true
+		i += 6
+		from = i
+	}
+	return append(dst, v[from:]...), replaced
+}
+
+// isSurrogateEscape reports whether s starts with a \u escape of a UTF-16
+// surrogate (U+D800 to U+DFFF); isHighSurrogateEscape and
+// isLowSurrogateEscape, of a high (U+D800 to U+DBFF) or low (U+DC00 to
+// U+DFFF) one. s is part of a validated JSON string.
+func isSurrogateEscape(s []byte) bool {
+	return len(s) >= 6 && s[0] == '\\' && s[1] == 'u' && s[2]|0x20 == 'd' && isHexIn(s[3], '8', 'f')
+}
+
+func isHighSurrogateEscape(s []byte) bool { return isSurrogateEscape(s) && isHexIn(s[3], '8', 'b') }
+
+func isLowSurrogateEscape(s []byte) bool { return isSurrogateEscape(s) && isHexIn(s[3], 'c', 'f') }
+
+// isHexIn reports whether the hex digit c is within [lo, hi] (lowercase
+// bounds; c may be uppercase).
+func isHexIn(c, lo, hi byte) bool {
+	if c >= 'A' && c <= 'F' {
+		c |= 0x20
+	}
+	return c >= lo && c <= hi
 }
 
 // appendQuoted appends s as a JSON string; s is a GraphQL name or type name

@@ -57,6 +57,7 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"bad duration", "nats:\n  max_age: soon\n", nil, "max_age"},
 		{"bad env value", "", []string{"FRAISEQL_LIMITS_MAX_QUERY_BYTES=lots"}, "limits.max_query_bytes"},
 		{"negative limit", "limits:\n  max_query_bytes: -5\n", nil, "limits.max_query_bytes"},
+		{"negative filter operands", "", []string{"FRAISEQL_LIMITS_MAX_FILTER_OPERANDS=-1"}, "limits.max_filter_operands"},
 		{"bad tenant", "tenant: a.b\n", nil, "tenant"},
 		{"bad log format", "log:\n  format: xml\n", nil, "log.format"},
 		{"bad prefix", "nats:\n  prefix: \"a.>\"\n", nil, "prefix"},
