@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,10 +24,11 @@ import (
 // filter of 90 `contains` operands (inside the operand limit) over a 4 KiB
 // text, and publishes to that room as fast as JetStream acks. A bystander
 // (tenant globex) on its own room measures publish-to-receive latency
-// before and during the attack: its p99 must stay within 2× its unloaded
-// p99 (with a floor of 50 ms: on loopback the unloaded p99 is around a
-// millisecond, below the scheduling jitter of a shared 2-core machine
-// running the race detector).
+// in rounds with and without the attack: its p99 under attack must stay
+// within 2× its unloaded p99, with a floor of 100 ms: on loopback the
+// unloaded p50 is about a millisecond, and single samples of a shared
+// 2-core machine running the race detector (the NATS server and the
+// clients run in this process) reach tens of milliseconds either way.
 // When one goroutine routed every event, the bystander's p99 grew to
 // seconds.
 func TestExpensiveFiltersOfOneTenantDoNotDelayAnother(t *testing.T) {
@@ -48,7 +50,7 @@ func TestExpensiveFiltersOfOneTenantDoNotDelayAnother(t *testing.T) {
 	bystander := dialAs(t, e, token(t, testSecret, "globex", "bob", nil))
 	bystander.subscribe("b", `subscription { messageAdded(room: "quiet") { id text } }`, nil, "")
 	bystander.expectNothing(100 * time.Millisecond) // subscribed
-	measure := func(what string, count int) time.Duration {
+	measure := func(what string, count int) []time.Duration {
 		lat := make([]time.Duration, 0, count)
 		for i := range count {
 			start := time.Now()
@@ -60,12 +62,18 @@ func TestExpensiveFiltersOfOneTenantDoNotDelayAnother(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		slices.Sort(lat)
-		p99 := lat[len(lat)*99/100]
-		t.Logf("%s: p50 %v, p99 %v, max %v over %d events", what, lat[len(lat)/2], p99, lat[len(lat)-1], count)
-		return p99
+		return lat
 	}
-	unloaded := measure("unloaded", 100)
+	p99 := func(what string, lat []time.Duration) time.Duration {
+		slices.Sort(lat)
+		p := lat[len(lat)*99/100]
+		t.Logf("%s: p50 %v, p99 %v, max %v over %d events", what, lat[len(lat)/2], p, lat[len(lat)-1], len(lat))
+		return p
+	}
+	metric := func(name string) string {
+		body, _ := httpGet(t, "http://"+e.node.OpsAddr()+"/metrics")
+		return grepLines(body, name)
+	}
 
 	attacker := dialAs(t, e, token(t, testSecret, "acme", "mallory", nil))
 	for s := range 100 {
@@ -78,35 +86,54 @@ func TestExpensiveFiltersOfOneTenantDoNotDelayAnother(t *testing.T) {
 	}
 	attacker.expectNothing(300 * time.Millisecond) // no error: every filter was admitted
 
+	// The attack, 400 events/s while on: ends with stop, or after 20,000.
 	ctx, stop := context.WithCancel(context.Background())
+	var on atomic.Bool
 	var wg sync.WaitGroup
-	var published int
-	wg.Go(func() { // the attack, 400 events/s: ends with stop, or after 20,000 events
+	var published atomic.Int64
+	wg.Go(func() {
 		text := strings.Repeat("haystack ", 4096/9)
 		tick := time.NewTicker(time.Second / 400)
 		defer tick.Stop()
-		for published = 0; published < 20_000 && ctx.Err() == nil; published++ {
+		for published.Load() < 20_000 {
 			select {
 			case <-tick.C:
 			case <-ctx.Done():
 				return
 			}
-			if _, err := e.cl.Publish(ctx, "acme", "chat.hot", fmt.Appendf(nil, `{"id":"%d","room":"hot","text":%q}`, published, text), ""); err != nil && ctx.Err() == nil {
+			if !on.Load() {
+				continue
+			}
+			n := published.Add(1)
+			if _, err := e.cl.Publish(ctx, "acme", "chat.hot", fmt.Appendf(nil, `{"id":"%d","room":"hot","text":%q}`, n, text), ""); err != nil && ctx.Err() == nil {
 				t.Errorf("attack publish: %v", err)
 				return
 			}
 		}
 	})
-	time.Sleep(500 * time.Millisecond) // let the attacker's backlog build
-	loaded := measure("under attack", 100)
+	defer wg.Wait()
+	defer stop()
+
+	// Unloaded and attacked rounds alternate, so that the machine's other
+	// load weighs on both alike.
+	var unloaded, loaded []time.Duration
+	for round := range 3 {
+		waitFor(t, 60*time.Second, "the attacker's backlog to drain", func() bool {
+			return strings.Contains(metric("fraiseql_routing_backlog_events"), "fraiseql_routing_backlog_events 0")
+		})
+		unloaded = append(unloaded, measure(fmt.Sprint("quiet", round), 40)...)
+		on.Store(true)
+		time.Sleep(500 * time.Millisecond) // let the attacker's backlog build
+		loaded = append(loaded, measure(fmt.Sprint("attacked", round), 40)...)
+		on.Store(false)
+	}
 	stop()
-	wg.Wait()
-	body, _ := httpGet(t, "http://"+e.node.OpsAddr()+"/metrics")
-	t.Logf("attacker published %d events; %s", published, grepLines(body, "fraiseql_routing_"))
-	if !strings.Contains(body, "fraiseql_routing_overflows_total 0") {
+	t.Logf("attacker published %d events; %s", published.Load(), metric("fraiseql_routing_"))
+	if m := metric("fraiseql_routing_overflows_total"); !strings.Contains(m, "fraiseql_routing_overflows_total 0") {
 		t.Errorf("the attack overflowed its subject's backlog: it ended early, the bystander was not measured under it")
 	}
-	if limit := max(2*unloaded, 50*time.Millisecond); loaded > limit {
-		t.Fatalf("bystander p99 %v under attack, unloaded %v: want at most %v", loaded, unloaded, limit)
+	u, l := p99("unloaded", unloaded), p99("under attack", loaded)
+	if limit := max(2*u, 100*time.Millisecond); l > limit {
+		t.Fatalf("bystander p99 %v under attack, unloaded %v: want at most %v", l, u, limit)
 	}
 }

@@ -39,7 +39,7 @@ func TestFilterOperandLimit(t *testing.T) {
 	if r := c.next("ok"); !strings.Contains(string(r.Data["messageAdded"]), `"id":"1"`) {
 		t.Fatalf("got %s", r.Data["messageAdded"])
 	}
-	body, _ := httpGet(t, "http://"+e.node.Addr()+"/metrics")
+	body, _ := httpGet(t, "http://"+e.node.OpsAddr()+"/metrics")
 	if !strings.Contains(body, `fraiseql_subscribe_errors_total{code="FILTER_TOO_COMPLEX"} 1`) {
 		t.Fatalf("metrics lack the refusal:\n%s", grepLines(body, "subscribe_errors"))
 	}
@@ -60,7 +60,7 @@ func TestEventTextClientsCannotRead(t *testing.T) {
 		t.Fatalf("got %s, want event 2 with its lone surrogate replaced (event 1 must never arrive)", got)
 	}
 	c.expectNothing(200 * time.Millisecond)
-	body, _ := httpGet(t, "http://"+e.node.Addr()+"/metrics")
+	body, _ := httpGet(t, "http://"+e.node.OpsAddr()+"/metrics")
 	for _, want := range []string{`fraiseql_events_rejected_total{reason="invalid"} 1`, `fraiseql_event_text_replaced_total 1`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s:\n%s", want, grepLines(body, "fraiseql_event"))
