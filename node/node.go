@@ -104,6 +104,7 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 			ConstLabels: prometheus.Labels{"path": path},
 		}, func() float64 { return float64(v()) }))
 	}
+	n.registerQueueMetrics()
 
 	n.mux = http.NewServeMux()
 	n.mux.Handle("/graphql", n.wss)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -87,6 +88,37 @@ func TestWriteDelayBounds(t *testing.T) {
 		}
 		if !strings.Contains(stdout.String(), "write_delay: "+strings.TrimSuffix(d, "0s")) && d != "0s" {
 			t.Fatalf("write_delay %s not in the effective config:\n%s", d, stdout.String())
+		}
+	}
+}
+
+// TestQueuedBytesBounds: ws.max_queued_bytes must hold one event of
+// limits.max_event_bytes (limit-1 is refused, limit and limit+1 accepted);
+// neither budget may be negative, and the node-wide one may not be below
+// the per-connection one.
+func TestQueuedBytesBounds(t *testing.T) {
+	dir := t.TempDir()
+	const ev = 1 << 20 // limits.max_event_bytes by default
+	for _, tc := range []struct {
+		env     []string
+		wantKey string // "" when valid
+	}{
+		{[]string{fmt.Sprintf("FRAISEQL_WS_MAX_QUEUED_BYTES=%d", ev-1)}, "ws.max_queued_bytes"},
+		{[]string{fmt.Sprintf("FRAISEQL_WS_MAX_QUEUED_BYTES=%d", ev)}, ""},
+		{[]string{fmt.Sprintf("FRAISEQL_WS_MAX_QUEUED_BYTES=%d", ev+1)}, ""},
+		{[]string{"FRAISEQL_WS_MAX_QUEUED_BYTES=-1"}, "ws.max_queued_bytes"},
+		{[]string{"FRAISEQL_WS_NODE_QUEUED_BYTES=-1"}, "ws.node_queued_bytes"},
+		{[]string{"FRAISEQL_WS_MAX_QUEUED_BYTES=8388608", "FRAISEQL_WS_NODE_QUEUED_BYTES=8388607"}, "ws.node_queued_bytes"},
+		{[]string{"FRAISEQL_WS_MAX_QUEUED_BYTES=8388608", "FRAISEQL_WS_NODE_QUEUED_BYTES=8388608"}, ""},
+	} {
+		var stdout, stderr bytes.Buffer
+		env := append([]string{"FRAISEQL_DATA_DIR=" + dir}, tc.env...)
+		code := run(context.Background(), []string{"config", "check"}, env, nil, &stdout, &stderr)
+		switch {
+		case tc.wantKey == "" && code != exitOK:
+			t.Errorf("%v: exit %d: %s", tc.env, code, stderr.String())
+		case tc.wantKey != "" && (code != exitUsage || !strings.Contains(stderr.String(), tc.wantKey)):
+			t.Errorf("%v: exit %d, want %d naming %s: %s", tc.env, code, exitUsage, tc.wantKey, stderr.String())
 		}
 	}
 }
