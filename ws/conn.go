@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -209,6 +210,13 @@ func (c *Conn) readLoop() {
 		if typ != websocket.MessageText {
 			c.proto.badMessage(c, errBinary)
 			continue
+		}
+		if !utf8.Valid(data) {
+			// RFC 6455 §8.1: invalid UTF-8 in a text message fails the
+			// connection with 1007, whatever the subprotocol (and the
+			// JSON decoder would otherwise turn it into U+FFFD).
+			c.closeWith(CloseInvalidPayload, reasonInvalidUTF8, BadMessage)
+			return
 		}
 		m, err := decodeMessage(c.proto, data)
 		if err != nil {

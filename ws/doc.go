@@ -80,7 +80,8 @@
 //
 // 4400 bad message, 4401 subscribe before connection_ack, 4403 Init
 // refused, 4408 init timeout, 4409 duplicate subscription id, 4429 second
-// connection_init, 4500 internal error, 1001 server shutdown, 1009 message
+// connection_init, 4500 internal error, 1001 server shutdown, 1007 text
+// message that is not valid UTF-8 (both subprotocols), 1009 message
 // larger than Options.ReadLimit, 1013 slow consumer. Close reasons are
 // fixed public text; causes are logged, never sent.
 package ws
