@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -236,4 +237,30 @@ func BenchmarkFrameQueueRoundBacklog(b *testing.B) {
 			q.sync()
 		}
 	})
+}
+
+// TestNodeQueuedBytesDefault: 1 GiB, or half the Go memory limit when that
+// is lower; never below the per-connection budget.
+func TestNodeQueuedBytesDefault(t *testing.T) {
+	for _, tc := range []struct{ memLimit, want int64 }{
+		{math.MaxInt64, DefaultNodeQueuedBytes}, // no GOMEMLIMIT
+		{4 << 30, DefaultNodeQueuedBytes},
+		{1 << 30, 512 << 20},
+	} {
+		if got := defaultNodeQueuedBytes(tc.memLimit); got != tc.want {
+			t.Errorf("memory limit %d: %d, want %d", tc.memLimit, got, tc.want)
+		}
+	}
+	o := Options{MaxQueuedBytes: 2 << 30}.withDefaults()
+	if o.NodeQueuedBytes != 2<<30 {
+		t.Errorf("node budget %d below the per-connection one %d", o.NodeQueuedBytes, o.MaxQueuedBytes)
+	}
+	if err := (Options{MaxQueuedBytes: 10, NodeQueuedBytes: 9}).Validate(); err == nil || !strings.Contains(err.Error(), "ws.node_queued_bytes") {
+		t.Errorf("node budget below the per-connection one: %v", err)
+	}
+	for _, o := range []Options{{MaxQueuedBytes: -1}, {NodeQueuedBytes: -1}} {
+		if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "queued_bytes") {
+			t.Errorf("%+v: %v", o, err)
+		}
+	}
 }
