@@ -21,6 +21,17 @@ const (
 	replayInactive = 30 * time.Second
 )
 
+// replayPrefetchBytes bounds what one replay prefetches from the server,
+// counted in events of the largest size.
+const replayPrefetchBytes = 4 << 20
+
+// replayPrefetch is how many events one replay prefetches: as many of the
+// largest size as fit in replayPrefetchBytes, at least 2 and at most the
+// client library's default (500).
+func (c *Cluster) replayPrefetch() int {
+	return min(max(replayPrefetchBytes/max(c.maxMsgSize, 1), 2), jetstream.DefaultMaxMessages)
+}
+
 // Replay calls fn, in stream order, for every event on
 // "<prefix>.<tenant>.<topic>" with afterSeq < seq <= last, where last is
 // the stream's last sequence when Replay is called, and returns last.
@@ -75,7 +86,12 @@ func (c *Cluster) Replay(ctx context.Context, tenant, topic string, afterSeq uin
 	if n, err := pending(); err != nil || n == 0 {
 		return last, err
 	}
-	it, err := cons.Messages()
+	// The client library prefetches up to 500 messages by default, and a
+	// replay goes at its WebSocket client's pace: a client that stalls
+	// would keep 500 events (500 MiB of 1 MiB events) per replaying
+	// subscription in memory. (PullMaxBytes would bound the bytes, but
+	// sizes the prefetch channel for a million messages: 8 MB each.)
+	it, err := cons.Messages(jetstream.PullMaxMessages(c.replayPrefetch()))
 	if err != nil {
 		return 0, fmt.Errorf("replay %s: %w", subj, err)
 	}

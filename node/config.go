@@ -41,7 +41,9 @@ type Config struct {
 	// PlanCache is the number of compiled plans kept. Zero value means 4096.
 	PlanCache int
 	// WS configures the WebSocket transport. Its InitTimeout and ReadLimit
-	// come from Limits (init_timeout, max_message_bytes).
+	// come from Limits (init_timeout, max_message_bytes). A zero
+	// MaxQueuedBytes means 4 MiB, or four events of Limits.MaxEventBytes
+	// when that is more; it must hold at least one such event.
 	WS ws.Options
 	// Auth verifies connections' tokens. Nil (or mode none) means every
 	// connection is anonymous, with tenant Tenant: development only.
@@ -89,6 +91,9 @@ func (c Config) withDefaults() Config {
 	c.Limits = c.Limits.WithDefaults()
 	c.WS.InitTimeout = time.Duration(c.Limits.InitTimeout)
 	c.WS.ReadLimit = int64(c.Limits.MaxMessageBytes)
+	if c.WS.MaxQueuedBytes == 0 {
+		c.WS.MaxQueuedBytes = max(ws.DefaultMaxQueuedBytes, 4*int64(c.Limits.MaxEventBytes))
+	}
 	if c.ReplayBuffer == 0 {
 		c.ReplayBuffer = 10_000
 	}
@@ -124,7 +129,18 @@ func (c Config) Validate() error {
 	if err := ValidateProxies(c); err != nil {
 		return err
 	}
-	return c.Limits.Validate()
+	if err := c.WS.Validate(); err != nil {
+		return err
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return err
+	}
+	// A queue must hold the largest event, or every such event would close
+	// its subscribers' connections.
+	if ev := int64(c.Limits.WithDefaults().MaxEventBytes); c.WS.MaxQueuedBytes > 0 && c.WS.MaxQueuedBytes < ev {
+		return fmt.Errorf("ws.max_queued_bytes (%d) must be at least limits.max_event_bytes (%d)", c.WS.MaxQueuedBytes, ev)
+	}
+	return nil
 }
 
 // MaxWriteDelay bounds Config.WriteDelay: a longer one would look like a

@@ -18,6 +18,7 @@ type metrics struct {
 	encodes        atomic.Uint64
 	delivered      atomic.Uint64
 	slowClients    atomic.Uint64
+	slowReplays    atomic.Uint64 // closed: live events held during a replay outgrew their bound
 	flushes        atomic.Uint64
 	flushedConns   atomic.Uint64
 	textReplaced   atomic.Uint64
@@ -72,13 +73,36 @@ func newMetrics(reg *prometheus.Registry, plans func() float64) *metrics {
 		counter("fraiseql_messages_delivered_total", "next messages queued to subscribers.", &m.delivered),
 		counter("fraiseql_flushes_total", "Write rounds: each writes every connection that was queued events since the last.", &m.flushes),
 		counter("fraiseql_flushed_connections_total", "Connections written by write rounds (one write for all the events a connection was queued in the round).", &m.flushedConns),
-		counter("fraiseql_slow_client_disconnects_total", "Connections closed because their write queue was full.", &m.slowClients),
+		counter("fraiseql_slow_client_disconnects_total", "Connections closed as slow consumers (1013), for any reason; fraiseql_slow_consumer_closes_total breaks them down.", &m.slowClients),
 		counter("fraiseql_event_text_replaced_total", "Event payloads encoded with text replaced by U+FFFD (bytes not valid UTF-8, or an unpaired UTF-16 surrogate escape), once per matching plan group.", &m.textReplaced),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "fraiseql_plans", Help: "Distinct subscription plans (shared by identical subscriptions).",
 		}, plans),
 	)
 	return m
+}
+
+// registerQueueMetrics exports the write queues' budgets: the bytes
+// queued node-wide and the slow-consumer closes by the bound that closed
+// them (fraiseql_slow_client_disconnects_total is their total).
+func (n *Node) registerQueueMetrics() {
+	n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "fraiseql_queued_bytes",
+		Help: "Bytes waiting in connections' write queues after their last write round, summed over connections (a payload queued to several counts once per queue), as counted against ws.node_queued_bytes.",
+	}, func() float64 { return float64(n.wss.QueuedBytes()) }))
+	for reason, v := range map[string]func() uint64{
+		"frames":        func() uint64 { return n.wss.SlowConsumerCloses().Frames },
+		"conn_bytes":    func() uint64 { return n.wss.SlowConsumerCloses().ConnBytes },
+		"node_bytes":    func() uint64 { return n.wss.SlowConsumerCloses().NodeBytes },
+		"write_timeout": func() uint64 { return n.wss.SlowConsumerCloses().WriteTimeout },
+		"replay_buffer": n.met.slowReplays.Load,
+	} {
+		n.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "fraiseql_slow_consumer_closes_total",
+			Help:        "Connections closed with 1013 as slow consumers, by the bound they went over: frames (ws.write_queue), conn_bytes (ws.max_queued_bytes), node_bytes (ws.node_queued_bytes), write_timeout (ws.write_timeout), replay_buffer (a replay from a cursor that could not catch up with its topic).",
+			ConstLabels: prometheus.Labels{"reason": reason},
+		}, func() float64 { return float64(v()) }))
+	}
 }
 
 // Stats is a snapshot of the node's counters.

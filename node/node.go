@@ -120,6 +120,7 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 			ConstLabels: prometheus.Labels{"path": path},
 		}, func() float64 { return float64(v()) }))
 	}
+	n.registerQueueMetrics()
 
 	healthz := func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
 	n.mux = http.NewServeMux()

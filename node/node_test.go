@@ -73,6 +73,7 @@ type queueSink struct {
 	q       chan []byte
 	due     atomic.Bool
 	flushes atomic.Int64
+	errs    []error // Error calls
 }
 
 func (s *queueSink) Next(p []byte) bool {
@@ -97,8 +98,8 @@ func (s *queueSink) NextWait(ctx context.Context, p []byte) bool {
 		return false
 	}
 }
-func (s *queueSink) Error(error)    {}
-func (s *queueSink) Conn() *ws.Conn { return nil }
+func (s *queueSink) Error(err error) { s.errs = append(s.errs, err) }
+func (s *queueSink) Conn() *ws.Conn  { return nil }
 
 func (s *queueSink) drain() {
 	for {
@@ -274,7 +275,7 @@ func TestSubscriptionReplayThenLiveNoGapNoDuplicate(t *testing.T) {
 	s.sendReplayed(ctx, 3, []byte("3"))
 	s.sendReplayed(ctx, 4, []byte("4"))
 	s.sendReplayed(ctx, 5, []byte("5"))
-	if !s.goLive(ctx, 5) {
+	if again, _ := s.goLive(ctx, 5); again {
 		t.Fatal("goLive overflowed")
 	}
 	s.deliver(6, []byte("6")) // duplicate from a lagging consumer
@@ -288,20 +289,122 @@ func TestSubscriptionReplayThenLiveNoGapNoDuplicate(t *testing.T) {
 	}
 }
 
+// TestSubscriptionReplayOverflow: live events that outgrow the hold bound
+// during a replay are let go, and goLive asks for another round from the
+// last event sent; what arrives after that round starts is held again, so
+// nothing is lost or sent twice.
 func TestSubscriptionReplayOverflow(t *testing.T) {
-	s := testSub(&queueSink{q: make(chan []byte, 16)})
+	sink := &queueSink{q: make(chan []byte, 16)}
+	s := testSub(sink)
 	s.replaying, s.maxHeld = true, 2
-	for i := uint64(1); i <= 3; i++ {
-		s.deliver(i, []byte("x"))
+	ctx := context.Background()
+	s.sendReplayed(ctx, 1, []byte("1"))
+	for i := uint64(2); i <= 4; i++ { // live during the replay: 3 > maxHeld
+		s.deliver(i, []byte{'0' + byte(i)})
 	}
-	if s.goLive(context.Background(), 0) {
-		t.Fatal("3 held events with maxHeld 2 must overflow")
+	if len(s.pending) != 0 {
+		t.Fatalf("%d events still held after the overflow", len(s.pending))
+	}
+	again, after := s.goLive(ctx, 1)
+	if !again || after != 1 {
+		t.Fatalf("goLive = %v, %d; want another round after 1", again, after)
+	}
+	s.deliver(5, []byte("5")) // held: the second round has begun
+	for i := uint64(2); i <= 4; i++ {
+		s.sendReplayed(ctx, i, []byte{'0' + byte(i)}) // the second round reads them from the stream
+	}
+	if again, _ := s.goLive(ctx, 4); again {
+		t.Fatal("the second round overflowed")
+	}
+	s.deliver(6, []byte("6"))
+	var got string
+	for len(sink.q) > 0 {
+		got += string(<-sink.q)
+	}
+	if got != "123456" {
+		t.Fatalf("delivered %q, want 123456", got)
+	}
+	if len(sink.errs) != 0 {
+		t.Fatalf("errors %v", sink.errs)
+	}
+}
+
+// TestSubscriptionReplayHeldBytes: live events held during a replay are
+// bounded in bytes too (the connection's queue budget). Held bytes of
+// limit-1 and limit are kept; at limit+1 what is held is let go (the
+// memory is bounded by the budget) and another replay round is due.
+func TestSubscriptionReplayHeldBytes(t *testing.T) {
+	const budget = 10
+	for _, tc := range []struct {
+		name     string
+		last     int // size of the third event, after two of 4 bytes
+		overflow bool
+	}{
+		{"limit-1", budget - 8 - 1, false},
+		{"limit", budget - 8, false},
+		{"limit+1", budget - 8 + 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := &queueSink{q: make(chan []byte, 16)}
+			s := testSub(sink)
+			s.replaying, s.maxHeld, s.maxBytes = true, 100, budget
+			s.deliver(1, []byte("1111"))
+			s.deliver(2, []byte("2222"))
+			s.deliver(3, []byte(strings.Repeat("3", tc.last)))
+			if tc.overflow {
+				s.deliver(4, []byte("4")) // after an overflow: not held
+				if len(s.pending) != 0 || s.heldBytes != 0 {
+					t.Fatalf("held %d events of %d bytes after the overflow", len(s.pending), s.heldBytes)
+				}
+				if again, _ := s.goLive(context.Background(), 0); !again {
+					t.Fatal("no second round after an overflow")
+				}
+				return
+			}
+			if len(s.pending) != 3 || s.heldBytes != int64(8+tc.last) {
+				t.Fatalf("held %d events of %d bytes", len(s.pending), s.heldBytes)
+			}
+			if again, _ := s.goLive(context.Background(), 0); again || len(sink.q) != 3 {
+				t.Fatalf("goLive: again %v, %d sent", again, len(sink.q))
+			}
+		})
+	}
+}
+
+// TestSubscriptionReplayHeldBytesPerConnection: the held bound is the
+// connection's, shared by its subscriptions: 9 and 10 bytes held across
+// two of them fit a bound of 10; one more byte makes the subscription that
+// asked for it let go of what it holds; an ended subscription gives back
+// its count and holds nothing more.
+func TestSubscriptionReplayHeldBytesPerConnection(t *testing.T) {
+	var held atomic.Int64
+	a, b := testSub(&queueSink{q: make(chan []byte, 16)}), testSub(&queueSink{q: make(chan []byte, 16)})
+	for _, s := range []*subscription{a, b} {
+		s.replaying, s.maxHeld, s.maxBytes, s.held = true, 100, 10, &held
+	}
+	a.deliver(1, []byte("aaaaaa"))
+	b.deliver(1, []byte("bbb"))
+	if held.Load() != 9 || len(a.pending)+len(b.pending) != 2 {
+		t.Fatalf("limit-1: held %d bytes in %d events", held.Load(), len(a.pending)+len(b.pending))
+	}
+	b.deliver(2, []byte("b"))
+	if held.Load() != 10 || len(b.pending) != 2 {
+		t.Fatalf("limit: held %d bytes, b holds %d events", held.Load(), len(b.pending))
+	}
+	a.deliver(2, []byte("a"))
+	if held.Load() != 4 || len(a.pending) != 0 || !a.overflow || b.overflow {
+		t.Fatalf("limit+1: held %d bytes, a holds %d (overflow %v), b overflow %v", held.Load(), len(a.pending), a.overflow, b.overflow)
+	}
+	b.stopHolding()
+	b.deliver(3, []byte("b"))
+	if held.Load() != 0 || len(b.pending) != 0 {
+		t.Fatalf("after b ended: held %d bytes, b holds %d", held.Load(), len(b.pending))
 	}
 }
 
 // testSub is a subscription with an unlimited event rate.
 func testSub(out sink) *subscription {
-	s := &subscription{ws: out, drops: prometheus.NewCounter(prometheus.CounterOpts{Name: "test_drops"})}
+	s := &subscription{ws: out, drops: prometheus.NewCounter(prometheus.CounterOpts{Name: "test_drops"}), maxBytes: 1 << 62}
 	s.events.Init(limits.Inf, 1)
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -45,6 +46,7 @@ type session struct {
 	subs map[*ws.Subscription]*subscription // guarded by mu
 
 	replays sync.WaitGroup // replay goroutines of this connection's subscriptions
+	held    atomic.Int64   // payload bytes its replaying subscriptions hold back (see subscription.deliver)
 }
 
 var _ ws.Handler = (*Node)(nil)
@@ -147,6 +149,8 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 		subject:   subject,
 		replaying: cursor != "",
 		maxHeld:   n.cfg.ReplayBuffer,
+		maxBytes:  n.cfg.WS.MaxQueuedBytes,
+		held:      &s.held,
 		drops:     n.guards.eventDrops,
 	}
 	sub.events.Init(s.lim.EventLimit())
@@ -176,9 +180,38 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 	return nil
 }
 
+// maxReplayRounds bounds the replay rounds of one subscription. A round
+// replays what arrived during the previous one, when more arrived than the
+// subscription may hold back (replay_buffer, ws.max_queued_bytes); a client
+// still behind after this many reads slower than its topic publishes and
+// can never catch up.
+const maxReplayRounds = 8
+
 // replay sends what sub missed after the cursor, then switches it to live.
 func (n *Node) replay(ctx context.Context, sub *subscription, after uint64) {
 	var buf []byte
+	for round := 1; ; round++ {
+		var again bool
+		if again, after, buf = n.replayRound(ctx, sub, after, buf); !again {
+			return
+		}
+		if ctx.Err() != nil {
+			return // the subscription ended
+		}
+		if round == maxReplayRounds {
+			n.met.slowReplays.Add(1)
+			n.log.Warn("slow consumer: replay cannot catch up; closing", "subject", sub.subject, "rounds", round)
+			// Counted as a slow client when the connection closes.
+			sub.ws.Error(&ws.CloseError{Code: ws.CloseTryAgainLater, Reason: "slow consumer"})
+			return
+		}
+	}
+}
+
+// replayRound replays the events of sub's topic after the sequence after,
+// then sends the live events held back meanwhile. It reports whether
+// another round is needed (the held events overflowed), and after what.
+func (n *Node) replayRound(ctx context.Context, sub *subscription, after uint64, buf []byte) (again bool, next uint64, _ []byte) {
 	last, err := n.cl.Replay(ctx, sub.tenant, sub.plan.Topic, after, func(ev *cluster.Event) error {
 		var payload []byte
 		var ok bool
@@ -190,19 +223,18 @@ func (n *Node) replay(ctx context.Context, sub *subscription, after uint64) {
 	})
 	switch {
 	case errors.Is(err, errReplayStopped) || ctx.Err() != nil:
-		return
+		return false, 0, buf
 	case errors.Is(err, cluster.ErrCursorExpired):
 		n.met.subscribeErrors.WithLabelValues(CodeCursorExpired).Inc()
 		sub.ws.Error(codedError(CodeCursorExpired, "cursor is older than the stream's retention; resubscribe without a cursor"))
-		return
+		return false, 0, buf
 	case err != nil:
 		n.log.Error("replay failed", "subject", sub.subject, "after", after, "err", err)
 		sub.ws.Error(codedError(CodeInternal, "replay failed; resubscribe with the same cursor"))
-		return
+		return false, 0, buf
 	}
-	if !sub.goLive(ctx, last) { // counted as a slow client when the connection closes
-		sub.ws.Conn().Close(ws.CloseTryAgainLater, "slow consumer")
-	}
+	again, next = sub.goLive(ctx, last)
+	return again, next, buf
 }
 
 var errReplayStopped = errors.New("replay stopped: subscription ended")
@@ -222,6 +254,7 @@ func (s *session) Unsubscribe(wsub *ws.Subscription) {
 	if sub.expiry != nil {
 		sub.expiry.Stop()
 	}
+	sub.stopHolding()
 	s.n.idx.remove(sub)
 	s.n.met.subsOpen.Add(-1)
 	s.subsCap.Release()

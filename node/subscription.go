@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,12 +42,15 @@ type subscription struct {
 	pos   int    // guarded by index.mu
 
 	mu        sync.Mutex
-	lastSeq   uint64      // stream sequence of the last event sent; guarded by mu
-	replaying bool        // live events are held back in pending; guarded by mu
-	pending   []heldEvent // guarded by mu
-	overflow  bool        // pending outgrew its bound; guarded by mu
-	dropped   uint64      // events dropped by the event rate since the last sent; guarded by mu
-	maxHeld   int         // bound of pending
+	lastSeq   uint64        // stream sequence of the last event sent; guarded by mu
+	replaying bool          // live events are held back in pending; guarded by mu
+	pending   []heldEvent   // guarded by mu
+	overflow  bool          // pending outgrew its bound and was dropped; guarded by mu
+	heldBytes int64         // payload bytes in pending; guarded by mu
+	held      *atomic.Int64 // payload bytes held by all of the connection's subscriptions (nil: s's own bound)
+	dropped   uint64        // events dropped by the event rate since the last sent; guarded by mu
+	maxHeld   int           // bound of pending, in events
+	maxBytes  int64         // bound of held, or of pending without it, in payload bytes (the connection's queue budget)
 }
 
 // heldEvent is a live event that arrived while the subscription replayed.
@@ -62,10 +66,19 @@ type heldEvent struct {
 func (s *subscription) deliver(seq uint64, payload []byte) (queued, flush bool) {
 	s.mu.Lock()
 	if s.replaying {
-		if len(s.pending) < s.maxHeld {
+		size := int64(len(payload))
+		switch {
+		case s.overflow:
+			// Dropped: the next replay round reads it from the stream.
+		case len(s.pending) < s.maxHeld && s.holdLocked(size):
 			s.pending = append(s.pending, heldEvent{seq, payload})
-		} else {
+		default:
+			// More than the bound arrived during the replay: let go of
+			// what is held (every event is in the stream) rather than
+			// hold more; goLive then starts another replay round from
+			// the last event sent (see Node.replay).
 			s.overflow = true
+			s.releaseHeldLocked()
 		}
 		s.mu.Unlock()
 		return false, false
@@ -90,6 +103,40 @@ func (s *subscription) deliver(seq uint64, payload []byte) (queued, flush bool) 
 	}
 	s.mu.Unlock()
 	return s.ws.Push(payload)
+}
+
+// holdLocked counts size more bytes held back, if the bound allows: the
+// connection's, shared by its subscriptions (held), or, without one,
+// this subscription's own. s.mu must be held.
+func (s *subscription) holdLocked(size int64) bool {
+	if s.held != nil {
+		if s.held.Add(size) > s.maxBytes {
+			s.held.Add(-size)
+			return false
+		}
+	} else if s.heldBytes+size > s.maxBytes {
+		return false
+	}
+	s.heldBytes += size
+	return true
+}
+
+// releaseHeldLocked lets go of the held events and their count. s.mu must
+// be held.
+func (s *subscription) releaseHeldLocked() {
+	if s.held != nil {
+		s.held.Add(-s.heldBytes)
+	}
+	s.pending, s.heldBytes = nil, 0
+}
+
+// stopHolding releases what s holds and holds nothing more: s has ended,
+// though a delivery may still be on its way.
+func (s *subscription) stopHolding() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.overflow = true
+	s.releaseHeldLocked()
 }
 
 // withDropped returns a copy of an encodeNext payload with
@@ -118,26 +165,31 @@ func (s *subscription) sendReplayed(ctx context.Context, seq uint64, payload []b
 	return s.ws.NextWait(ctx, payload)
 }
 
-// goLive ends the replay: it sends the held live events newer than both the
-// last replayed one and the stream position the replay stopped at, then lets
-// live events through. It reports false if the held events overflowed.
-func (s *subscription) goLive(ctx context.Context, replayedUpTo uint64) bool {
+// goLive ends a replay round: it sends the held live events newer than both
+// the last replayed one and the stream position the replay stopped at,
+// then lets live events through. If the held events overflowed (and were
+// dropped), it stays in replay, holding live events again from now on, and
+// reports again with the sequence to replay after.
+func (s *subscription) goLive(ctx context.Context, replayedUpTo uint64) (again bool, after uint64) {
 	s.mu.Lock()
 	if replayedUpTo > s.lastSeq {
 		s.lastSeq = replayedUpTo
 	}
 	for {
 		held, overflow := s.pending, s.overflow
-		s.pending = nil
+		s.releaseHeldLocked()
 		if overflow {
-			s.replaying = false
+			// Reset before the next round reads the stream's end, so
+			// that what arrives from now on is either held or replayed.
+			s.overflow = false
+			after = s.lastSeq
 			s.mu.Unlock()
-			return false
+			return true, after
 		}
 		if len(held) == 0 {
 			s.replaying = false // from here on, deliver sends live events
 			s.mu.Unlock()
-			return true
+			return false, 0
 		}
 		s.mu.Unlock()
 		for _, h := range held {
@@ -145,7 +197,7 @@ func (s *subscription) goLive(ctx context.Context, replayedUpTo uint64) bool {
 				s.mu.Lock()
 				s.replaying = false
 				s.mu.Unlock()
-				return true // the subscription or connection ended
+				return false, 0 // the subscription or connection ended
 			}
 		}
 		s.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -69,6 +70,7 @@ type Conn struct {
 	queue   frameQueue
 	direct  directWriter // Flush's non-blocking path to the socket; unused (rc nil) without one
 	flushes *flushStats  // the Server's
+	slow    *slowStats   // the Server's
 
 	ws         *websocket.Conn
 	raw        net.Conn     // the hijacked socket under ws, to drop it at once
@@ -111,7 +113,7 @@ type Conn struct {
 	writeStart    atomic.Int64 // monotonic() when the current write began; 0 when idle
 }
 
-func newConn(wsc *websocket.Conn, raw net.Conn, batch *batchWriter, p protocol, r string, opts *Options, sess Session) *Conn {
+func newConn(wsc *websocket.Conn, raw net.Conn, batch *batchWriter, p protocol, r string, opts *Options, sess Session, budget *queueBudget) *Conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Conn{
 		ws:         wsc,
@@ -127,7 +129,7 @@ func newConn(wsc *websocket.Conn, raw net.Conn, batch *batchWriter, p protocol, 
 		writerDone: make(chan struct{}),
 		subs:       make(map[string]*Subscription),
 	}
-	c.queue.init(opts.WriteQueue)
+	c.queue.init(opts.WriteQueue, opts.MaxQueuedBytes, budget)
 	c.direct.init(raw)
 	return c
 }
@@ -209,6 +211,13 @@ func (c *Conn) readLoop() {
 			c.proto.badMessage(c, errBinary)
 			continue
 		}
+		if !utf8.Valid(data) {
+			// RFC 6455 §8.1: invalid UTF-8 in a text message fails the
+			// connection with 1007, whatever the subprotocol (and the
+			// JSON decoder would otherwise turn it into U+FFFD).
+			c.closeWith(CloseInvalidPayload, reasonInvalidUTF8, BadMessage)
+			return
+		}
 		m, err := decodeMessage(c.proto, data)
 		if err != nil {
 			c.proto.badMessage(c, err.(*CloseError))
@@ -245,9 +254,10 @@ func (c *Conn) finish() {
 	_, _, why, _ := c.closeInfo()
 	c.callSession("Close", func() { c.sess.Close(why) })
 	c.sessMu.Unlock()
-	// Release the payloads still queued: they are shared with other
-	// connections and must not be kept alive by this one.
-	c.queue.clear()
+	// Release the payloads still queued (startClosing did, unless a push
+	// raced with it): they are shared with other connections and must not
+	// be kept alive by this one.
+	c.queue.shutDown()
 }
 
 func (c *Conn) isClosing() bool { return c.closed.Load() }
@@ -309,6 +319,10 @@ func (c *Conn) startClosing() {
 		c.closed.Store(true)
 		close(c.closing)
 		c.cancel()
+		// A closing connection writes no queued frame: let them go now
+		// rather than when the socket is done (a stuck write may hold it
+		// for WriteTimeout), and queue nothing more.
+		c.queue.shutDown()
 		c.wake() // to close the socket
 	})
 }
@@ -319,29 +333,58 @@ func (c *Conn) enqueue(f frame) bool {
 	if c.isClosing() {
 		return false
 	}
-	if c.queue.push(f) {
-		c.wake()
-		return true
+	if n, why := c.queue.pushN(f); n == 0 {
+		c.refused(why)
+		return false
 	}
-	c.slowConsumer()
-	return false
+	c.syncQueued()
+	c.wake()
+	return true
 }
 
-// slowConsumer closes the connection because its write queue is full.
-func (c *Conn) slowConsumer() {
+// refused closes the connection as a slow consumer after its queue
+// refused a frame because it was full.
+func (c *Conn) refused(why full) {
+	switch why {
+	case fullFrames:
+		c.slowConsumer(slowFrames)
+	case fullBytes:
+		c.slowConsumer(slowConnBytes)
+	}
+	// fullShut: the connection is closing already.
+}
+
+// syncQueued counts the queue's bytes in the node-wide sum (see
+// frameQueue.sync), closing the connection if that takes the sum over
+// Options.NodeQueuedBytes.
+func (c *Conn) syncQueued() {
+	if c.queue.sync() {
+		c.slowConsumer(slowNodeBytes)
+	}
+}
+
+// slowConsumer closes the connection with 1013 because its write queue is
+// over one of its bounds (why), counting the cause.
+func (c *Conn) slowConsumer(why slowCause) {
 	if c.setClose(CloseTryAgainLater, reasonSlowConsumer, SlowConsumer, false) {
-		c.logger().Warn("ws: slow consumer: write queue full; closing", "queue", c.queue.limit)
+		c.slow.count(why)
+		c.logger().Warn("ws: slow consumer: closing", "cause", why.String(),
+			"queue_frames", c.queue.limit, "max_queued_bytes", c.queue.maxBytes)
 	}
 	c.startClosing()
 }
 
-// enqueueWait queues f, waiting for space while the queue is full, until
-// ctx is done or the connection closes. It is for bulk senders (replay)
-// that must apply backpressure rather than overflow the queue.
+// enqueueWait queues f, waiting for space while the queue is full (in
+// frames or bytes), until ctx is done or the connection closes. It is for
+// bulk senders (replay) that must apply backpressure rather than overflow
+// the queue; what it queues counts against the same budgets as the rest.
 func (c *Conn) enqueueWait(ctx context.Context, f frame) bool {
-	if !c.queue.pushWait(ctx, c.closing, f) {
+	ok, why := c.queue.pushWait(ctx, c.closing, f)
+	if !ok {
+		c.refused(why)
 		return false
 	}
+	c.syncQueued()
 	c.wake()
 	return true
 }
@@ -383,6 +426,9 @@ func (c *Conn) writeLoop() {
 			ok = c.writeBatch(f)
 		}
 		c.wmu.Unlock()
+		if more {
+			c.syncQueued() // the batch left the queue
+		}
 		if !ok {
 			c.finishWriting()
 			return
@@ -429,9 +475,9 @@ func (c *Conn) push(f frame) (queued, flush bool) {
 	if c.isClosing() {
 		return false, false
 	}
-	n := c.queue.pushN(f)
+	n, why := c.queue.pushN(f)
 	if n == 0 {
-		c.slowConsumer()
+		c.refused(why)
 		return false, false
 	}
 	if n >= c.queue.limit/2 {
@@ -456,6 +502,9 @@ func (c *Conn) Flush() {
 		rest = c.flushDirect()
 		c.wmu.Unlock()
 	}
+	// The round is over for this connection: what the socket did not take
+	// is its backlog, counted node-wide.
+	c.syncQueued()
 	if rest {
 		c.flushes.handoff.Add(1)
 		c.wake()
@@ -632,6 +681,7 @@ func (c *Conn) checkWrite() {
 	elapsed := time.Duration(monotonic() - start)
 	if elapsed >= c.opts.WriteTimeout {
 		if c.setClose(CloseTryAgainLater, reasonSlowConsumer, SlowConsumer, true) {
+			c.slow.count(slowWriteTimeout)
 			c.logger().Warn("ws: slow consumer: write timed out; dropping connection", "timeout", c.opts.WriteTimeout)
 		}
 		c.startClosing()

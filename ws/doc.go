@@ -49,8 +49,12 @@
 //
 // # Write path and the slow-consumer policy
 //
-// Every frame goes through one bounded queue per connection
-// (Options.WriteQueue frames). Next and Push never block and never copy:
+// Every frame goes through one bounded queue per connection, bounded in
+// frames (Options.WriteQueue) and in bytes (Options.MaxQueuedBytes, the
+// payloads it holds), and the bytes of all queues together are bounded by
+// Options.NodeQueuedBytes (counted at the end of each write round, so
+// only what sockets did not take at once counts). Next and Push never
+// block and never copy:
 // they queue the shared, already-encoded payload; the subscription's
 // precomputed prefix, the payload and "}" are framed as one WebSocket
 // message into a pooled buffer (no allocation per frame), several queued
@@ -61,10 +65,14 @@
 // only what the socket did not take (finishing a half-written frame before
 // anything else).
 //
-// When the queue is full, or one write takes longer than
-// Options.WriteTimeout, the client is a slow consumer: its connection is
-// closed with 1013 "slow consumer" (if the socket is stuck, it is dropped
-// outright). Nothing is dropped silently and no other connection waits.
+// When the queue is full (frames or bytes), when its backlog grows while
+// the node-wide sum is over its budget, or when one write takes longer
+// than Options.WriteTimeout, the client is a slow consumer: its
+// connection is closed with 1013 "slow consumer" (if the socket is stuck,
+// it is dropped outright), its queued frames are released at once, and
+// Server.SlowConsumerCloses counts it by cause. Replay (NextWait) waits
+// for space instead, within the same budgets. Nothing is dropped silently
+// and no other connection waits.
 // The client reconnects and resumes each subscription from the cursor of
 // the last result it received (DESIGN.md: Resume).
 //
@@ -72,7 +80,8 @@
 //
 // 4400 bad message, 4401 subscribe before connection_ack, 4403 Init
 // refused, 4408 init timeout, 4409 duplicate subscription id, 4429 second
-// connection_init, 4500 internal error, 1001 server shutdown, 1009 message
+// connection_init, 4500 internal error, 1001 server shutdown, 1007 text
+// message that is not valid UTF-8 (both subprotocols), 1009 message
 // larger than Options.ReadLimit, 1013 slow consumer. Close reasons are
 // fixed public text; causes are logged, never sent.
 package ws

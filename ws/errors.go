@@ -20,6 +20,9 @@ const (
 	// CloseGoingAway is sent to every connection when the server shuts down;
 	// the client reconnects (possibly to another node) and resumes by cursor.
 	CloseGoingAway CloseCode = 1001
+	// CloseInvalidPayload is sent for a text message that is not valid
+	// UTF-8 (RFC 6455 §8.1: "Invalid frame payload data").
+	CloseInvalidPayload CloseCode = 1007
 	// CloseMessageTooBig is sent when a client message exceeds Options.ReadLimit.
 	CloseMessageTooBig CloseCode = 1009
 	// CloseTryAgainLater is sent to a slow consumer: its write queue filled up
@@ -57,6 +60,7 @@ const (
 	reasonInvalidPayload = "Invalid message payload"
 	reasonMissingQuery   = "Subscribe payload requires a query"
 	reasonBinary         = "Binary messages are not supported"
+	reasonInvalidUTF8    = "Text message is not valid UTF-8"
 	reasonUnauthorized   = "Unauthorized"
 	reasonForbidden      = "Forbidden"
 	reasonInitTimeout    = "Connection initialisation timeout"
@@ -114,7 +118,8 @@ const (
 	// ConnectionLost: the socket failed without a close handshake (EOF,
 	// reset, write error).
 	ConnectionLost
-	// BadMessage: the client sent a message the protocol does not allow (4400).
+	// BadMessage: the client sent a message the protocol does not allow
+	// (4400), or a text message that is not valid UTF-8 (1007).
 	BadMessage
 	// InitTimeout: no connection_init within Options.InitTimeout (4408).
 	InitTimeout
@@ -173,7 +178,7 @@ func (r CloseReason) String() string {
 // reported for it.
 func reasonForCode(code CloseCode) CloseReason {
 	switch code {
-	case CloseBadRequest:
+	case CloseBadRequest, CloseInvalidPayload:
 		return BadMessage
 	case CloseUnauthorized:
 		return Unauthorized

@@ -297,3 +297,29 @@ func TestNextWaitWaitsForSpace(t *testing.T) {
 		t.Fatalf("%d waiters still counted after the senders returned", w)
 	}
 }
+
+// TestPushFlushAllocs: delivering an event to a connection whose socket
+// takes it at once — Push, then Flush, the queue's byte accounting and the
+// node-wide sync included — allocates nothing.
+func TestPushFlushAllocs(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	_, _, sub := subscribed(t, e)
+	waitNoWriter(t, sub.Conn())
+	payload := numbered(0, 32)
+	deliver := func() {
+		if _, flush := sub.Push(payload); flush {
+			sub.Flush()
+		}
+	}
+	deliver() // warm the batch pool
+	// 200 frames of ~80 bytes: the socket buffers take them all unread.
+	if n := testing.AllocsPerRun(200, deliver); n != 0 {
+		t.Fatalf("%v allocations per delivery, want 0", n)
+	}
+	if direct, handoff := e.srv.FlushStats(); handoff != 0 || direct == 0 {
+		t.Fatalf("flushes: %d direct, %d handed off; want all direct", direct, handoff)
+	}
+	if got := e.srv.QueuedBytes(); got != 0 {
+		t.Fatalf("%d bytes counted node-wide for a socket that took everything", got)
+	}
+}

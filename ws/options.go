@@ -3,6 +3,7 @@ package ws
 import (
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 )
 
@@ -24,6 +25,28 @@ type Options struct {
 	// connection is closed with 1013 "slow consumer" (the client reconnects
 	// and resumes by cursor). Zero value means 1024.
 	WriteQueue int
+
+	// MaxQueuedBytes bounds one connection's write queue in bytes: the sum
+	// of the payloads of its queued frames (a payload shared with other
+	// connections counts in full in each queue that holds it). A frame
+	// that would take the queue past it closes the connection with 1013
+	// "slow consumer"; replay (Subscription.NextWait) waits for space
+	// instead, and a single frame bigger than the whole budget closes the
+	// connection. It should be well above the largest frame a connection
+	// receives. Zero value means 4 MiB.
+	MaxQueuedBytes int64
+
+	// NodeQueuedBytes bounds the bytes queued on all of the Server's
+	// connections together, counted as each connection's queued bytes at
+	// the end of its write round (Conn.Flush), i.e. what its socket did
+	// not take at once: connections that keep up count for nothing, so a
+	// large fan-out to clients that read does not approach it. A payload
+	// waiting in several queues counts once per queue, which makes the sum
+	// an upper bound of the memory the queues keep alive. A connection
+	// whose backlog grows while the sum is over it is closed with 1013
+	// "slow consumer". Zero value means 1 GiB, or half the Go memory limit
+	// (GOMEMLIMIT) when that is lower; it is never below MaxQueuedBytes.
+	NodeQueuedBytes int64
 
 	// WriteTimeout bounds each frame write. A write that takes longer means
 	// the client stopped reading: the socket is closed at once (slow
@@ -48,11 +71,17 @@ type Options struct {
 
 // Defaults of Options, documented on each field.
 const (
-	DefaultInitTimeout  = 3 * time.Second
-	DefaultReadLimit    = 256 << 10
-	DefaultWriteQueue   = 1024
-	DefaultWriteTimeout = 10 * time.Second
-	DefaultKeepAlive    = 15 * time.Second
+	DefaultInitTimeout = 3 * time.Second
+	DefaultReadLimit   = 256 << 10
+	DefaultWriteQueue  = 1024
+	// DefaultMaxQueuedBytes is 4 MiB: four events of the largest size the
+	// node accepts by default (limits.max_event_bytes, 1 MiB).
+	DefaultMaxQueuedBytes = 4 << 20
+	// DefaultNodeQueuedBytes is 1 GiB (see Options.NodeQueuedBytes for the
+	// Go memory limit).
+	DefaultNodeQueuedBytes = 1 << 30
+	DefaultWriteTimeout    = 10 * time.Second
+	DefaultKeepAlive       = 15 * time.Second
 )
 
 // withDefaults returns o with every zero field set to its default.
@@ -66,6 +95,13 @@ func (o Options) withDefaults() Options {
 	if o.WriteQueue <= 0 { // negative: Validate rejects it; never use it
 		o.WriteQueue = DefaultWriteQueue
 	}
+	if o.MaxQueuedBytes <= 0 { // negative: Validate rejects it; never use it
+		o.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	if o.NodeQueuedBytes <= 0 { // negative: Validate rejects it; never use it
+		o.NodeQueuedBytes = defaultNodeQueuedBytes(debug.SetMemoryLimit(-1))
+	}
+	o.NodeQueuedBytes = max(o.NodeQueuedBytes, o.MaxQueuedBytes)
 	if o.WriteTimeout <= 0 { // negative: Validate rejects it; never use it
 		o.WriteTimeout = DefaultWriteTimeout
 	}
@@ -76,6 +112,12 @@ func (o Options) withDefaults() Options {
 		o.Logger = slog.Default()
 	}
 	return o
+}
+
+// defaultNodeQueuedBytes is the default node-wide budget under the Go
+// memory limit memLimit (math.MaxInt64 when none is set).
+func defaultNodeQueuedBytes(memLimit int64) int64 {
+	return min(DefaultNodeQueuedBytes, memLimit/2)
 }
 
 // Validate reports the first field that has no meaning, named as in the
@@ -89,6 +131,12 @@ func (o Options) Validate() error {
 		return fmt.Errorf("ws.read_limit (%d) must not be negative", o.ReadLimit)
 	case o.WriteQueue < 0:
 		return fmt.Errorf("ws.write_queue (%d) must not be negative", o.WriteQueue)
+	case o.MaxQueuedBytes < 0:
+		return fmt.Errorf("ws.max_queued_bytes (%d) must not be negative", o.MaxQueuedBytes)
+	case o.NodeQueuedBytes < 0:
+		return fmt.Errorf("ws.node_queued_bytes (%d) must not be negative", o.NodeQueuedBytes)
+	case o.NodeQueuedBytes > 0 && o.MaxQueuedBytes > 0 && o.NodeQueuedBytes < o.MaxQueuedBytes:
+		return fmt.Errorf("ws.node_queued_bytes (%d) must not be below ws.max_queued_bytes (%d)", o.NodeQueuedBytes, o.MaxQueuedBytes)
 	case o.WriteTimeout < 0:
 		return fmt.Errorf("ws.write_timeout (%v) must not be negative", o.WriteTimeout)
 	}

@@ -44,6 +44,8 @@ type Server struct {
 	drainedClosed bool
 
 	flushes flushStats
+	slow    slowStats
+	budget  queueBudget
 }
 
 // flushStats counts Conn.Flush calls by how they wrote.
@@ -60,11 +62,67 @@ func (s *Server) FlushStats() (direct, handoff uint64) {
 	return s.flushes.direct.Load(), s.flushes.handoff.Load()
 }
 
+// slowCause says which bound a slow consumer went over. It is a metrics
+// label (see String).
+type slowCause uint8
+
+const (
+	slowFrames       slowCause = iota // Options.WriteQueue frames queued
+	slowConnBytes                     // Options.MaxQueuedBytes bytes queued
+	slowNodeBytes                     // Options.NodeQueuedBytes bytes queued node-wide
+	slowWriteTimeout                  // one write took Options.WriteTimeout
+
+	numSlowCauses
+)
+
+var slowCauseNames = [numSlowCauses]string{
+	slowFrames:       "frames",
+	slowConnBytes:    "conn_bytes",
+	slowNodeBytes:    "node_bytes",
+	slowWriteTimeout: "write_timeout",
+}
+
+func (c slowCause) String() string { return slowCauseNames[c] }
+
+// slowStats counts slow-consumer closes by cause.
+type slowStats [numSlowCauses]atomic.Uint64
+
+func (s *slowStats) count(c slowCause) {
+	if s != nil {
+		s[c].Add(1)
+	}
+}
+
+// SlowCloses counts connections closed as slow consumers (1013), by the
+// bound they went over.
+type SlowCloses struct {
+	Frames       uint64 // Options.WriteQueue frames were queued
+	ConnBytes    uint64 // the connection's queue would pass Options.MaxQueuedBytes
+	NodeBytes    uint64 // its backlog grew while the node was over Options.NodeQueuedBytes
+	WriteTimeout uint64 // one write lasted Options.WriteTimeout (the socket is dropped)
+}
+
+// SlowConsumerCloses reports the slow-consumer closes so far, by cause.
+func (s *Server) SlowConsumerCloses() SlowCloses {
+	return SlowCloses{
+		Frames:       s.slow[slowFrames].Load(),
+		ConnBytes:    s.slow[slowConnBytes].Load(),
+		NodeBytes:    s.slow[slowNodeBytes].Load(),
+		WriteTimeout: s.slow[slowWriteTimeout].Load(),
+	}
+}
+
+// QueuedBytes returns the bytes queued node-wide, as counted against
+// Options.NodeQueuedBytes: the sum over connections of the payload bytes
+// their write queues held at the end of their last write round (a payload
+// queued to several connections counts once per connection).
+func (s *Server) QueuedBytes() int64 { return s.budget.queued.Load() }
+
 // NewServer returns a Server that opens a Session from h for each
 // connection. Zero fields of opts take their defaults (see Options).
 func NewServer(h Handler, opts Options) *Server {
 	opts = opts.withDefaults()
-	return &Server{
+	s := &Server{
 		h:    h,
 		opts: opts,
 		log:  opts.Logger,
@@ -77,6 +135,8 @@ func NewServer(h Handler, opts Options) *Server {
 		conns:   make(map[*Conn]struct{}),
 		drained: make(chan struct{}),
 	}
+	s.budget.limit = opts.NodeQueuedBytes
+	return s
 }
 
 // ServeHTTP upgrades the request to a WebSocket connection and serves it
@@ -116,8 +176,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		closeSession(s.log, sess, HandshakeFailed)
 		return
 	}
-	c := newConn(wsc, hw.conn, hw.batch, proto, r.RemoteAddr, &s.opts, sess)
-	c.flushes = &s.flushes
+	c := newConn(wsc, hw.conn, hw.batch, proto, r.RemoteAddr, &s.opts, sess, &s.budget)
+	c.flushes, c.slow = &s.flushes, &s.slow
 	s.track(c)
 	// The connection's read goroutine is a fresh one that the Server owns
 	// (enter/leave, waited for by Shutdown), not this handler's: returning

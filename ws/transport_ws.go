@@ -68,6 +68,15 @@ func (transportWS) ackFrame(payload json.RawMessage) []byte {
 	return concat([]byte(`{"type":"connection_ack","payload":`), payload, []byte(`}`))
 }
 
+// pongFrame: {"type":"pong"}, with payload (a JSON object the decoder
+// checked) when the ping had one ("Pong" in PROTOCOL.md).
+func pongFrame(payload json.RawMessage) []byte {
+	if payload == nil {
+		return transportPong
+	}
+	return concat([]byte(`{"type":"pong","payload":`), payload, []byte(`}`))
+}
+
 // keepAliveFrame is a server ping ("Ping" in PROTOCOL.md); the client
 // answers pong, which reaches Session.Pong.
 func (transportWS) keepAliveFrame() []byte { return transportPing }
@@ -86,8 +95,11 @@ func (transportWS) handle(c *Conn, m clientMessage) {
 			c.closeWith(ce.Code, ce.Reason, reasonForCode(ce.Code))
 		}
 	case msgPing:
-		// "Ping": answer pong as soon as possible (no payload echoed).
-		c.enqueue(frame{payload: transportPong, kind: kindRaw})
+		// "Ping": answer pong as soon as possible, carrying the ping's
+		// payload, as the graphql-ws reference server does (its
+		// makeServer without onPing). The Session then sees the payload
+		// (a token refresh, say).
+		c.enqueue(frame{payload: pongFrame(m.payload), kind: kindRaw})
 		c.pong(m.payload)
 	case msgPong:
 		c.pong(m.payload)

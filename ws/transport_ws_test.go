@@ -179,9 +179,10 @@ func TestTransportSubscribeErrors(t *testing.T) {
 	sess.expect(t, "subscribe")
 	sess.expect(t, "unsubscribe")
 
-	// The connection is still usable.
+	// The connection is still usable. A ping's payload comes back in its
+	// pong, as from the graphql-ws reference server; no payload, none.
 	cl.send(`{"type":"ping","payload":{"n":1}}`)
-	cl.expect(`{"type":"pong"}`)
+	cl.expect(`{"type":"pong","payload":{"n":1}}`)
 	if ev := sess.expect(t, "pong"); ev.payload != `{"n":1}` {
 		t.Fatalf("pong payload %s", ev.payload)
 	}
@@ -255,6 +256,17 @@ var closeCases = []closeCase{
 		code: CloseBadRequest, reason: reasonInvalidPayload, why: BadMessage},
 	{name: "binary frame", steps: []string{`> bin`},
 		code: CloseBadRequest, reason: reasonBinary, why: BadMessage},
+	// RFC 6455 §8.1: a text frame that is not valid UTF-8 fails the
+	// connection with 1007, in either subprotocol (legacy graphql-ws
+	// otherwise answers a bad message with connection_error and stays).
+	{name: "invalid UTF-8 text", steps: []string{"> \xff\xfe"},
+		code: CloseInvalidPayload, reason: reasonInvalidUTF8, why: BadMessage},
+	{name: "invalid UTF-8 in a JSON string", steps: []string{`> {"type":"connection_init"}`, `< {"type":"connection_ack"}`, "> {\"type\":\"ping\",\"payload\":{\"a\":\"\xff\"}}"},
+		code: CloseInvalidPayload, reason: reasonInvalidUTF8, why: BadMessage},
+	{name: "legacy invalid UTF-8 text", proto: SubprotocolLegacyWS, steps: []string{"> \xff\xfe"},
+		code: CloseInvalidPayload, reason: reasonInvalidUTF8, why: BadMessage},
+	{name: "legacy invalid UTF-8 in a JSON string", proto: SubprotocolLegacyWS, steps: []string{`> {"type":"connection_init"}`, `< {"type":"connection_ack"}`, `< {"type":"ka"}`, "> {\"type\":\"start\",\"id\":\"1\",\"payload\":{\"query\":\"\xc3\"}}"},
+		code: CloseInvalidPayload, reason: reasonInvalidUTF8, why: BadMessage},
 	{name: "subscribe before ack", steps: []string{`> {"id":"1","type":"subscribe","payload":{"query":"q"}}`},
 		code: CloseUnauthorized, reason: "Unauthorized", why: Unauthorized},
 	{name: "init rejected",
@@ -397,7 +409,7 @@ func TestReadLimit(t *testing.T) {
 		return head + strings.Repeat("x", n-len(head)-len(tail)) + tail
 	}
 	cl.send(msg(limit))
-	cl.expect(`{"type":"pong"}`)
+	cl.expect(strings.Replace(msg(limit), "ping", "pong", 1))
 	cl.send(msg(limit + 1))
 	cl.expectClose(CloseMessageTooBig, "")
 	sess.expectClosed(t, MessageTooBig)

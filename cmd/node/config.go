@@ -155,6 +155,13 @@ type WSConfig struct {
 	KeepAlive    time.Duration `yaml:"keep_alive"`
 	WriteQueue   int           `yaml:"write_queue"`
 	WriteTimeout time.Duration `yaml:"write_timeout"`
+
+	// MaxQueuedBytes bounds one connection's write queue in bytes; 0: 4 MiB,
+	// or four events of limits.max_event_bytes when more (ws.Options).
+	MaxQueuedBytes int64 `yaml:"max_queued_bytes"`
+	// NodeQueuedBytes bounds the backlog of all connections together; 0:
+	// 1 GiB, or half GOMEMLIMIT when lower (ws.Options).
+	NodeQueuedBytes int64 `yaml:"node_queued_bytes"`
 	// WriteDelay puts off writes to collect events (node.Config.WriteDelay).
 	WriteDelay time.Duration `yaml:"write_delay"`
 	// OriginPatterns are the browser origins allowed besides the node's own
@@ -419,6 +426,12 @@ func (c Config) validate() error {
 	}
 	if c.WS.WriteQueue < 0 {
 		return fmt.Errorf("ws.write_queue (%d) must not be negative", c.WS.WriteQueue)
+	}
+	if err := (ws.Options{MaxQueuedBytes: c.WS.MaxQueuedBytes, NodeQueuedBytes: c.WS.NodeQueuedBytes}).Validate(); err != nil {
+		return err
+	}
+	if ev := int64(c.Limits.WithDefaults().MaxEventBytes); c.WS.MaxQueuedBytes > 0 && c.WS.MaxQueuedBytes < ev {
+		return fmt.Errorf("ws.max_queued_bytes (%d) must be at least limits.max_event_bytes (%d)", c.WS.MaxQueuedBytes, ev)
 	}
 	if c.WS.WriteDelay < 0 || c.WS.WriteDelay > node.MaxWriteDelay {
 		return fmt.Errorf("ws.write_delay (%v) must be between 0 and %v", c.WS.WriteDelay, node.MaxWriteDelay)

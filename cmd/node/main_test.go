@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -114,6 +115,37 @@ func TestOpsListenValues(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), []string{"config", "check"}, append(env, "FRAISEQL_DATA_DIR="+dir), nil, &stdout, &stderr); code != 0 {
 			t.Errorf("%v: exit %d: %s", env, code, stderr.String())
+		}
+	}
+}
+
+// TestQueuedBytesBounds: ws.max_queued_bytes must hold one event of
+// limits.max_event_bytes (limit-1 is refused, limit and limit+1 accepted);
+// neither budget may be negative, and the node-wide one may not be below
+// the per-connection one.
+func TestQueuedBytesBounds(t *testing.T) {
+	dir := t.TempDir()
+	const ev = 1 << 20 // limits.max_event_bytes by default
+	for _, tc := range []struct {
+		env     []string
+		wantKey string // "" when valid
+	}{
+		{[]string{fmt.Sprintf("FRAISEQL_WS_MAX_QUEUED_BYTES=%d", ev-1)}, "ws.max_queued_bytes"},
+		{[]string{fmt.Sprintf("FRAISEQL_WS_MAX_QUEUED_BYTES=%d", ev)}, ""},
+		{[]string{fmt.Sprintf("FRAISEQL_WS_MAX_QUEUED_BYTES=%d", ev+1)}, ""},
+		{[]string{"FRAISEQL_WS_MAX_QUEUED_BYTES=-1"}, "ws.max_queued_bytes"},
+		{[]string{"FRAISEQL_WS_NODE_QUEUED_BYTES=-1"}, "ws.node_queued_bytes"},
+		{[]string{"FRAISEQL_WS_MAX_QUEUED_BYTES=8388608", "FRAISEQL_WS_NODE_QUEUED_BYTES=8388607"}, "ws.node_queued_bytes"},
+		{[]string{"FRAISEQL_WS_MAX_QUEUED_BYTES=8388608", "FRAISEQL_WS_NODE_QUEUED_BYTES=8388608"}, ""},
+	} {
+		var stdout, stderr bytes.Buffer
+		env := append([]string{"FRAISEQL_DATA_DIR=" + dir}, tc.env...)
+		code := run(context.Background(), []string{"config", "check"}, env, nil, &stdout, &stderr)
+		switch {
+		case tc.wantKey == "" && code != exitOK:
+			t.Errorf("%v: exit %d: %s", tc.env, code, stderr.String())
+		case tc.wantKey != "" && (code != exitUsage || !strings.Contains(stderr.String(), tc.wantKey)):
+			t.Errorf("%v: exit %d, want %d naming %s: %s", tc.env, code, exitUsage, tc.wantKey, stderr.String())
 		}
 	}
 }

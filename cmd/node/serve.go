@@ -108,6 +108,9 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 			WriteQueue:     cfg.WS.WriteQueue,
 			WriteTimeout:   cfg.WS.WriteTimeout,
 			OriginPatterns: cfg.WS.OriginPatterns,
+
+			MaxQueuedBytes:  cfg.WS.MaxQueuedBytes,
+			NodeQueuedBytes: cfg.WS.NodeQueuedBytes,
 		},
 		WriteDelay:  cfg.WS.WriteDelay,
 		DrainDelay:  cfg.Shutdown.DrainDelay,
