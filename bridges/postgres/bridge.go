@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,9 +70,11 @@ func New(cfg Config, cl *cluster.Cluster, log *slog.Logger) (*Bridge, error) {
 	b := &Bridge{cfg: cfg, connCfg: connCfg, cl: cl, log: log.With("bridge", "postgres"), m: newMetrics()}
 	ob := newOutbox(b)
 	b.sources = append(b.sources, &source{name: sourceOutbox, lease: "pg-outbox-" + cfg.Schema, session: ob.session})
-	if len(cfg.NotifyChannels) > 0 {
-		n := &notifier{b: b}
+	if n := newNotifier(b); len(n.channels) > 0 {
 		b.sources = append(b.sources, &source{name: sourceNotify, lease: "pg-notify-" + cfg.Schema, session: n.session})
+		for _, r := range notifyReasons {
+			b.m.rejected.WithLabelValues(sourceNotify, r)
+		}
 	}
 	if cfg.ChangeLog.Enabled {
 		c, err := newChangeLog(b)
@@ -91,6 +94,14 @@ func New(cfg Config, cl *cluster.Cluster, log *slog.Logger) (*Bridge, error) {
 // and then returns nil, after every ingester stopped and released its
 // lease.
 func (b *Bridge) Run(ctx context.Context) error {
+	if len(b.cfg.NotifyChannels) > 0 {
+		b.log.Info("postgres notify channels: their envelopes may name only the bridge's tenant", "config", legacyConfigKey(-1),
+			"channels", b.cfg.NotifyChannels, "tenant", b.cfg.Tenant)
+	}
+	for i, ls := range b.cfg.Legacy {
+		b.log.Info("postgres legacy source: its envelopes name their tenant and topic", "config", legacyConfigKey(i),
+			"channels", ls.Channels, "tenant", cmp.Or(ls.Tenant, b.cfg.Tenant), "tenants", ls.Tenants, "topics", ls.Topics)
+	}
 	var wg sync.WaitGroup
 	for _, s := range b.sources {
 		wg.Go(func() { // owned here: ends with ctx, waited below

@@ -284,11 +284,11 @@ func TestPostgresNotifyForwardsEnvelopes(t *testing.T) {
 	send(`{"id":"e1","event_type":"x","data":{"id":"7"},"channel":"orders.7"}`)
 	send(`not json`)
 	send(`{"id":"e1","data":{"id":"7"},"channel":"orders.7"}`) // duplicate id
-	send(`{"data":{"id":"8"},"tenant_id":"acme"}`)
+	send(`{"data":{"id":"8"},"tenant_id":"public"}`)
 	waitFor(t, 10*time.Second, "2 events", func() bool { return streamCount(t, h.cl) == 2 })
 	msgs := streamContents(t, h.cl)
-	if msgs[0].subject != "fraiseql.public.orders.7" || msgs[0].msgID != "e1" || msgs[0].data != `{"id":"7"}` ||
-		msgs[1].subject != "fraiseql.acme.orders" || msgs[1].msgID != "" {
+	if msgs[0].subject != "fraiseql.public.orders.7" || msgs[0].msgID != notifyMsgID("public", "orders.7", "e1") || msgs[0].data != `{"id":"7"}` ||
+		msgs[1].subject != "fraiseql.public.orders" || msgs[1].msgID != "" {
 		t.Fatalf("stream %+v", msgs)
 	}
 	waitFor(t, 5*time.Second, "dead letter", func() bool {

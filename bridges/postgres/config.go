@@ -56,9 +56,10 @@ type Config struct {
 	// it). Zero value means off: run `fraiseql-node migrate` instead.
 	Migrate bool `yaml:"migrate"`
 
-	// Tenant is the tenant of events from the legacy sources (NOTIFY
-	// envelopes without tenant_id, change-log rows with a NULL tenant).
-	// Zero value means "public".
+	// Tenant is the only tenant that envelopes on NotifyChannels may
+	// name (and theirs when they name none), the default tenant of the
+	// Legacy sources, and the tenant of change-log rows with a NULL
+	// tenant. Zero value means "public".
 	Tenant string `yaml:"tenant"`
 
 	// PollInterval is how often the outbox is read without a NOTIFY
@@ -79,8 +80,15 @@ type Config struct {
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
 
 	// NotifyChannels are legacy LISTEN channels carrying FraiseQL JSON
-	// envelopes, e.g. "fraiseql_orders". Zero value means none.
+	// envelopes, e.g. "fraiseql_orders": shorthand for one Legacy source
+	// with these channels and no other settings, so their envelopes may
+	// name only Tenant. Zero value means none.
 	NotifyChannels []string `yaml:"notify_channels"`
+
+	// Legacy declares NOTIFY channels each with the tenant, tenants and
+	// topics its envelopes may name. Zero value means none besides
+	// NotifyChannels.
+	Legacy []LegacySource `yaml:"legacy"`
 
 	// ChangeLog tails FraiseQL's entity change log.
 	ChangeLog ChangeLogConfig `yaml:"change_log"`
@@ -202,18 +210,7 @@ func (c Config) Validate() error {
 	if c.LeaseTTL < 300*time.Millisecond {
 		bad("lease_ttl", "%v is below 300ms", c.LeaseTTL)
 	}
-	seen := map[string]bool{}
-	for i, ch := range c.NotifyChannels {
-		switch {
-		case ch == "" || len(ch) > 63:
-			bad(fmt.Sprintf("notify_channels[%d]", i), "%q is not 1 to 63 bytes", ch)
-		case seen[ch]:
-			bad(fmt.Sprintf("notify_channels[%d]", i), "%q is listed twice", ch)
-		case cluster.ValidateTopic(channelTopic(ch)) != nil:
-			bad(fmt.Sprintf("notify_channels[%d]", i), "%q does not make a valid topic", ch)
-		}
-		seen[ch] = true
-	}
+	c.validateLegacy(bad)
 	if cl := c.ChangeLog; cl.Enabled {
 		if _, err := tableIdent(cl.Table); err != nil {
 			bad("change_log.table", "%v", err)

@@ -12,7 +12,11 @@
 //     <schema>.dead_letter with a reason and never block the rows behind.
 //   - legacy NOTIFY channels (FraiseQL's "fraiseql_<channel>" envelopes):
 //     fire-and-forget, as LISTEN/NOTIFY is; a notification sent while no
-//     bridge listens is lost.
+//     bridge listens is lost. NOTIFY needs no privilege, so an envelope
+//     may name only the tenants and topics its channel's source allows
+//     (Config.NotifyChannels: Config.Tenant only; Config.Legacy: see
+//     LegacySource), and its id deduplicates only within its tenant and
+//     topic ("pgn-<hash>-<id>").
 //   - FraiseQL's tb_entity_change_log table, tailed by primary key with a
 //     checkpoint in <schema>.checkpoint and the dedup id "pgcl-<pk>".
 //

@@ -14,12 +14,23 @@ import (
 // is lost. Once received, a notification is retried until the stream has
 // it; PostgreSQL queues later ones for the connection meanwhile. Use the
 // outbox where nothing may be lost.
+//
+// NOTIFY needs no privilege: any role that can connect to the database
+// can send on a listened channel. So every channel belongs to a
+// legacySource, which bounds the tenants and topics its envelopes may
+// name (see LegacySource).
 type notifier struct {
-	b *Bridge
+	b        *Bridge
+	channels []string                 // LISTENed, in declaration order
+	sources  map[string]*legacySource // by channel
+}
+
+func newNotifier(b *Bridge) *notifier {
+	return &notifier{b: b, channels: b.cfg.notifyChannelList(), sources: b.cfg.resolveLegacy()}
 }
 
 func (n *notifier) session(ctx context.Context, conn *pgx.Conn) error {
-	for _, ch := range n.b.cfg.NotifyChannels {
+	for _, ch := range n.channels {
 		if _, err := conn.Exec(ctx, `LISTEN `+quoteIdent(ch)); err != nil {
 			return fmt.Errorf("listen %s: %w", ch, err)
 		}
@@ -39,10 +50,15 @@ func (n *notifier) session(ctx context.Context, conn *pgx.Conn) error {
 }
 
 func (n *notifier) handle(ctx context.Context, conn *pgx.Conn, channel, payload string) error {
-	ev, err := ParseEnvelope(channel, []byte(payload), n.b.cfg.Tenant)
+	src := n.sources[channel]
+	if src == nil { // only LISTENed channels arrive; a server that sends others is ignored
+		n.b.log.Warn("notify: notification on a channel not listened to; ignored", "channel", channel)
+		return nil
+	}
+	ev, err := src.notifyEvent(channel, []byte(payload))
 	reason := ""
 	if err != nil {
-		reason = err.Error()
+		reason = reasonOf(err)
 		n.b.m.rejected.WithLabelValues(sourceNotify, reason).Inc()
 	} else {
 		res, r, err := n.b.publish(ctx, sourceNotify, ev)
@@ -54,7 +70,8 @@ func (n *notifier) handle(ctx context.Context, conn *pgx.Conn, channel, payload 
 		}
 		reason = r
 	}
-	n.b.log.Warn("notify: event can never be published; moved to dead_letter", "channel", channel, "reason", reason)
+	n.b.log.Warn("notify: event can never be published; moved to dead_letter", "channel", channel, "config", src.name,
+		"reason", reason, "tenant", ev.Tenant, "topic", ev.Topic, "err", err)
 	// Best effort: the dead letter is for operators; failing to write it
 	// must not stop the channel.
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout)

@@ -274,6 +274,12 @@ func keyAtLine(n *yaml.Node, path string, line int) string {
 				return k
 			}
 		}
+	case yaml.SequenceNode: // lists of mappings, e.g. bridges.postgres.legacy
+		for i, c := range n.Content {
+			if k := keyAtLine(c, fmt.Sprintf("%s[%d]", path, i), line); k != "" {
+				return k
+			}
+		}
 	}
 	return ""
 }

@@ -357,3 +357,106 @@ func pgPublishAll(url, schema string, total int, committed *sync.Map, progress c
 	}
 	return nil
 }
+
+// ---- trust: NOTIFY needs no privilege ----
+
+// pgRejected reads fraiseql_bridge_events_rejected_total{source,reason}
+// (0 when the series does not exist yet).
+func pgRejected(t testing.TB, b *postgres.Bridge, source, reason string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(b.Collectors()...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "fraiseql_bridge_events_rejected_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["source"] == source && labels["reason"] == reason {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// TestPostgresNotifyCannotWriteIntoOtherTenants: any role that can
+// connect may NOTIFY a listed channel. On a channel of notify_channels,
+// fixed to the bridge's tenant (acme), envelopes naming globex, public or
+// an empty tenant reach no one and are counted; acme's own envelope is
+// delivered.
+func TestPostgresNotifyCannotWriteIntoOtherTenants(t *testing.T) {
+	url, schema, conn := pgSetup(t)
+	ch := schema + "_events"
+	e := authEnv(t)
+	b := pgRunBridge(t, postgres.Config{URL: url, Schema: schema, Tenant: "acme", NotifyChannels: []string{ch}}, e.cl)
+	vs := victims(t, e)
+	alice := dialAs(t, e, token(t, testSecret, "acme", "alice", nil))
+	alice.subscribe("c", pgRoomQuery, map[string]any{"room": "n1"}, "")
+	waitFor(t, 5*time.Second, "4 subscriptions", func() bool { return e.node.Stats().Subscriptions == 4 })
+	time.Sleep(200 * time.Millisecond) // LISTEN follows the lease by a moment
+
+	for _, body := range []string{
+		forgedEnvelope("f1", "globex", "users.bob.notifications", map[string]any{"id": "f1", "text": "forged"}),
+		forgedEnvelope("f2", "globex", "audit", map[string]any{"id": "f2", "action": "forged"}),
+		forgedEnvelope("f3", "public", "audit", map[string]any{"id": "f3", "action": "forged"}),
+		`{"id":"f4","event_type":"x","channel":"audit","data":{"id":"f4","action":"empty tenant"},"tenant_id":""}`,
+		forgedEnvelope("ok", "acme", "chat.n1", map[string]any{"id": "ok", "room": "n1", "text": "for acme"}),
+	} {
+		pgExec(t, conn, `SELECT pg_notify($1, $2)`, ch, body)
+	}
+	if id, text := nextMsg(t, alice, "c"); id != "ok" || text != "for acme" {
+		t.Fatalf("acme received %s %q", id, text)
+	}
+	for _, v := range vs {
+		v.expectNothing(100 * time.Millisecond)
+	}
+	for _, f := range []string{"fraiseql.globex.>", "fraiseql.public.>", "fraiseql.acme.audit"} {
+		if n := countSubjects(t, e.cl, f); n != 0 {
+			t.Errorf("%d forged events on %s", n, f)
+		}
+	}
+	for reason, want := range map[string]float64{"tenant_not_allowed": 3, "bad_tenant": 1} {
+		if got := pgRejected(t, b, "postgres-notify", reason); got != want {
+			t.Errorf("rejected{source=postgres-notify,reason=%s} = %v, want %v", reason, got, want)
+		}
+	}
+}
+
+// TestPostgresNotifyIDCannotSuppressOutboxRow: a NOTIFY envelope whose id
+// is the outbox's next dedup id ("pg-<n>") does not make the stream drop
+// row n: the subscriber gets the row.
+func TestPostgresNotifyIDCannotSuppressOutboxRow(t *testing.T) {
+	url, schema, conn := pgSetup(t)
+	ch := schema + "_events"
+	e := newEnv(t)
+	pgRunBridge(t, postgres.Config{URL: url, Schema: schema, NotifyChannels: []string{ch}}, e.cl)
+	c := dialTransport(t, e.ws)
+	c.subscribe("1", pgRoomQuery, map[string]any{"room": "n2"}, "")
+	waitFor(t, 5*time.Second, "subscription", func() bool { return e.node.Stats().Subscriptions == 1 })
+	time.Sleep(200 * time.Millisecond) // LISTEN follows the lease by a moment
+
+	// A fresh schema's outbox starts at id 1.
+	pgExec(t, conn, `SELECT pg_notify($1, $2)`, ch,
+		forgedEnvelope("pg-1", "", "chat.n2", map[string]any{"id": "notify", "room": "n2", "text": "via notify"}))
+	if id, _ := nextMsg(t, c, "1"); id != "notify" {
+		t.Fatalf("got %s, want the notification first", id)
+	}
+	var row int64
+	if err := conn.QueryRow(context.Background(), `SELECT `+schema+`.publish('public', 'chat.n2', '{"id":"row","room":"n2","text":"via outbox"}')`).Scan(&row); err != nil {
+		t.Fatal(err)
+	}
+	if row != 1 {
+		t.Fatalf("outbox row id %d, want 1: the test cannot aim at it", row)
+	}
+	if id, text := nextMsg(t, c, "1"); id != "row" || text != "via outbox" {
+		t.Fatalf("got %s %q, want outbox row 1", id, text)
+	}
+}
