@@ -7,7 +7,7 @@ PKGS     := ./...
 FUZZTIME ?= 50000x
 BIN      := bin/fraiseql-node
 
-.PHONY: all build run test test-unit test-integration test-allocs fuzz bench bench-load soak lint deps clean
+.PHONY: all build run test test-unit test-integration test-cluster chaos test-allocs fuzz bench bench-load soak lint deps clean
 
 all: build
 
@@ -18,9 +18,9 @@ run:
 	$(GO) run ./cmd/node
 
 # Everything: vet, unit tests with the race detector, the integration suite
-# (real NATS, Redis, PostgreSQL and the graphql-ws npm client), and a short
-# run of every fuzz target.
-test: lint deps test-integration test-allocs fuzz
+# (real NATS, Redis, PostgreSQL and the graphql-ws npm client), the short
+# subset of the cluster failure tests, and a short run of every fuzz target.
+test: lint deps test-integration test-cluster test-allocs fuzz
 
 # The fast, service-free tests only (what plain `go test ./...` runs).
 test-unit:
@@ -30,6 +30,19 @@ test-unit:
 # that need Redis, PostgreSQL and Node.js (see README: services).
 test-integration:
 	$(GO) test -race -count=1 -tags integration -timeout 30m $(PKGS)
+
+# The cluster failure tests (tests/cluster, build tag chaos): 3 NATS
+# servers and 3 nodes as real processes on loopback, resuming clients
+# checked event by event. test-cluster runs the short subset (node SIGKILL,
+# NATS follower killed and restarted, slow reader; about a minute plus the
+# build); chaos runs every scenario at full size (about 3 minutes plus the
+# build; see docs/operations.md). CHAOS_REPORT=file appends a Markdown row
+# per scenario; CHAOS_KEEP_LOGS=1 keeps the processes' logs.
+test-cluster:
+	$(GO) test -race -count=1 -tags chaos -short -timeout 15m -v ./tests/cluster
+
+chaos:
+	$(GO) test -count=1 -tags chaos -timeout 60m -v ./tests/cluster
 
 # The zero-allocation tests, without -race (which adds allocations and makes
 # them skip themselves in the run above).
@@ -63,6 +76,7 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags integration $(PKGS)
+	$(GO) vet -tags chaos ./tests/cluster
 
 # The graphql-ws npm client used by the compatibility test and the README tour.
 deps: examples/js/node_modules/graphql-ws/package.json
