@@ -440,15 +440,27 @@ func (c *Cluster) Conn() *nats.Conn { return c.nc }
 // JetStream returns the JetStream handle on Conn.
 func (c *Cluster) JetStream() jetstream.JetStream { return c.js }
 
-// Ready returns nil when the connection is up and the stream answers an
-// info request within ctx. It also refreshes the stream identity used in
-// cursors, in case the stream was recreated.
-func (c *Cluster) Ready(ctx context.Context) error {
+// Ready returns nil while the connection to NATS is up. It answers from
+// the client's own state, sending nothing, so a readiness probe is instant
+// and a broker-wide event that every node sees alike (a stream leader
+// election, a slow API) does not make every node unready at once; a node
+// cut off from NATS is unready.
+func (c *Cluster) Ready() error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
 	if !c.nc.IsConnected() {
 		return fmt.Errorf("nats: %s", c.nc.Status())
+	}
+	return nil
+}
+
+// RefreshStream asks the server for the stream's info, refreshing the
+// identity cursors carry (the stream may have been deleted and recreated).
+// A running consumer does so every streamRefresh.
+func (c *Cluster) RefreshStream(ctx context.Context) error {
+	if err := c.errClosedIf(); err != nil {
+		return err
 	}
 	_, err := c.streamInfo(ctx)
 	return err

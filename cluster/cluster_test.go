@@ -65,7 +65,7 @@ func TestOpenEmbeddedRandomPort(t *testing.T) {
 	if host != "127.0.0.1" || port == "4222" || port == "0" {
 		t.Fatalf("embedded server at %s, want 127.0.0.1 on a random port (not 4222)", c.ClientURL())
 	}
-	if err := c.Ready(testCtx(t)); err != nil {
+	if err := c.Ready(); err != nil {
 		t.Fatalf("Ready: %v", err)
 	}
 	if c.Prefix() != "fraiseql" {
@@ -79,7 +79,7 @@ func TestOpenEmbeddedRandomPort(t *testing.T) {
 func TestOpenExternal(t *testing.T) {
 	url := clustertest.RunServer(t)
 	c := open(t, cluster.Config{URL: url, Name: "node-a"})
-	if err := c.Ready(testCtx(t)); err != nil {
+	if err := c.Ready(); err != nil {
 		t.Fatalf("Ready: %v", err)
 	}
 	if got := c.ClientURL(); got != url {
@@ -185,7 +185,7 @@ func TestCloseIdempotentAndErrClosed(t *testing.T) {
 	if _, err := c.Replay(testCtx(t), "a", "b", 0, nil); !errors.Is(err, cluster.ErrClosed) {
 		t.Fatalf("Replay after Close = %v", err)
 	}
-	if err := c.Ready(testCtx(t)); !errors.Is(err, cluster.ErrClosed) {
+	if err := c.Ready(); !errors.Is(err, cluster.ErrClosed) {
 		t.Fatalf("Ready after Close = %v", err)
 	}
 }
@@ -339,7 +339,7 @@ func TestCursor(t *testing.T) {
 	}
 
 	// Delete and recreate the stream: old cursors are expired, for a new
-	// Cluster and (after Ready refreshes the identity) for the old one.
+	// Cluster and (after RefreshStream) for the old one.
 	if err := c.JetStream().DeleteStream(testCtx(t), "EVENTS"); err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func TestCursor(t *testing.T) {
 	if _, err := c2.ParseCursor("acme", cur); !errors.Is(err, cluster.ErrCursorExpired) {
 		t.Fatalf("cursor from the old stream: %v, want ErrCursorExpired", err)
 	}
-	if err := c.Ready(testCtx(t)); err != nil {
+	if err := c.RefreshStream(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.ParseCursor("acme", cur); !errors.Is(err, cluster.ErrCursorExpired) {

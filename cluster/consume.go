@@ -66,6 +66,7 @@ const (
 	consumerInactive = 15 * time.Second
 	stallCheck       = 500 * time.Millisecond
 	stallAfter       = 2 * time.Second
+	streamRefresh    = 10 * time.Second
 )
 
 // Variables so that a test can slow the heartbeats down and see the
@@ -396,12 +397,19 @@ func (k *Consumer) watch() {
 	t := time.NewTicker(stallCheck)
 	defer t.Stop()
 	var lastReset time.Time
+	lastRefresh := time.Now()
 	waiting := false // the last check saw events waiting
 	for {
 		select {
 		case <-k.done:
 			return
 		case <-t.C:
+		}
+		if time.Since(lastRefresh) >= streamRefresh {
+			lastRefresh = time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), stallCheck)
+			_ = k.c.RefreshStream(ctx) // a stream recreated meanwhile expires older cursors
+			cancel()
 		}
 		since := time.Since(time.Unix(0, k.progressAt.Load()))
 		if since < stallAfter {
@@ -412,9 +420,9 @@ func (k *Consumer) watch() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), stallCheck)
-		st, err := k.c.js.Stream(ctx, k.c.cfg.Stream)
+		info, err := k.c.streamInfo(ctx)
 		cancel()
-		if err != nil || st.CachedInfo().State.LastSeq < k.next.Load() {
+		if err != nil || info.State.LastSeq < k.next.Load() {
 			waiting = false
 			continue // caught up, or the stream cannot say
 		}
@@ -425,7 +433,7 @@ func (k *Consumer) watch() {
 			continue
 		}
 		waiting = false
-		last := st.CachedInfo().State.LastSeq
+		last := info.State.LastSeq
 		if k.stalledAt.CompareAndSwap(0, time.Now().UnixNano()) {
 			k.c.metrics.stalls.Inc()
 			k.c.log.Warn("event delivery stalled: the stream holds events this node has not received; re-creating its consumer",

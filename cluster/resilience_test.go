@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"context"
 	"net"
 	"strconv"
 	"strings"
@@ -35,9 +34,7 @@ func TestConsumeSurvivesServerRestart(t *testing.T) {
 
 	clustertest.RestartServer(t, s)
 	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		return c.Ready(ctx)
+		return c.Ready()
 	})
 
 	var want []uint64
@@ -136,9 +133,7 @@ func TestCloseWhileServerDown(t *testing.T) {
 	}
 	clustertest.StopServer(s)
 	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		defer cancel()
-		if c.Ready(ctx) == nil {
+		if c.Ready() == nil {
 			return errTest("still ready")
 		}
 		return nil

@@ -43,12 +43,15 @@ type Node struct {
 	sched      *scheduler // routes events on workers, by subject
 	flushEvery int        // a worker flushes at least every this many events
 
-	mu       sync.Mutex // guards consumer, httpSrv, ln, opsSrv, opsLn
-	consumer *cluster.Consumer
-	httpSrv  *http.Server
-	ln       net.Listener
-	opsSrv   *http.Server // nil without Config.OpsListen
-	opsLn    net.Listener
+	mu          sync.Mutex // guards started, consumer, consumerErr, stopRetry, httpSrv, ln, opsSrv, opsLn
+	started     bool
+	consumer    *cluster.Consumer // nil until it starts (retryConsumer)
+	consumerErr error             // why it has not started yet
+	stopRetry   context.CancelFunc
+	httpSrv     *http.Server
+	ln          net.Listener
+	opsSrv      *http.Server // nil without Config.OpsListen
+	opsLn       net.Listener
 
 	shutdown atomic.Bool    // Shutdown began
 	draining atomic.Bool    // Drain or Shutdown began: /readyz answers 503
@@ -160,7 +163,7 @@ func (n *Node) Registry() *prometheus.Registry { return n.reg }
 func (n *Node) Start(ctx context.Context, ln net.Listener) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.shutdown.Load() || n.consumer != nil {
+	if n.shutdown.Load() || n.started {
 		return errors.New("node: already started or shut down")
 	}
 	if ln == nil {
@@ -178,17 +181,21 @@ func (n *Node) Start(ctx context.Context, ln net.Listener) error {
 		}
 	}
 	n.sched.start()
-	consumer, err := n.cl.Consume(ctx, n.dispatch)
-	if err != nil {
-		n.sched.shutdown()
-		ln.Close()
-		if opsLn != nil {
-			opsLn.Close()
-		}
-		return fmt.Errorf("start consumer: %w", err)
+	n.started = true
+	if consumer, err := n.cl.Consume(ctx, n.dispatch); err == nil {
+		n.consumer = consumer
+	} else {
+		// The stream exists (cluster.Open made sure), so this is the
+		// broker's passing state: replicas not ready, a leader election.
+		// Serve meanwhile, not ready, and keep trying.
+		n.log.Warn("event consumer not started; retrying (the node reports not ready until it starts)", "err", err)
+		n.consumerErr = err
+		rctx, cancel := context.WithCancel(context.Background())
+		n.stopRetry = cancel
+		n.bg.Go(func() { n.retryConsumer(rctx) }) // owned by n.bg; Shutdown cancels it
 	}
 	ln = n.edge.listen(ln) // pending caps, upgrade_timeout, PROXY protocol
-	n.consumer, n.ln = consumer, ln
+	n.ln = ln
 	n.httpSrv = &http.Server{Handler: n.mux, ReadHeaderTimeout: 10 * time.Second, ConnState: n.edge.connState}
 	n.serve(n.httpSrv, ln, "http server")
 	if opsLn != nil {
@@ -196,6 +203,42 @@ func (n *Node) Start(ctx context.Context, ln net.Listener) error {
 		n.serve(n.opsSrv, opsLn, "ops server")
 	}
 	return nil
+}
+
+// consumerRetryMax bounds the wait between two attempts to start the
+// consumer; it doubles from 100 ms.
+const consumerRetryMax = 5 * time.Second
+
+// retryConsumer starts the consumer that Start could not, with backoff,
+// until it starts or ctx ends (Shutdown).
+func (n *Node) retryConsumer(ctx context.Context) {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, consumerRetryMax) {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		consumer, err := n.cl.Consume(sctx, n.dispatch)
+		cancel()
+		n.mu.Lock()
+		switch {
+		case err == nil && ctx.Err() != nil: // Shutdown ran meanwhile
+			n.mu.Unlock()
+			consumer.Stop()
+			return
+		case err == nil:
+			n.consumer, n.consumerErr = consumer, nil
+			n.mu.Unlock()
+			n.log.Info("event consumer started; the node is ready")
+			return
+		}
+		n.consumerErr = err
+		n.mu.Unlock()
+		n.log.Warn("event consumer not started; retrying", "err", err, "retry_in", min(2*wait, consumerRetryMax))
+	}
 }
 
 // serve runs srv on ln on a goroutine of n.bg, until srv shuts down.
@@ -280,7 +323,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	// net/http does not close hijacked connections: ws tracks and closes them.
 	err := n.wss.Shutdown(ctx)
 	n.mu.Lock()
-	srv, opsSrv, consumer := n.httpSrv, n.opsSrv, n.consumer
+	if n.stopRetry != nil {
+		n.stopRetry()
+	}
+	srv, opsSrv := n.httpSrv, n.opsSrv
 	n.mu.Unlock()
 	if srv != nil {
 		err = errors.Join(err, srv.Shutdown(ctx))
@@ -288,11 +334,14 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if opsSrv != nil { // last: it reported 503 on /readyz meanwhile
 		err = errors.Join(err, opsSrv.Shutdown(ctx))
 	}
+	n.bg.Wait() // the servers and the consumer's retries have ended
+	n.mu.Lock()
+	consumer := n.consumer
+	n.mu.Unlock()
 	if consumer != nil {
 		consumer.Stop()
 	}
 	n.sched.shutdown()
-	n.bg.Wait()
 	return err
 }
 
@@ -318,20 +367,23 @@ func (n *Node) serveReady(w http.ResponseWriter, r *http.Request, detail bool) {
 
 // readiness reports whether the node can serve; if not, lines holds the
 // reason, else the checks that fail without making it unready (degraded).
+// It answers from state the node keeps, sending no request (bridges'
+// checks read their own state too).
 func (n *Node) readiness(ctx context.Context) (ready bool, lines []string) {
 	if n.draining.Load() {
 		return false, []string{"shutting down"}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if err := n.cl.Ready(ctx); err != nil {
+	if err := n.cl.Ready(); err != nil {
 		return false, []string{err.Error()}
 	}
 	n.mu.Lock()
-	started := n.consumer != nil
+	started, why := n.consumer != nil, n.consumerErr
 	n.mu.Unlock()
 	if !started {
-		return false, []string{"consumer not started"}
+		if why != nil {
+			return false, []string{"event consumer not started: " + why.Error()}
+		}
+		return false, []string{"event consumer not started"}
 	}
 	n.checksMu.Lock()
 	checks := slices.Clone(n.checks)
