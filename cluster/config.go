@@ -22,6 +22,8 @@ const (
 	DefaultMaxMsgSize      = int32(1 << 20)
 	DefaultDuplicateWindow = 2 * time.Minute
 	DefaultEmbeddedHost    = "127.0.0.1"
+	DefaultMaxReplays      = 16
+	DefaultMaxReplayQueue  = 50_000
 
 	// headerRoom is what the stream and the embedded server allow on top of
 	// MaxMsgSize for NATS headers (Nats-Msg-Id and friends): JetStream
@@ -97,6 +99,16 @@ type Config struct {
 	// bucket CursorKeyBucket, created at random by the first node.
 	CursorKeyFile string
 
+	// MaxReplays is how many history reads of Replay (one direct get of
+	// up to 256 events each) this node has in flight at most; replays
+	// beyond it wait their turn. Zero value means 16.
+	MaxReplays int
+
+	// MaxReplayQueue is how many replays may wait for a read slot; past
+	// it Replay fails at once with ErrReplayBusy (the client retries with
+	// the same cursor). Zero value means 50,000; -1 means unbounded.
+	MaxReplayQueue int
+
 	// Name names this node's NATS connection and prefixes its consumer
 	// names. Zero value means "<hostname>-<pid>".
 	Name string
@@ -160,6 +172,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DuplicateWindow == 0 {
 		c.DuplicateWindow = DefaultDuplicateWindow
+	}
+	if c.MaxReplays == 0 {
+		c.MaxReplays = DefaultMaxReplays
+	}
+	if c.MaxReplayQueue == 0 {
+		c.MaxReplayQueue = DefaultMaxReplayQueue
 	}
 	if c.Name == "" {
 		host, err := os.Hostname()
@@ -225,6 +243,12 @@ func (c Config) Validate() error {
 		bad("duplicate_window", "%v is negative", c.DuplicateWindow)
 	} else if c.MaxAge > 0 && c.DuplicateWindow > c.MaxAge {
 		bad("duplicate_window", "%v exceeds nats.max_age (%v)", c.DuplicateWindow, c.MaxAge)
+	}
+	if c.MaxReplays < 1 {
+		bad("max_replays", "%d is not positive", c.MaxReplays)
+	}
+	if c.MaxReplayQueue < -1 {
+		bad("max_replay_queue", "%d is below -1 (unbounded)", c.MaxReplayQueue)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("tls_cert", "tls_cert and tls_key must be set together")
