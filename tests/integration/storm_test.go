@@ -277,12 +277,13 @@ func stormClient(ctx context.Context, dials chan struct{}, spec stormSpec, room 
 		return sent, time.Time{}, err
 	}
 	var m struct {
-		Type    string `json:"type"`
-		Payload struct {
-			Data struct {
-				MessageAdded struct{ ID, CreatedAt string } `json:"messageAdded"`
-			} `json:"data"`
-		} `json:"payload"`
+		Type    string          `json:"type"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	var next struct {
+		Data struct {
+			MessageAdded struct{ ID, CreatedAt string } `json:"messageAdded"`
+		} `json:"data"`
 	}
 	for m.Type != "connection_ack" {
 		_, data, err := c.Read(ctx)
@@ -301,11 +302,11 @@ func stormClient(ctx context.Context, dials chan struct{}, spec stormSpec, room 
 	if err := write(string(sub)); err != nil {
 		return sent, time.Time{}, err
 	}
-	next := spec.Next[room]
+	want := spec.Next[room]
 	for {
 		_, data, err := c.Read(ctx)
 		if err != nil {
-			return sent, time.Time{}, fmt.Errorf("after id %d: %w", next-1, err)
+			return sent, time.Time{}, fmt.Errorf("after id %d: %w", want-1, err)
 		}
 		m.Type = ""
 		if err := json.Unmarshal(data, &m); err != nil {
@@ -319,13 +320,16 @@ func stormClient(ctx context.Context, dials chan struct{}, spec stormSpec, room 
 			continue
 		case "next":
 		default:
-			return sent, time.Time{}, fmt.Errorf("after id %d: %s", next-1, data)
+			return sent, time.Time{}, fmt.Errorf("after id %d: %s", want-1, data)
 		}
-		got := m.Payload.Data.MessageAdded
-		if got.ID != strconv.Itoa(next) {
-			return sent, time.Time{}, fmt.Errorf("room r%d: got id %s, want %d (gap or duplicate)", room, got.ID, next)
+		if err := json.Unmarshal(m.Payload, &next); err != nil {
+			return sent, time.Time{}, fmt.Errorf("%w: %s", err, data)
 		}
-		next++
+		got := next.Data.MessageAdded
+		if got.ID != strconv.Itoa(want) {
+			return sent, time.Time{}, fmt.Errorf("room r%d: got id %s, want %d (gap or duplicate)", room, got.ID, want)
+		}
+		want++
 		if ns, _ := strconv.ParseInt(got.CreatedAt, 10, 64); ns > sent.UnixNano() {
 			live = time.Now()
 			c.Close(websocket.StatusNormalClosure, "")
