@@ -218,7 +218,7 @@ var errReplayStopped = errors.New("replay stopped: subscription ended")
 func replayBusyError() *gqlerror.Error {
 	return limitError(&limits.Error{
 		Code:       CodeReplayBusy,
-		Message:    "too many resumes waiting on this node; resubscribe with the same cursor after retryAfter seconds",
+		Message:    "too many resumes waiting on this node (nats.max_replay_queue); resubscribe with the same cursor after retryAfter seconds",
 		RetryAfter: cluster.ReplayRetryAfter,
 	})
 }
