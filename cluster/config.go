@@ -104,9 +104,10 @@ type Config struct {
 	// beyond it wait their turn. Zero value means 16.
 	MaxReplays int
 
-	// MaxReplayQueue is how many replays may wait for a read slot; past
-	// it Replay fails at once with ErrReplayBusy (the client retries with
-	// the same cursor). Zero value means 50,000; -1 means unbounded.
+	// MaxReplayQueue is how many reads of Replay may wait for a slot
+	// (replays that share a read count once); past it Replay fails at
+	// once with ErrReplayBusy (the client retries with the same cursor).
+	// Zero value means 50,000; -1 means unbounded.
 	MaxReplayQueue int
 
 	// Name names this node's NATS connection and prefixes its consumer

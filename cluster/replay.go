@@ -341,7 +341,8 @@ func (r *replayer) read(ctx context.Context, from, last uint64, evs []*Event) (_
 		if err != nil {
 			return evs, false, err
 		}
-		if e.Seq > last { // stored after Replay started: live, not replayed
+		single := msg.Header.Get(hdrPending) == "" // a server before 2.11 ignores "batch" and sends one message, no end of batch
+		if e.Seq > last {                          // stored after Replay started: live, not replayed
 			// The rest of the batch is later still; the mux drops it.
 			return evs, false, nil
 		}
@@ -349,6 +350,9 @@ func (r *replayer) read(ctx context.Context, from, last uint64, evs []*Event) (_
 			return evs, false, fmt.Errorf("direct get: sequence %d out of order after %d", e.Seq, from)
 		}
 		evs = append(evs, e)
+		if single {
+			return evs, e.Seq < last, nil
+		}
 	}
 }
 

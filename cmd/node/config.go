@@ -113,7 +113,7 @@ type NATSConfig struct {
 	// the KV bucket fraiseql_cursor. See docs/security.md, Cursors.
 	CursorKeyFile string `yaml:"cursor_key_file"`
 	// MaxReplays and MaxReplayQueue bound resumes from a cursor: history
-	// reads in flight, and replays waiting for one (past it: REPLAY_BUSY).
+	// reads in flight, and reads waiting for a slot (past it: REPLAY_BUSY).
 	// See docs/limits.md, Resumes.
 	MaxReplays     int          `yaml:"max_replays"`
 	MaxReplayQueue int          `yaml:"max_replay_queue"`
