@@ -13,7 +13,12 @@ func (c *Cluster) StreamIDForTest() int64 { return c.streamID.Load() }
 // HoldReplaySlotsForTest takes every replay read slot, as reads in
 // flight would, until release is called.
 func (c *Cluster) HoldReplaySlotsForTest() (release func()) {
-	n := cap(c.replays.slots)
+	return c.HoldSomeReplaySlotsForTest(cap(c.replays.slots))
+}
+
+// HoldSomeReplaySlotsForTest takes n replay read slots until release is
+// called.
+func (c *Cluster) HoldSomeReplaySlotsForTest(n int) (release func()) {
 	for range n {
 		c.replays.slots <- struct{}{}
 	}

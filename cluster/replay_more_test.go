@@ -364,3 +364,37 @@ func TestReplayR3(t *testing.T) {
 	}
 	t.Logf("stale follower reads completed from the leader: %v", metricValue(t, c, "fraiseql_replay_stale_reads_total", ""))
 }
+
+// TestReplaySlots: MaxReplays reads run at once (limit-1 and limit busy
+// still let a read through); with all of them busy (limit+1) a read
+// waits for one to free up.
+func TestReplaySlots(t *testing.T) {
+	const limit = 3
+	c := open(t, cluster.Config{MaxReplays: limit})
+	mustPublish(t, c, "acme", "chat", "{}", "")
+	for _, held := range []int{limit - 2, limit - 1} { // the replay's read is then the limit-1th, the limit-th
+		release := c.HoldSomeReplaySlotsForTest(held)
+		got, _, err := replayAll(t, c, "acme", "chat", 0)
+		release()
+		if err != nil || len(got) != 1 {
+			t.Fatalf("with %d slots busy: %v, %v", held, got, err)
+		}
+	}
+	release := c.HoldSomeReplaySlotsForTest(limit)
+	done := make(chan error, 1)
+	go func() { // ends once a slot frees up
+		_, _, err := replayAll(t, c, "acme", "chat", 0)
+		done <- err
+	}()
+	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if q := c.ReplaysQueuedForTest(); q != 1 {
+			return fmt.Errorf("%d queued, want 1", q)
+		}
+		return nil
+	})
+	noRecv(t, done, 50*time.Millisecond)
+	release()
+	if err := recv(t, done, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
