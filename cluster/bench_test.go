@@ -3,7 +3,9 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/fraiseql/subscriptions/cluster"
@@ -51,5 +53,48 @@ func BenchmarkParseCursor(b *testing.B) {
 		if _, err := c.ParseCursor("acme", cur); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkReplay measures resumes through Replay on one node, 128 at
+// once (as after another node died): each resume reads the 3 events its
+// subject got after its cursor; 1,000 subjects are interleaved in the
+// stream (4,000 events). "spread" resumes cycle over all 1,000 subjects,
+// so concurrent resumes are of different subjects (every resume reads on
+// its own); "rooms" resumes cycle over 10 subjects (concurrent resumes of
+// a subject share a read). Embedded server, loopback. Reported: resumes/s
+// (the allocations are client's and server's: same process).
+func BenchmarkReplay(b *testing.B) {
+	c := open(b, cluster.Config{})
+	ctx := context.Background()
+	const subjects, perSubject = 1000, 4
+	first := make([]uint64, subjects)
+	for i := range perSubject * subjects {
+		r := mustPublish(b, c, "acme", fmt.Sprintf("chat.r%d", i%subjects), `{"id":"1","text":"hello"}`, "")
+		if i < subjects {
+			first[i] = r.Seq
+		}
+	}
+	for _, bc := range []struct {
+		name  string
+		cycle int
+	}{{"spread", subjects}, {"rooms", 10}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetParallelism(128 / runtime.GOMAXPROCS(0))
+			b.ReportAllocs()
+			var n atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					s := int(n.Add(1)) % bc.cycle
+					got := 0
+					_, err := c.Replay(ctx, "acme", fmt.Sprintf("chat.r%d", s), first[s], func(*cluster.Event) error { got++; return nil })
+					if err != nil || got != perSubject-1 {
+						b.Errorf("Replay = %d events, %v", got, err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "resumes/s")
+		})
 	}
 }

@@ -54,6 +54,8 @@ type Cluster struct {
 
 	closed atomic.Bool
 
+	replayState // read slots and shared stream info of Replay
+
 	mu        sync.Mutex
 	consumers map[*Consumer]struct{}
 	leases    map[*Lease]struct{}
@@ -103,6 +105,7 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, manageStream bool) 
 		consumers:  make(map[*Consumer]struct{}),
 		leases:     make(map[*Lease]struct{}),
 	}
+	c.initReplays(cfg, c.metrics)
 	defer func() {
 		if err != nil {
 			c.shutdown()
@@ -135,6 +138,7 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, manageStream bool) 
 		c.maxMsgSize = max(mp, 0)
 	}
 
+	c.replayMux.nc = c.nc
 	if c.js, err = jetstream.New(c.nc); err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -361,6 +365,7 @@ func (c *Cluster) shutdown() {
 	for _, l := range leases {
 		l.Release()
 	}
+	c.stopReplays()
 	// Signal every consumer first, so none waits on a request that the
 	// closing connection will fail anyway, then close and wait.
 	for _, k := range consumers {

@@ -39,6 +39,10 @@ func TestConfigValidate(t *testing.T) {
 		{"bad port", cluster.Config{Embedded: cluster.EmbeddedConfig{Port: 70000}}, "nats.embedded.port"},
 		{"creds for embedded", cluster.Config{Token: "t"}, "nats.url"},
 		{"empty url entry", cluster.Config{URL: "nats://a:4222,"}, "nats.url"},
+		{"max replays negative", cluster.Config{MaxReplays: -1}, "nats.max_replays"},
+		{"max replays 1", cluster.Config{MaxReplays: 1}, ""},
+		{"max replay queue unbounded", cluster.Config{MaxReplayQueue: -1}, ""},
+		{"max replay queue below -1", cluster.Config{MaxReplayQueue: -2}, "nats.max_replay_queue"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()

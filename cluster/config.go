@@ -21,6 +21,8 @@ const (
 	DefaultMaxMsgSize      = int32(1 << 20)
 	DefaultDuplicateWindow = 2 * time.Minute
 	DefaultEmbeddedHost    = "127.0.0.1"
+	DefaultMaxReplays      = 16
+	DefaultMaxReplayQueue  = 50_000
 
 	// headerRoom is what the stream and the embedded server allow on top of
 	// MaxMsgSize for NATS headers (Nats-Msg-Id and friends): JetStream
@@ -96,6 +98,17 @@ type Config struct {
 	// bucket CursorKeyBucket, created at random by the first node.
 	CursorKeyFile string
 
+	// MaxReplays is how many history reads of Replay (one direct get of
+	// up to 256 events each) this node has in flight at most; replays
+	// beyond it wait their turn. Zero value means 16.
+	MaxReplays int
+
+	// MaxReplayQueue is how many reads of Replay may wait for a slot
+	// (replays that share a read count once); past it Replay fails at
+	// once with ErrReplayBusy (the client retries with the same cursor).
+	// Zero value means 50,000; -1 means unbounded.
+	MaxReplayQueue int
+
 	// Name is the node's id: it names its NATS connection and prefixes its
 	// consumers' names, so that an operator can tell which node holds
 	// which consumer. Zero value means the host name (a container's or
@@ -162,6 +175,12 @@ func (c Config) withDefaults() Config {
 	if c.DuplicateWindow == 0 {
 		c.DuplicateWindow = DefaultDuplicateWindow
 	}
+	if c.MaxReplays == 0 {
+		c.MaxReplays = DefaultMaxReplays
+	}
+	if c.MaxReplayQueue == 0 {
+		c.MaxReplayQueue = DefaultMaxReplayQueue
+	}
 	if c.Name == "" {
 		host, err := os.Hostname()
 		if err != nil || host == "" {
@@ -226,6 +245,12 @@ func (c Config) Validate() error {
 		bad("duplicate_window", "%v is negative", c.DuplicateWindow)
 	} else if c.MaxAge > 0 && c.DuplicateWindow > c.MaxAge {
 		bad("duplicate_window", "%v exceeds nats.max_age (%v)", c.DuplicateWindow, c.MaxAge)
+	}
+	if c.MaxReplays < 1 {
+		bad("max_replays", "%d is not positive", c.MaxReplays)
+	}
+	if c.MaxReplayQueue < -1 {
+		bad("max_replay_queue", "%d is below -1 (unbounded)", c.MaxReplayQueue)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("tls_cert", "tls_cert and tls_key must be set together")

@@ -24,6 +24,9 @@ var (
 	// ErrCursorFormat means a cursor has an earlier format, no longer accepted; it is also ErrCursorExpired.
 	ErrCursorFormat = fmt.Errorf("%w: cursor format changed", ErrCursorExpired)
 
+	// ErrReplayBusy means Config.MaxReplayQueue replays were waiting for a read slot already; retry after ReplayRetryAfter.
+	ErrReplayBusy = errors.New("cluster: replay busy")
+
 	// ErrClosed means the Cluster was closed.
 	ErrClosed = errors.New("cluster: closed")
 )

@@ -1,6 +1,11 @@
 package cluster
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"context"
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Label values of fraiseql_publish_total{result}.
 const (
@@ -28,10 +33,28 @@ type metrics struct {
 	stalls       prometheus.Counter
 	stallSeconds prometheus.Counter
 
+	replays                    *prometheus.CounterVec
+	replayActive, replayQueued prometheus.Gauge
+	replayWaits                prometheus.Counter
+	replayInfos                prometheus.Counter
+	replayStale                prometheus.Counter
+	replayShared               prometheus.Counter
+
 	// Children resolved once, so the hot paths skip the label lookup.
 	skippedSubject, skippedMetadata                        prometheus.Counter
 	pubOK, pubDuplicate, pubTooLarge, pubInvalid, pubError prometheus.Counter
+	replayOK, replayExpired, replayBusy, replayCanceled    prometheus.Counter
+	replayError                                            prometheus.Counter
 }
+
+// Label values of fraiseql_replays_total{result}.
+const (
+	replayResultOK       = "ok"
+	replayResultExpired  = "expired"
+	replayResultBusy     = "busy"
+	replayResultCanceled = "canceled"
+	replayResultError    = "error"
+)
 
 func newMetrics() *metrics {
 	m := &metrics{
@@ -55,6 +78,34 @@ func newMetrics() *metrics {
 			Name: "fraiseql_publish_total",
 			Help: "Publish calls, by result (ok, duplicate, too_large, invalid, error).",
 		}, []string{"result"}),
+		replays: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fraiseql_replays_total",
+			Help: "Replay calls (resumes from a cursor), by result (ok, expired, busy, canceled, error); busy counts the refusals of nats.max_replay_queue.",
+		}, []string{"result"}),
+		replayActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fraiseql_replay_reads_active",
+			Help: "Replay history reads in flight (at most nats.max_replays).",
+		}),
+		replayQueued: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fraiseql_replay_reads_queued",
+			Help: "Replays waiting for a read slot (at most nats.max_replay_queue).",
+		}),
+		replayWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fraiseql_replay_read_waits_total",
+			Help: "Replay reads that found every read slot busy and waited.",
+		}),
+		replayInfos: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fraiseql_replay_stream_info_total",
+			Help: "Stream info requests made for replays (concurrent replays share one).",
+		}),
+		replayShared: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fraiseql_replay_shared_total",
+			Help: "Replays that joined another replay's pending first read of the same subject.",
+		}),
+		replayStale: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fraiseql_replay_stale_reads_total",
+			Help: "Replay reads answered by a stream replica behind the leader, completed from the leader.",
+		}),
 	}
 	m.stalls = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fraiseql_delivery_stalls_total",
@@ -72,7 +123,31 @@ func newMetrics() *metrics {
 	m.pubTooLarge = m.published.WithLabelValues(publishTooLarge)
 	m.pubInvalid = m.published.WithLabelValues(publishInvalid)
 	m.pubError = m.published.WithLabelValues(publishError)
+	m.replayOK = m.replays.WithLabelValues(replayResultOK)
+	m.replayExpired = m.replays.WithLabelValues(replayResultExpired)
+	m.replayBusy = m.replays.WithLabelValues(replayResultBusy)
+	m.replayCanceled = m.replays.WithLabelValues(replayResultCanceled)
+	m.replayError = m.replays.WithLabelValues(replayResultError)
 	return m
+}
+
+// replayDone counts one Replay by its result. An error of the caller's
+// fn (byFn) counts as canceled: the caller stopped it.
+func (m *metrics) replayDone(err error, byFn bool) {
+	switch {
+	case err == nil:
+		m.replayOK.Inc()
+	case errors.Is(err, ErrCursorExpired):
+		m.replayExpired.Inc()
+	case errors.Is(err, ErrReplayBusy):
+		m.replayBusy.Inc()
+	case errors.Is(err, ErrBadTenant), errors.Is(err, ErrBadTopic), errors.Is(err, ErrClosed):
+		m.replayError.Inc()
+	case byFn, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		m.replayCanceled.Inc()
+	default:
+		m.replayError.Inc()
+	}
 }
 
 // Collectors returns this Cluster's metrics for the caller to register
@@ -86,7 +161,14 @@ func newMetrics() *metrics {
 //	fraiseql_publish_total{result}
 //	fraiseql_delivery_stalls_total
 //	fraiseql_delivery_stall_seconds_total
+//	fraiseql_replays_total{result}
+//	fraiseql_replay_reads_active, fraiseql_replay_reads_queued
+//	fraiseql_replay_read_waits_total
+//	fraiseql_replay_stream_info_total
+//	fraiseql_replay_stale_reads_total
+//	fraiseql_replay_shared_total
 func (c *Cluster) Collectors() []prometheus.Collector {
 	m := c.metrics
-	return []prometheus.Collector{m.consumed, m.skipped, m.reconnects, m.connected, m.published, m.stalls, m.stallSeconds}
+	return []prometheus.Collector{m.consumed, m.skipped, m.reconnects, m.connected, m.published, m.stalls, m.stallSeconds,
+		m.replays, m.replayActive, m.replayQueued, m.replayWaits, m.replayInfos, m.replayStale, m.replayShared}
 }

@@ -508,3 +508,12 @@ func TestReadinessReportsChecks(t *testing.T) {
 		t.Fatalf("required check failing, public: %d %q, want a bare 503", code, body)
 	}
 }
+
+// TestReplayBusyError: a resume refused because too many wait is coded
+// REPLAY_BUSY, with the seconds to wait before resubscribing.
+func TestReplayBusyError(t *testing.T) {
+	e := replayBusyError()
+	if e.Extensions["code"] != CodeReplayBusy || e.Extensions["retryAfter"] != 1.0 {
+		t.Fatalf("extensions = %v, want code %s and retryAfter 1", e.Extensions, CodeReplayBusy)
+	}
+}

@@ -23,6 +23,9 @@ const (
 	CodeCursorExpired = "CURSOR_EXPIRED"
 	CodeBadCursor     = "BAD_CURSOR"
 	CodeInternal      = "INTERNAL_SERVER_ERROR"
+	// CodeReplayBusy: too many resumes wait on this node (nats.max_replay_queue);
+	// resubscribe with the same cursor after extensions.retryAfter seconds.
+	CodeReplayBusy = "REPLAY_BUSY"
 )
 
 // session is one WebSocket connection's state. ws calls its methods from
@@ -228,6 +231,10 @@ func (n *Node) replayRound(ctx context.Context, sub *subscription, after uint64,
 		n.met.subscribeErrors.WithLabelValues(CodeCursorExpired).Inc()
 		sub.ws.Error(codedError(CodeCursorExpired, "cursor is older than the stream's retention; resubscribe without a cursor"))
 		return false, 0, buf
+	case errors.Is(err, cluster.ErrReplayBusy):
+		n.met.subscribeErrors.WithLabelValues(CodeReplayBusy).Inc()
+		sub.ws.Error(replayBusyError())
+		return false, 0, buf
 	case err != nil:
 		n.log.Error("replay failed", "subject", sub.subject, "after", after, "err", err)
 		sub.ws.Error(codedError(CodeInternal, "replay failed; resubscribe with the same cursor"))
@@ -238,6 +245,15 @@ func (n *Node) replayRound(ctx context.Context, sub *subscription, after uint64,
 }
 
 var errReplayStopped = errors.New("replay stopped: subscription ended")
+
+// replayBusyError is the REPLAY_BUSY refusal: retryable, with retryAfter.
+func replayBusyError() *gqlerror.Error {
+	return limitError(&limits.Error{
+		Code:       CodeReplayBusy,
+		Message:    "too many resumes waiting on this node (nats.max_replay_queue); resubscribe with the same cursor after retryAfter seconds",
+		RetryAfter: cluster.ReplayRetryAfter,
+	})
+}
 
 // Unsubscribe removes the subscription from the routing index.
 func (s *session) Unsubscribe(wsub *ws.Subscription) {

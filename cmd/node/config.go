@@ -120,8 +120,13 @@ type NATSConfig struct {
 	// CursorKeyFile holds the key that authenticates cursors (one base64
 	// or hex 32-byte key per line, the first current); empty keeps it in
 	// the KV bucket fraiseql_cursor. See docs/security.md, Cursors.
-	CursorKeyFile string       `yaml:"cursor_key_file"`
-	Embedded      EmbeddedNATS `yaml:"embedded"`
+	CursorKeyFile string `yaml:"cursor_key_file"`
+	// MaxReplays and MaxReplayQueue bound resumes from a cursor: history
+	// reads in flight, and reads waiting for a slot (past it: REPLAY_BUSY).
+	// See docs/limits.md, Resumes.
+	MaxReplays     int          `yaml:"max_replays"`
+	MaxReplayQueue int          `yaml:"max_replay_queue"`
+	Embedded       EmbeddedNATS `yaml:"embedded"`
 }
 
 // EmbeddedNATS configures the embedded server.
@@ -184,6 +189,8 @@ func defaultConfig() Config {
 			MaxBytes:        cluster.DefaultMaxBytes,
 			Replicas:        cluster.DefaultReplicas,
 			DuplicateWindow: cluster.DefaultDuplicateWindow,
+			MaxReplays:      cluster.DefaultMaxReplays,
+			MaxReplayQueue:  cluster.DefaultMaxReplayQueue,
 			Embedded:        EmbeddedNATS{Host: cluster.DefaultEmbeddedHost},
 		},
 		Shutdown: ShutdownConfig{
@@ -377,6 +384,8 @@ func (c Config) clusterConfig() cluster.Config {
 		Replicas:        n.Replicas,
 		DuplicateWindow: n.DuplicateWindow,
 		CursorKeyFile:   n.CursorKeyFile,
+		MaxReplays:      n.MaxReplays,
+		MaxReplayQueue:  n.MaxReplayQueue,
 		MaxMsgSize:      int32(c.Limits.WithDefaults().MaxEventBytes),
 		Embedded: cluster.EmbeddedConfig{
 			Host:     n.Embedded.Host,
