@@ -41,9 +41,10 @@ type Consumer struct {
 	stalledAt   atomic.Int64  // when watch declared a stall; 0: none
 	stallResets atomic.Uint64 // iterators watch stopped (tests)
 
-	stopOnce sync.Once
-	stop     chan struct{} // closed by signalStop
-	done     chan struct{} // closed when run returns
+	stopOnce  sync.Once
+	stop      chan struct{} // closed by signalStop
+	done      chan struct{} // closed when run returns
+	watchDone chan struct{} // closed when watch returns
 
 	mu sync.Mutex
 	it jetstream.MessagesContext // current iterator; nil between iterators
@@ -118,8 +119,9 @@ func (c *Cluster) ConsumeBatches(ctx context.Context, fn func(*Event), idle func
 		idle: idle,
 		name: sanitizeName(c.cfg.Name),
 
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		watchDone: make(chan struct{}),
 	}
 	// "Only new messages" is DeliverByStartSequence at last+1 rather than
 	// DeliverNew: if the ordered consumer is re-created before anything
@@ -142,7 +144,7 @@ func (c *Cluster) ConsumeBatches(ctx context.Context, fn func(*Event), idle func
 	k.next.Store(next)
 	k.progressAt.Store(time.Now().UnixNano())
 	go k.run(it, next) // owned by k: signalStop ends it, Stop waits for it
-	go k.watch()       // owned by k: ends when run does
+	go k.watch()       // owned by k: ends with run; Stop waits for it
 	return k, nil
 }
 
@@ -366,6 +368,7 @@ func (k *Consumer) signalStop() {
 func (k *Consumer) Stop() {
 	k.signalStop()
 	<-k.done
+	<-k.watchDone
 	k.c.mu.Lock()
 	delete(k.c.consumers, k)
 	k.c.mu.Unlock()
@@ -394,6 +397,7 @@ func (k *Consumer) progress(next uint64) {
 // lost). It repeats that every stallAfter while the stall lasts. A stream
 // it cannot ask (no leader yet) declares nothing.
 func (k *Consumer) watch() {
+	defer close(k.watchDone)
 	t := time.NewTicker(stallCheck)
 	defer t.Stop()
 	var lastReset time.Time

@@ -53,10 +53,11 @@ type Node struct {
 	opsSrv      *http.Server // nil without Config.OpsListen
 	opsLn       net.Listener
 
-	shutdown atomic.Bool    // Shutdown began
-	draining atomic.Bool    // Drain or Shutdown began: /readyz answers 503
-	refusing atomic.Bool    // upgrades are refused (503): Drain's delay is over, or Shutdown began
-	bg       sync.WaitGroup // the HTTP serve goroutine
+	shutdown  atomic.Bool    // Shutdown began
+	draining  atomic.Bool    // Drain or Shutdown began: /readyz answers 503
+	refusing  atomic.Bool    // upgrades are refused (503): Drain's delay is over, or Shutdown began
+	consuming atomic.Bool    // the event consumer runs: without it a subscription would miss events
+	bg        sync.WaitGroup // the HTTP serve goroutine
 
 	checksMu sync.Mutex
 	checks   []readiness // guarded by checksMu
@@ -184,6 +185,7 @@ func (n *Node) Start(ctx context.Context, ln net.Listener) error {
 	n.started = true
 	if consumer, err := n.cl.Consume(ctx, n.dispatch); err == nil {
 		n.consumer = consumer
+		n.consuming.Store(true)
 	} else {
 		// The stream exists (cluster.Open made sure), so this is the
 		// broker's passing state: replicas not ready, a leader election.
@@ -231,6 +233,7 @@ func (n *Node) retryConsumer(ctx context.Context) {
 			return
 		case err == nil:
 			n.consumer, n.consumerErr = consumer, nil
+			n.consuming.Store(true)
 			n.mu.Unlock()
 			n.log.Info("event consumer started; the node is ready")
 			return

@@ -7,6 +7,8 @@ import (
 	"path"
 	"strings"
 
+	"golang.org/x/net/publicsuffix"
+
 	"github.com/fraiseql/subscriptions/ws"
 )
 
@@ -21,9 +23,10 @@ const reasonHost = "host not allowed without authentication"
 // a page of any origin the patterns admit acts as the user
 // (cross-site WebSocket hijacking).
 //
-// A pattern with a wildcard must end in a literal suffix of at least two
-// labels ("*.example.com", "app-?.example.com"); "*", "*.*", "*.com" or
-// "*example.com" are refused with cookie authentication.
+// A pattern with a wildcard must end in a literal domain of at least two
+// labels that is not a public suffix ("*.example.com", "app-?.example.com");
+// "*", "*.*", "*.com", "*.co.uk", "*.github.io" or "*example.com" are
+// refused with cookie authentication.
 func CheckOriginPatterns(patterns []string, cookieAuth bool) error {
 	for _, p := range patterns {
 		if p == "" {
@@ -44,7 +47,10 @@ func CheckOriginPatterns(patterns []string, cookieAuth bool) error {
 }
 
 // narrowPattern reports whether p names hosts of one domain: no wildcard,
-// or a literal suffix after the last wildcard of ".<label>.<label>".
+// or a literal suffix after the last wildcard of ".<label>.<label>" that
+// is not itself a public suffix (com, co.uk, github.io, vercel.app: the
+// public suffix list, ICANN and private sections), where anyone can
+// register a name.
 func narrowPattern(p string) bool {
 	i := strings.LastIndexAny(p, `*?[]\`)
 	if i < 0 {
@@ -54,7 +60,11 @@ func narrowPattern(p string) bool {
 	if !strings.HasPrefix(suffix, ".") {
 		return false
 	}
-	labels := strings.Split(strings.TrimPrefix(suffix, "."), ".")
+	domain := strings.ToLower(strings.TrimPrefix(suffix, "."))
+	if h, _, err := net.SplitHostPort(domain); err == nil {
+		domain = h
+	}
+	labels := strings.Split(domain, ".")
 	if len(labels) < 2 {
 		return false
 	}
@@ -63,7 +73,8 @@ func narrowPattern(p string) bool {
 			return false
 		}
 	}
-	return true
+	ps, _ := publicsuffix.PublicSuffix(domain)
+	return ps != domain
 }
 
 // rebindingSafeHost reports whether an unauthenticated node may answer a

@@ -28,6 +28,12 @@ func TestOriginPatterns(t *testing.T) {
 		{"*example.com", true, false, "any site"}, // evilexample.com
 		{"*.example.", true, false, "any site"},
 		{"app.*", true, false, "any site"},
+		{"*.co.uk", true, false, "any site"},      // a public suffix (ICANN)
+		{"*.github.io", true, false, "any site"},  // a public suffix (private section)
+		{"*.vercel.app", true, false, "any site"}, // likewise
+		{"*.example.co.uk", true, true, ""},
+		{"*.myapp.github.io", true, true, ""},
+		{"*.example.com:8443", true, true, ""},
 		{"[", false, false, "not a valid pattern"},
 		{"app.[a-.com", false, false, "not a valid pattern"},
 		{`\`, false, false, "not a valid pattern"},

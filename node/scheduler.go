@@ -20,12 +20,14 @@ import (
 // holds at most one worker at a time and waits its turn like every other:
 // it delays itself, not other subjects, not other tenants.
 //
-// A mailbox is bounded (maxEvents, maxBytes), and so are all of them
-// together (maxTotalBytes): a subject whose events arrive faster than its
-// subscriptions can be routed overflows. Its waiting events are dropped
-// and its local subscriptions' connections are closed with 1013, to
-// resume by cursor (replay reads the stream at the client's pace): memory
-// stays bounded and no subscription misses an event without knowing.
+// A mailbox is bounded in memory (maxBytes) and in lag (maxLag: how long
+// its oldest event has waited), and all of them together in memory
+// (maxTotalBytes). A burst is absorbed (the workers catch up); a subject
+// whose events keep arriving faster than its subscriptions can be routed
+// overflows: its waiting events are dropped and its local subscriptions'
+// connections are closed with 1013, to resume by cursor (replay reads the
+// stream at the client's pace). Memory stays bounded and no subscription
+// misses an event without knowing.
 //
 // Lock order: scheduler.mu is never held while taking index.mu or a
 // subscription's mu (routing runs outside it).
@@ -33,8 +35,10 @@ type scheduler struct {
 	n       *Node
 	workers int
 
-	maxEvents, maxBytes int // bounds of one mailbox
-	maxTotalBytes       int // bound of all mailboxes together
+	maxBytes      int           // bound of one mailbox (eventBytes of its events)
+	maxLag        time.Duration // bound of how long one mailbox's oldest event waits
+	maxTotalBytes int           // bound of all mailboxes together
+	now           func() int64  // monotonic nanoseconds; a test's clock
 
 	mu         sync.Mutex
 	boxes      map[string]*mailbox // subjects with events waiting or being routed; guarded by mu
@@ -55,6 +59,7 @@ type scheduler struct {
 type mailbox struct {
 	subject string
 	events  []*cluster.Event // waiting, from head on; guarded by scheduler.mu
+	arrived []int64          // when each was queued (scheduler.now); guarded by scheduler.mu
 	head    int              // guarded by scheduler.mu
 	bytes   int              // of the waiting events; guarded by scheduler.mu
 	// busy: in the ready queue or with a worker; guarded by scheduler.mu.
@@ -73,18 +78,23 @@ const (
 
 // Default mailbox bounds.
 const (
-	defaultMailboxEvents = 10_000
-	defaultMailboxBytes  = 64 << 20
-	defaultBacklogBytes  = 256 << 20
+	defaultMailboxBytes = 64 << 20
+	defaultMailboxLag   = 30 * time.Second
+	defaultBacklogBytes = 256 << 20
 )
+
+// eventBytes is what a waiting event costs: its body and, roughly, the
+// Event and its strings (subject, topic, cursor).
+func eventBytes(ev *cluster.Event) int { return len(ev.Data) + 256 }
 
 func newScheduler(n *Node, workers int) *scheduler {
 	return &scheduler{
 		n:             n,
 		workers:       max(1, workers),
-		maxEvents:     defaultMailboxEvents,
 		maxBytes:      defaultMailboxBytes,
+		maxLag:        defaultMailboxLag,
 		maxTotalBytes: defaultBacklogBytes,
+		now:           monotonic,
 		boxes:         make(map[string]*mailbox),
 		wake:          make(chan struct{}, max(1, workers)),
 		stop:          make(chan struct{}),
@@ -118,11 +128,11 @@ func (s *scheduler) dispatch(ev *cluster.Event) {
 	if b == nil {
 		b = s.newBox(ev.Subject)
 	}
-	size := len(ev.Data)
-	if len(b.events)-b.head >= s.maxEvents || b.bytes+size > s.maxBytes {
+	size, now := eventBytes(ev), s.now()
+	if b.bytes+size > s.maxBytes || b.head < len(b.events) && now-b.arrived[b.head] > int64(s.maxLag) {
 		lagging = append(lagging, s.overflowLocked(b))
 	} else {
-		b.push(ev, size)
+		b.push(ev, size, now)
 		s.totalBytes += size
 		s.queued.Add(1)
 		for s.totalBytes > s.maxTotalBytes {
@@ -160,13 +170,15 @@ func (s *scheduler) newBox(subject string) *mailbox {
 	return b
 }
 
-func (b *mailbox) push(ev *cluster.Event, size int) {
+func (b *mailbox) push(ev *cluster.Event, size int, now int64) {
 	if b.head > 0 && len(b.events) == cap(b.events) {
 		n := copy(b.events, b.events[b.head:])
 		clear(b.events[n:])
-		b.events, b.head = b.events[:n], 0
+		copy(b.arrived, b.arrived[b.head:])
+		b.events, b.arrived, b.head = b.events[:n], b.arrived[:n], 0
 	}
 	b.events = append(b.events, ev)
+	b.arrived = append(b.arrived, now)
 	b.bytes += size
 }
 
@@ -175,7 +187,7 @@ func (b *mailbox) push(ev *cluster.Event, size int) {
 func (s *scheduler) overflowLocked(b *mailbox) string {
 	dropped := len(b.events) - b.head
 	clear(b.events)
-	b.events, b.head = b.events[:0], 0
+	b.events, b.arrived, b.head = b.events[:0], b.arrived[:0], 0
 	s.totalBytes -= b.bytes
 	b.bytes = 0
 	s.queued.Add(int64(-dropped))
@@ -201,9 +213,9 @@ func (s *scheduler) dropIfIdleLocked(b *mailbox) {
 	}
 	delete(s.boxes, b.subject)
 	if cap(b.events) > 1024 { // a burst's backlog: give the memory back
-		b.events = nil
+		b.events, b.arrived = nil, nil
 	}
-	b.events, b.head, b.subject = b.events[:0], 0, ""
+	b.events, b.arrived, b.head, b.subject = b.events[:0], b.arrived[:0], 0, ""
 	s.spare = append(s.spare, b)
 }
 
@@ -217,8 +229,15 @@ func (s *scheduler) next() *mailbox {
 	b := s.ready[s.readyHead]
 	s.ready[s.readyHead] = nil
 	s.readyHead++
-	if s.readyHead == len(s.ready) {
+	switch {
+	case s.readyHead == len(s.ready):
 		s.ready, s.readyHead = s.ready[:0], 0
+	case s.readyHead >= cap(s.ready)/2:
+		// Always something ready (more busy subjects than workers): move
+		// the live part to the front rather than grow past the dead one.
+		n := copy(s.ready, s.ready[s.readyHead:])
+		clear(s.ready[n:])
+		s.ready, s.readyHead = s.ready[:n], 0
 	}
 	return b
 }
@@ -233,8 +252,8 @@ func (s *scheduler) take(b *mailbox) *cluster.Event {
 	ev := b.events[b.head]
 	b.events[b.head] = nil
 	b.head++
-	b.bytes -= len(ev.Data)
-	s.totalBytes -= len(ev.Data)
+	b.bytes -= eventBytes(ev)
+	s.totalBytes -= eventBytes(ev)
 	s.queued.Add(-1)
 	return ev
 }
@@ -301,7 +320,7 @@ func (s *scheduler) work() {
 // they resume by cursor and replay at their own pace.
 func (n *Node) lagging(subject string) {
 	n.log.Warn("subject overflowed its routing backlog: closing its subscriptions' connections (1013); they resume by cursor",
-		"subject", subject, "limit_events", n.sched.maxEvents, "limit_bytes", n.sched.maxBytes)
+		"subject", subject, "limit_bytes", n.sched.maxBytes, "limit_lag", n.sched.maxLag)
 	n.idx.mu.RLock()
 	defer n.idx.mu.RUnlock()
 	rt := n.idx.subjects[subject]
@@ -314,3 +333,9 @@ func (n *Node) lagging(subject string) {
 		}
 	}
 }
+
+// epoch anchors monotonic.
+var epoch = time.Now()
+
+// monotonic returns nanoseconds on the monotonic clock.
+func monotonic() int64 { return int64(time.Since(epoch)) }

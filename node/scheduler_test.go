@@ -149,29 +149,38 @@ func TestSchedulerExpensiveSubjectDelaysOnlyItself(t *testing.T) {
 	}
 }
 
-// A mailbox holds up to maxEvents events and maxBytes bytes; past either
-// the subject overflows: its backlog is dropped and counted.
+// A mailbox holds up to maxBytes, and its oldest event waits at most
+// maxLag; past either the subject overflows: its backlog is dropped and
+// counted. A burst within both is only waited for.
 func TestSchedulerBoundsEachSubject(t *testing.T) {
 	n := testNode(t)
 	addRoomSubscribers(t, n, "a", 1, 1)
-	size := len(roomEvent(n, "a", 1).Data)
+	size := eventBytes(roomEvent(n, "a", 1))
+	const lag = time.Second
 	for _, tc := range []struct {
-		name                string
-		maxEvents, maxBytes int
-		events              int
-		overflows           uint64
+		name      string
+		maxBytes  int
+		events    int
+		waited    time.Duration // clock advance before the last event
+		overflows uint64
 	}{
-		{"events limit-1", 5, 1 << 20, 4, 0},
-		{"events limit", 5, 1 << 20, 5, 0},
-		{"events limit+1", 5, 1 << 20, 6, 1},
-		{"bytes limit-1", 100, 3*size + 1, 3, 0},
-		{"bytes limit", 100, 3 * size, 3, 0},
-		{"bytes limit+1", 100, 3*size - 1, 3, 1},
+		{"bytes limit-1", 3*size + 1, 3, 0, 0},
+		{"bytes limit", 3 * size, 3, 0, 0},
+		{"bytes limit+1", 3*size - 1, 3, 0, 1},
+		{"lag limit-1", 1 << 30, 3, lag - 1, 0},
+		{"lag limit", 1 << 30, 3, lag, 0},
+		{"lag limit+1", 1 << 30, 3, lag + 1, 1},
+		{"a burst of 20,000", 1 << 30, 20_000, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			var clock int64
 			n.sched = newScheduler(n, 1) // not started: nothing is taken
-			n.sched.maxEvents, n.sched.maxBytes = tc.maxEvents, tc.maxBytes
+			n.sched.maxBytes, n.sched.maxLag = tc.maxBytes, lag
+			n.sched.now = func() int64 { return clock }
 			for i := range tc.events {
+				if i == tc.events-1 {
+					clock += int64(tc.waited)
+				}
 				n.dispatch(roomEvent(n, "a", uint64(i+1)))
 			}
 			if got := n.sched.overflows.Load(); got != tc.overflows {
@@ -188,13 +197,40 @@ func TestSchedulerBoundsEachSubject(t *testing.T) {
 	}
 }
 
+// With more busy subjects than workers something is always ready: the
+// ready queue must stay as small as the number of subjects, however many
+// turns go by.
+func TestSchedulerReadyQueueStaysSmall(t *testing.T) {
+	n := testNode(t)
+	addRoomSubscribers(t, n, "a", 1, 1)
+	addRoomSubscribers(t, n, "b", 1, 1)
+	s := newScheduler(n, 1) // not started: this test plays the worker
+	n.sched = s
+	for _, room := range []string{"a", "b"} {
+		n.dispatch(roomEvent(n, room, 1))
+	}
+	for i := range 10_000 {
+		b := s.next()
+		if ev := s.take(b); ev == nil {
+			t.Fatalf("turn %d: nothing to take", i)
+		}
+		n.dispatch(roomEvent(n, b.subject[len(b.subject)-1:], uint64(i+2))) // more for the same subject
+		s.release(b)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if live := len(s.ready) - s.readyHead; live != 2 || cap(s.ready) > 16 {
+		t.Fatalf("after 10,000 turns: %d ready, capacity %d; want 2 in a small queue", live, cap(s.ready))
+	}
+}
+
 // All mailboxes together hold at most maxTotalBytes: past it the subject
 // with the largest backlog overflows, and the others keep theirs.
 func TestSchedulerBoundsTheWholeBacklog(t *testing.T) {
 	n := testNode(t)
 	addRoomSubscribers(t, n, "bbb", 1, 1)
 	addRoomSubscribers(t, n, "sss", 1, 1)
-	size := len(roomEvent(n, "bbb", 1).Data)
+	size := eventBytes(roomEvent(n, "bbb", 1))
 	n.sched = newScheduler(n, 1)
 	n.sched.maxTotalBytes = 10 * size
 	for i := range 8 {

@@ -60,6 +60,12 @@ func (n *Node) Open(r *http.Request) (ws.Session, error) {
 	if n.refusing.Load() {
 		return nil, &ws.HTTPError{Status: http.StatusServiceUnavailable, Message: "node shutting down"}
 	}
+	if !n.consuming.Load() {
+		// Live events would start only when the consumer does, after
+		// whatever a subscription made now had replayed: a gap.
+		return nil, &ws.HTTPError{Status: http.StatusServiceUnavailable, RetryAfter: time.Second,
+			Message: "node not ready: its event consumer has not started yet; try another node or again shortly"}
+	}
 	if err := n.checkHost(r); err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,12 +209,7 @@ func newJetStreamSink(ctx context.Context, natsURL, prefix, tenant string, rooms
 		nats.MaxReconnects(10),
 	)
 	if err != nil {
-		// The node's nats.url carries its embedded server's password.
-		shown := natsURL
-		if u, perr := url.Parse(natsURL); perr == nil {
-			shown = u.Redacted()
-		}
-		return nil, fmt.Errorf("nats %s: %w", shown, err)
+		return nil, fmt.Errorf("nats %s: %w", redactedURL(natsURL), err)
 	}
 	s := &jetStreamSink{nc: nc, roomOf: make(map[string]int, len(rooms)), failed: failed}
 	s.js, err = jetstream.New(nc,

@@ -126,7 +126,7 @@ func (r *runner) run(ctx context.Context) error {
 			}
 		}
 	}
-	r.rep.Node = NodeInfo{Server: cfg.Server, WS: r.node.ws, NATS: r.node.nats, API: r.node.api, Spawned: cfg.Spawn, PID: r.node.pid}
+	r.rep.Node = NodeInfo{Server: cfg.Server, WS: r.node.ws, NATS: redactedURL(r.node.nats), API: r.node.api, Spawned: cfg.Spawn, PID: r.node.pid}
 	r.rep.Params.NodeEnv = r.node.env
 	if r.probe, err = newProbe(r.node.ws, r.node.ops, ready, r.node.pid); err != nil {
 		return err

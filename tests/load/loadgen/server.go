@@ -136,6 +136,15 @@ func (p *probe) mem(ctx context.Context) MemSample {
 
 // readNATSURL reads <dataDir>/nats.url, written by a node running an
 // embedded NATS server.
+// redactedURL is u with any password masked: a node's nats.url carries
+// its embedded server's password, which logs and reports must not.
+func redactedURL(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		return p.Redacted()
+	}
+	return u
+}
+
 func readNATSURL(dataDir string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(dataDir, "nats.url"))
 	if err != nil {

@@ -122,6 +122,11 @@ func spawnNode(ctx context.Context, cfg *Config, logf func(string, ...any)) (_ *
 	select {
 	case a := <-addrs:
 		n.ws, n.nats, n.ops = "ws://"+a[0]+"/graphql", a[1], a[2]
+		// The embedded server takes clients with the credentials the node
+		// writes to nats.url (0600) only; the banner shows the bare URL.
+		if u, err := readNATSURL(filepath.Join(dir, "data")); err == nil {
+			n.nats = u
+		}
 	case <-n.waited:
 		return n, fmt.Errorf("the node exited at start (%v); its log: %s", n.cmd.ProcessState, n.logTail())
 	case <-t.C:
@@ -129,7 +134,7 @@ func spawnNode(ctx context.Context, cfg *Config, logf func(string, ...any)) (_ *
 	case <-ctx.Done():
 		return n, ctx.Err()
 	}
-	logf("node pid %d at %s, NATS %s (log %s)", n.pid, n.ws, n.nats, n.logf.Name())
+	logf("node pid %d at %s, NATS %s (log %s)", n.pid, n.ws, redactedURL(n.nats), n.logf.Name())
 	return n, nil
 }
 
