@@ -21,7 +21,7 @@ import (
 // then refuses upgrades and closes the open connections with 1001 spread
 // over the drain window, not all at once.
 func TestDrainDeregistersThenClosesSpreadOut(t *testing.T) {
-	const delay, window, clients = 600 * time.Millisecond, time.Second, 10
+	const delay, window, clients = 2 * time.Second, time.Second, 10
 	e := startNode(t, startNATS(t), func(c *node.Config, _ *cluster.Config) {
 		c.DrainDelay, c.DrainWindow = delay, window
 	})
