@@ -236,8 +236,11 @@ func jetStreamUnavailable(err error) bool {
 		// still joining); 10005: no suitable peers for placement yet.
 		return apiErr.Code == 503 || apiErr.ErrorCode == 10005
 	}
+	// No response from stream: a stream (the stream, or a KV bucket's)
+	// whose replicas are still electing their leader.
 	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, context.DeadlineExceeded)
+		errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoStreamResponse)
 }
 
 func (c *Cluster) connOptions() []nats.Option {

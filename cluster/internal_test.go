@@ -1,7 +1,11 @@
 package cluster
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"testing"
 )
 
@@ -59,4 +63,26 @@ func FuzzDecodeCursor(f *testing.F) {
 			t.Fatalf("decode(%q, %q) = %d re-encodes to %q", tenant, s, seq, got)
 		}
 	})
+}
+
+// TestJetStreamUnavailable: what start-up retries (the broker's passing
+// states) and what it reports at once.
+func TestJetStreamUnavailable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("kv: %w", jetstream.ErrNoStreamResponse), true}, // a KV bucket's replicas electing
+		{nats.ErrNoStreamResponse, true},
+		{nats.ErrNoResponders, true},
+		{context.DeadlineExceeded, true},
+		{&jetstream.APIError{Code: 503}, true},
+		{&jetstream.APIError{Code: 500, ErrorCode: 10005}, true},
+		{&jetstream.APIError{Code: 400, ErrorCode: 10058}, false}, // stream name in use with other settings
+		{errors.New("authorization violation"), false},
+	} {
+		if got := jetStreamUnavailable(tc.err); got != tc.want {
+			t.Errorf("jetStreamUnavailable(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
 }
