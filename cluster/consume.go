@@ -33,7 +33,8 @@ type Consumer struct {
 	idle func() time.Duration // may be nil
 	name string               // the node id: every consumer's name starts with it
 
-	cons jetstream.Consumer // the ordered consumer run reads; only open and run use it
+	cons jetstream.Consumer  // the ordered consumer run reads; only open and run use it
+	js   jetstream.JetStream // requests time out after consumerRequest
 
 	// For the stall watchdog (watch): written by run, read by watch.
 	next        atomic.Uint64 // the stream sequence run waits for
@@ -45,6 +46,7 @@ type Consumer struct {
 	stop      chan struct{} // closed by signalStop
 	done      chan struct{} // closed when run returns
 	watchDone chan struct{} // closed when watch returns
+	reset     chan struct{} // cap 1: watch asks run to abandon a stalled iterator
 
 	mu sync.Mutex
 	it jetstream.MessagesContext // current iterator; nil between iterators
@@ -68,6 +70,11 @@ const (
 	stallCheck       = 500 * time.Millisecond
 	stallAfter       = 2 * time.Second
 	streamRefresh    = 10 * time.Second
+	// consumerRequest bounds each request of the consumer's own (creating
+	// it, by the library, too): just after a server dies the meta leader
+	// may still place a new consumer on it, and a short timeout tries
+	// again (elsewhere) sooner than the library's default.
+	consumerRequest = 2 * time.Second
 )
 
 // Variables so that a test can slow the heartbeats down and see the
@@ -122,6 +129,10 @@ func (c *Cluster) ConsumeBatches(ctx context.Context, fn func(*Event), idle func
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		watchDone: make(chan struct{}),
+		reset:     make(chan struct{}, 1),
+	}
+	if k.js, err = jetstream.New(c.nc, jetstream.WithDefaultTimeout(consumerRequest)); err != nil {
+		return nil, fmt.Errorf("consume: %w", err)
 	}
 	// "Only new messages" is DeliverByStartSequence at last+1 rather than
 	// DeliverNew: if the ordered consumer is re-created before anything
@@ -163,7 +174,7 @@ func (k *Consumer) open(ctx context.Context, start uint64) (jetstream.MessagesCo
 			cancel()
 		}
 	}
-	cons, err := k.c.js.OrderedConsumer(ctx, k.c.cfg.Stream, jetstream.OrderedConsumerConfig{
+	cons, err := k.js.OrderedConsumer(ctx, k.c.cfg.Stream, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       start,
 		NamePrefix:        fmt.Sprintf("%s_%08x", k.name, rand.Uint32()),
@@ -184,7 +195,9 @@ func (k *Consumer) open(ctx context.Context, start uint64) (jetstream.MessagesCo
 // reconnects by itself; if its iterator still ends without Stop, run
 // opens a new one after the last delivered sequence.
 func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
+	var pumps sync.WaitGroup // every pump ends once its iterator does
 	defer close(k.done)
+	defer pumps.Wait()
 	c := k.c
 	backoff := 100 * time.Millisecond
 	again := time.NewTimer(time.Hour) // idle's call-me-again; armed only on request
@@ -202,7 +215,8 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 	}
 	for {
 		msgs := make(chan jetstream.Msg, pumpBuffer)
-		go pump(it, msgs, c.log) // ends when it is stopped; closes msgs
+		quit := make(chan struct{})
+		pumps.Go(func() { pump(it, msgs, quit, c.log) }) // ends once it is stopped
 	events:
 		for {
 			var msg jetstream.Msg
@@ -212,14 +226,17 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 			case <-againC:
 				callIdle()
 				continue
+			case <-k.reset:
+				// Stalled: abandon this iterator without waiting for it
+				// (a library reset in progress can hold it for seconds);
+				// nothing more is read from it, and a new one starts after
+				// the last delivered sequence.
+				break events
 			case <-k.stop:
 			}
 			if k.stopped() {
 				// Stopping: deliver nothing more (select picks at random
-				// among ready cases, hence the check). signalStop stopped
-				// the iterator, so the pump ends and closes msgs.
-				for range msgs {
-				}
+				// among ready cases, hence the check).
 				break events
 			}
 			if !ok {
@@ -234,12 +251,16 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 				callIdle()
 			}
 		}
-		it.Stop()
+		close(quit)
+		// Stop can wait seconds for a reset the library has under way
+		// against a dead server: not on this goroutine.
+		stopping := it
+		pumps.Go(stopping.Stop)
 		for {
 			if k.stopped() {
 				return
 			}
-			c.log.Warn("consumer stopped unexpectedly; re-creating", "next_seq", next, "retry_in", backoff)
+			c.log.Warn("consumer stopped; re-creating it after the last delivered event", "next_seq", next, "retry_in", backoff)
 			wait := time.NewTimer(backoff)
 		waiting:
 			for {
@@ -278,7 +299,7 @@ const pumpBuffer = 256
 // pump moves it's messages to msgs until the iterator ends (on Stop, or
 // when the ordered consumer gives up), then closes msgs. Its owner is run,
 // which reads msgs until it is closed.
-func pump(it jetstream.MessagesContext, msgs chan<- jetstream.Msg, log *slog.Logger) {
+func pump(it jetstream.MessagesContext, msgs chan<- jetstream.Msg, quit <-chan struct{}, log *slog.Logger) {
 	defer close(msgs)
 	for {
 		msg, err := it.Next()
@@ -288,7 +309,11 @@ func pump(it jetstream.MessagesContext, msgs chan<- jetstream.Msg, log *slog.Log
 			}
 			return
 		}
-		msgs <- msg
+		select {
+		case msgs <- msg:
+		case <-quit: // run abandoned this iterator: it reads no more
+			return
+		}
 	}
 }
 
@@ -445,10 +470,9 @@ func (k *Consumer) watch() {
 		}
 		lastReset = time.Now()
 		k.stallResets.Add(1)
-		k.mu.Lock()
-		if k.it != nil {
-			k.it.Stop() // run re-creates it from the next sequence
+		select {
+		case k.reset <- struct{}{}: // run abandons the iterator and re-creates it from the next sequence
+		default:
 		}
-		k.mu.Unlock()
 	}
 }
