@@ -56,6 +56,8 @@ type Cluster struct {
 
 	replayState // read slots and shared stream info of Replay
 
+	ingest *ingest // nil unless Config.Ingest is "interest"
+
 	mu        sync.Mutex
 	consumers map[*Consumer]struct{}
 	leases    map[*Lease]struct{}
@@ -106,6 +108,9 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, manageStream bool) 
 		leases:     make(map[*Lease]struct{}),
 	}
 	c.initReplays(cfg, c.metrics)
+	if cfg.Ingest == IngestInterest && manageStream {
+		c.ingest = newIngest()
+	}
 	defer func() {
 		if err != nil {
 			c.shutdown()
@@ -160,7 +165,7 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, manageStream bool) 
 // streamConfig is the stream this package wants.
 func (c *Cluster) streamConfig() jetstream.StreamConfig {
 	cfg := c.cfg
-	return jetstream.StreamConfig{
+	sc := jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "FraiseQL subscription events",
 		Subjects:    []string{cfg.Prefix + ".>"},
@@ -176,6 +181,11 @@ func (c *Cluster) streamConfig() jetstream.StreamConfig {
 		Discard:     jetstream.DiscardOld,
 		AllowDirect: true,
 	}
+	if cfg.Ingest == IngestInterest {
+		src, dst := rePublishOf(cfg.Prefix)
+		sc.RePublish = &jetstream.RePublish{Source: src, Destination: dst}
+	}
+	return sc
 }
 
 // ensureStream creates the stream or updates it to streamConfig, and
@@ -184,6 +194,15 @@ func (c *Cluster) streamConfig() jetstream.StreamConfig {
 // retries under ctx.
 func (c *Cluster) ensureStream(ctx context.Context) error {
 	want := c.streamConfig()
+	if want.RePublish == nil {
+		// Nodes in interest mode need the stream's republish: a node in
+		// stream mode keeps it.
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if st, err := c.js.Stream(ictx, want.Name); err == nil {
+			want.RePublish = st.CachedInfo().Config.RePublish
+		}
+		cancel()
+	}
 	var st jetstream.Stream
 	var err error
 	start := time.Now()
@@ -257,10 +276,16 @@ func (c *Cluster) connOptions() []nats.Option {
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			c.metrics.connected.Set(1)
 			c.metrics.reconnects.Inc()
+			if c.ingest != nil {
+				c.ingest.kick() // events republished meanwhile were lost
+			}
 			c.log.Info("nats reconnected", "url", redactURL(nc.ConnectedUrl()))
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { c.metrics.connected.Set(0) }),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if c.ingest != nil && errors.Is(err, nats.ErrSlowConsumer) {
+				c.ingest.kick() // republished events were dropped
+			}
 			if sub != nil {
 				c.log.Warn("nats async error", "subject", sub.Subject, "error", err)
 				return
