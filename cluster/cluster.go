@@ -194,21 +194,14 @@ func (c *Cluster) streamConfig() jetstream.StreamConfig {
 // retries under ctx.
 func (c *Cluster) ensureStream(ctx context.Context) error {
 	want := c.streamConfig()
-	if want.RePublish == nil {
-		// Nodes in interest mode need the stream's republish: a node in
-		// stream mode keeps it.
-		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if st, err := c.js.Stream(ictx, want.Name); err == nil {
-			want.RePublish = st.CachedInfo().Config.RePublish
-		}
-		cancel()
-	}
 	var st jetstream.Stream
 	var err error
 	start := time.Now()
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second) // idempotent, so a retry is safe
-		st, err = c.js.CreateOrUpdateStream(rctx, want)
+		if want.RePublish, err = c.keptRePublish(rctx); err == nil {
+			st, err = c.js.CreateOrUpdateStream(rctx, want)
+		}
 		cancel()
 		if err == nil || !jetStreamUnavailable(err) || ctx.Err() != nil {
 			break
@@ -244,6 +237,23 @@ func (c *Cluster) ensureStream(ctx context.Context) error {
 		"max_age", got.MaxAge, "max_bytes", got.MaxBytes, "replicas", got.Replicas,
 		"first_seq", info.State.FirstSeq, "last_seq", info.State.LastSeq)
 	return nil
+}
+
+// keptRePublish is the RePublish the stream should have: this node's in
+// interest mode; else the existing stream's, which nodes in interest mode
+// need (a node in stream mode must not remove it).
+func (c *Cluster) keptRePublish(ctx context.Context) (*jetstream.RePublish, error) {
+	if rp := c.streamConfig().RePublish; rp != nil {
+		return rp, nil
+	}
+	st, err := c.js.Stream(ctx, c.cfg.Stream)
+	switch {
+	case err == nil:
+		return st.CachedInfo().Config.RePublish, nil
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, nil
+	}
+	return nil, err
 }
 
 // jetStreamUnavailable reports whether err means JetStream cannot answer

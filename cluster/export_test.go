@@ -96,3 +96,11 @@ func SmallLiveBufferForTest(n int, d time.Duration) (restore func()) {
 	liveBuffer, resyncRetry = n, d
 	return func() { liveBuffer, resyncRetry = b, r }
 }
+
+// FastInterestRefreshForTest makes interest consumers started from now on
+// check the stream every d, until restore.
+func FastInterestRefreshForTest(d time.Duration) (restore func()) {
+	r := interestRefresh
+	interestRefresh = d
+	return func() { interestRefresh = r }
+}

@@ -40,6 +40,10 @@ var (
 	liveHeld = 1024
 	// resyncRetry is the wait before retrying a failed repair.
 	resyncRetry = time.Second
+	// interestRefresh is how often the consumer checks the stream: its
+	// identity (cursors; a recreated stream restarts its sequences) and
+	// its RePublish (a node of an older version may have removed it).
+	interestRefresh = streamRefresh
 )
 
 // liveSubject returns the republish subject of a stream subject.
@@ -61,6 +65,7 @@ type ingest struct {
 	msgs   chan *nats.Msg // every core subscription delivers here
 	starts chan start     // subjects whose base sequence is known
 	resync chan struct{}  // cap 1: check every subject against the stream
+	reset  chan struct{}  // cap 1: the stream was recreated
 
 	// dropLive, if set, drops the republished messages it returns true
 	// for, as a lossy network would (tests).
@@ -93,6 +98,7 @@ func newIngest() *ingest {
 		msgs:   make(chan *nats.Msg, liveBuffer),
 		starts: make(chan start, 64),
 		resync: make(chan struct{}, 1),
+		reset:  make(chan struct{}, 1),
 	}
 }
 
@@ -266,7 +272,6 @@ func (c *Cluster) consumeInterest(fn func(*Event), idle func() time.Duration) (*
 		done:      make(chan struct{}),
 		watchDone: make(chan struct{}),
 	}
-	close(k.watchDone) // no watchdog: gaps are found per subject
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed.Load() {
@@ -279,7 +284,9 @@ func (c *Cluster) consumeInterest(fn func(*Event), idle func() time.Duration) (*
 	}
 	in.k = k
 	c.consumers[k] = struct{}{}
-	go k.runInterest() // owned by k: signalStop ends it, Stop waits for it
+	in.kick()            // subjects declared before: whatever came meanwhile
+	go k.runInterest()   // owned by k: signalStop ends it, Stop waits for it
+	go k.watchInterest() // owned by k: signalStop ends it, Stop waits for it
 	return k, nil
 }
 
@@ -334,6 +341,10 @@ func (k *Consumer) runInterest() {
 			k.resyncAll()
 			full = true
 			later()
+		case <-in.reset:
+			k.resetAll()
+			full = true
+			later()
 		case <-retryC:
 			retryC = nil
 			if full {
@@ -367,6 +378,60 @@ func (k *Consumer) runInterest() {
 			}
 		}
 	}
+}
+
+// watchInterest checks the stream every interestRefresh: a stream
+// recreated meanwhile (new identity) restarts every subject from the
+// new stream's start; a stream without this node's RePublish (a node of
+// an earlier version updated it) gets it back, and every subject is then
+// checked against the stream.
+func (k *Consumer) watchInterest() {
+	defer close(k.watchDone)
+	c, in := k.c, k.c.ingest
+	t := time.NewTicker(interestRefresh)
+	defer t.Stop()
+	want := c.streamConfig().RePublish
+	for {
+		select {
+		case <-k.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(c.flightCtx, 5*time.Second)
+		old := c.streamID.Load()
+		info, err := c.streamInfo(ctx)
+		if err != nil {
+			cancel()
+			continue
+		}
+		if id := info.Created.UnixNano(); old != 0 && id != old {
+			select {
+			case in.reset <- struct{}{}:
+			default:
+			}
+		}
+		if rp := info.Config.RePublish; rp == nil || *rp != *want {
+			c.log.Warn("the event stream lost the republish that nats.ingest: interest needs; restoring it", "stream", c.cfg.Stream, "republish", rp)
+			cfg := info.Config
+			cfg.RePublish = want
+			if _, err := c.js.UpdateStream(ctx, cfg); err != nil {
+				c.log.Warn("restore the stream's republish", "error", err)
+			}
+			in.kick()
+		}
+		cancel()
+	}
+}
+
+// resetAll restarts every subject from the (recreated) stream's start.
+func (k *Consumer) resetAll() {
+	in := k.c.ingest
+	in.mu.Lock()
+	for _, f := range in.feeds {
+		f.last = 0 // f is the loop's: only the map needs the lock
+	}
+	in.mu.Unlock()
+	k.resyncAll()
 }
 
 // feedOf returns subj's current feed, nil when no one wants it.

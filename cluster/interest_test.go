@@ -336,3 +336,46 @@ func TestInterestShareOfSubjects(t *testing.T) {
 	t.Logf("stream ingest:   consumed %4d, connection in: %4d msgs, %6d bytes", allN.Load(), a1.InMsgs-a0.InMsgs, a1.InBytes-a0.InBytes)
 	t.Logf("interest ingest: consumed %4d, connection in: %4d msgs, %6d bytes", someN.Load(), s1.InMsgs-s0.InMsgs, s1.InBytes-s0.InBytes)
 }
+
+// A stream deleted and recreated (by a node in stream mode, so without
+// RePublish) is noticed: the consumer restores the RePublish and
+// delivers the new stream's events, whose sequences start again at 1.
+func TestInterestStreamRecreated(t *testing.T) {
+	defer cluster.FastInterestRefreshForTest(100 * time.Millisecond)()
+	url := clustertest.RunServer(t)
+	c := open(t, interestCfg(url))
+	var got collect
+	k, err := c.Consume(testCtx(t), got.fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	const a = "fq.acme.room.a"
+	if err := c.Interest(testCtx(t), a); err != nil {
+		t.Fatal(err)
+	}
+	first := publishN(t, c, "room.a", 3)
+	got.waitSeqs(t, a, first)
+	if err := c.JetStream().DeleteStream(testCtx(t), "EV"); err != nil {
+		t.Fatal(err)
+	}
+	streamCfg := interestCfg(url)
+	streamCfg.Ingest = cluster.IngestStream
+	s := openAfterDelete(t, streamCfg)
+	if got := streamConfig(t, s, "EV"); got.RePublish != nil {
+		t.Fatalf("recreated stream has RePublish %+v", got.RePublish)
+	}
+	second := publishN(t, s, "room.a", 2) // not republished: read from the stream
+	if second[0] != 1 {
+		t.Fatalf("recreated stream's first sequence %d", second[0])
+	}
+	want := append(append([]uint64{}, first...), second...)
+	got.waitSeqs(t, a, want)
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if streamConfig(t, s, "EV").RePublish == nil {
+			return errors.New("RePublish not restored")
+		}
+		return nil
+	})
+	got.waitSeqs(t, a, append(want, publishN(t, s, "room.a", 1)...))
+}
