@@ -32,8 +32,9 @@ const livePrefix = "_live"
 var (
 	// liveBuffer is the messages of every core subscription waiting for
 	// the ingest loop; when full, NATS drops the next ones and reports a
-	// slow consumer, and the loop repairs from the stream.
-	liveBuffer = 8192
+	// slow consumer, and the loop repairs from the stream. It bounds the
+	// memory they hold to liveBuffer × the largest event.
+	liveBuffer = 1024
 	// liveHeld bounds the events of a subject held while its interest
 	// starts (before its base sequence is known); past it they are
 	// dropped and read from the stream instead.

@@ -379,3 +379,57 @@ func TestInterestStreamRecreated(t *testing.T) {
 	})
 	got.waitSeqs(t, a, append(want, publishN(t, s, "room.a", 1)...))
 }
+
+// Across servers: the stream's leader republishes every event, and NATS
+// routes it only to the servers of nodes with interest. A node on a
+// server other than the leader's gets every event of its subject, in
+// order, from the first one published after Interest returns; a node
+// without interest gets none.
+func TestInterestAcrossServers(t *testing.T) {
+	urls, servers := clustertest.RunCluster(t, 3)
+	cfg := func(i int) cluster.Config {
+		c := interestCfg(urls[i])
+		c.Replicas = 3
+		return c
+	}
+	pub := open(t, cfg(0))
+	st, err := pub.JetStream().Stream(testCtx(t), "EV")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := st.CachedInfo().Cluster.Leader
+	var others []int
+	for i, s := range servers {
+		if s.Name() != leader {
+			others = append(others, i)
+		}
+	}
+	if len(others) != 2 {
+		t.Fatalf("stream leader %q: want two other servers", leader)
+	}
+	node, idle := open(t, cfg(others[0])), open(t, cfg(others[1]))
+	var got collect
+	k, err := node.Consume(testCtx(t), got.fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	ki, err := idle.Consume(testCtx(t), func(*cluster.Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ki.Stop()
+	const a = "fq.acme.room.a"
+	if err := node.Interest(testCtx(t), a); err != nil {
+		t.Fatal(err)
+	}
+	seqs := publishN(t, pub, "room.a", 30) // at once: the interest may still be on its way to the leader
+	publishN(t, pub, "room.b", 5)
+	got.waitSeqs(t, a, seqs)
+	time.Sleep(200 * time.Millisecond)
+	if n := idle.ConsumedForTest(); n != 0 {
+		t.Fatalf("a node without interest consumed %v events", n)
+	}
+	_, gaps, repaired, _ := node.IngestStatsForTest()
+	t.Logf("gaps %v, repaired %v", gaps, repaired)
+}
