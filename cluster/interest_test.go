@@ -433,3 +433,35 @@ func TestInterestAcrossServers(t *testing.T) {
 	_, gaps, repaired, _ := node.IngestStatsForTest()
 	t.Logf("gaps %v, repaired %v", gaps, repaired)
 }
+
+// An event of the largest size is republished like any other (the
+// republish headers fit in the room the stream keeps for headers).
+func TestInterestLargestEvent(t *testing.T) {
+	c := open(t, interestCfg(clustertest.RunServer(t)))
+	var got collect
+	k, err := c.Consume(testCtx(t), got.fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	const a = "fq.acme.room.a"
+	if err := c.Interest(testCtx(t), a); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, c.MaxMsgSize())
+	for i := range body {
+		body[i] = 'x'
+	}
+	var seqs []uint64
+	for range 3 {
+		r, err := c.Publish(testCtx(t), "acme", "room.a", body, strings.Repeat("i", 1000)+strconv.Itoa(len(seqs)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, r.Seq)
+	}
+	got.waitSeqs(t, a, seqs)
+	if _, gaps, _, _ := c.IngestStatsForTest(); gaps != 0 {
+		t.Fatalf("%v gaps: the largest events were not republished", gaps)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -16,6 +17,12 @@ import (
 	"github.com/fraiseql/subscriptions/cluster/clustertest"
 	"github.com/fraiseql/subscriptions/limits"
 )
+
+// testIngest is the ingest mode of the package's test nodes:
+// FRAISEQL_TEST_INGEST (stream or interest), by default stream. Running
+// the package with FRAISEQL_TEST_INGEST=interest runs its tests in
+// interest mode.
+func testIngest() string { return os.Getenv("FRAISEQL_TEST_INGEST") }
 
 // startNodeIngest starts a node whose cluster uses the given ingest mode.
 func startNodeIngest(t *testing.T, ingest string) *Node {
