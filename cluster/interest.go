@@ -544,7 +544,7 @@ func (k *Consumer) repair(f *feed, upTo uint64) bool {
 	for f.last < upTo {
 		evs, more, err := f.r.readBatch(ctx, f.last+1, upTo, c.cfg.Replicas > 1, nil)
 		if err != nil {
-			if !k.stopped() {
+			if !k.stopped() && !k.c.closed.Load() { // not worth a warning while closing
 				c.metrics.interestRepairErrors.Inc()
 				c.log.Warn("cannot read missed events from the stream; retrying", "subject", f.r.subj, "after", f.last, "error", err)
 			}
@@ -572,7 +572,7 @@ func (k *Consumer) resyncFeed(f *feed) bool {
 	last, err := k.c.lastSeqOf(ctx, f.r.subj)
 	cancel()
 	if err != nil {
-		if !k.stopped() {
+		if !k.stopped() && !k.c.closed.Load() { // not worth a warning while closing
 			k.c.metrics.interestRepairErrors.Inc()
 			k.c.log.Warn("cannot check a subject against the stream; retrying", "subject", f.r.subj, "error", err)
 		}
