@@ -56,6 +56,8 @@ type Cluster struct {
 
 	replayState // read slots and shared stream info of Replay
 
+	ingest *ingest // nil unless Config.Ingest is "interest"
+
 	mu        sync.Mutex
 	consumers map[*Consumer]struct{}
 	leases    map[*Lease]struct{}
@@ -106,6 +108,9 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, manageStream bool) 
 		leases:     make(map[*Lease]struct{}),
 	}
 	c.initReplays(cfg, c.metrics)
+	if cfg.Ingest == IngestInterest && manageStream {
+		c.ingest = newIngest()
+	}
 	defer func() {
 		if err != nil {
 			c.shutdown()
@@ -160,7 +165,7 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, manageStream bool) 
 // streamConfig is the stream this package wants.
 func (c *Cluster) streamConfig() jetstream.StreamConfig {
 	cfg := c.cfg
-	return jetstream.StreamConfig{
+	sc := jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "FraiseQL subscription events",
 		Subjects:    []string{cfg.Prefix + ".>"},
@@ -176,6 +181,11 @@ func (c *Cluster) streamConfig() jetstream.StreamConfig {
 		Discard:     jetstream.DiscardOld,
 		AllowDirect: true,
 	}
+	if cfg.Ingest == IngestInterest {
+		src, dst := rePublishOf(cfg.Prefix)
+		sc.RePublish = &jetstream.RePublish{Source: src, Destination: dst}
+	}
+	return sc
 }
 
 // ensureStream creates the stream or updates it to streamConfig, and
@@ -189,7 +199,9 @@ func (c *Cluster) ensureStream(ctx context.Context) error {
 	start := time.Now()
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second) // idempotent, so a retry is safe
-		st, err = c.js.CreateOrUpdateStream(rctx, want)
+		if want.RePublish, err = c.keptRePublish(rctx); err == nil {
+			st, err = c.js.CreateOrUpdateStream(rctx, want)
+		}
 		cancel()
 		if err == nil || !jetStreamUnavailable(err) || ctx.Err() != nil {
 			break
@@ -227,6 +239,23 @@ func (c *Cluster) ensureStream(ctx context.Context) error {
 	return nil
 }
 
+// keptRePublish is the RePublish the stream should have: this node's in
+// interest mode; else the existing stream's, which nodes in interest mode
+// need (a node in stream mode must not remove it).
+func (c *Cluster) keptRePublish(ctx context.Context) (*jetstream.RePublish, error) {
+	if rp := c.streamConfig().RePublish; rp != nil {
+		return rp, nil
+	}
+	st, err := c.js.Stream(ctx, c.cfg.Stream)
+	switch {
+	case err == nil:
+		return st.CachedInfo().Config.RePublish, nil
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, nil
+	}
+	return nil, err
+}
+
 // jetStreamUnavailable reports whether err means JetStream cannot answer
 // yet, rather than that it refused the request.
 func jetStreamUnavailable(err error) bool {
@@ -260,10 +289,16 @@ func (c *Cluster) connOptions() []nats.Option {
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			c.metrics.connected.Set(1)
 			c.metrics.reconnects.Inc()
+			if c.ingest != nil {
+				c.ingest.kick() // events republished meanwhile were lost
+			}
 			c.log.Info("nats reconnected", "url", redactURL(nc.ConnectedUrl()))
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { c.metrics.connected.Set(0) }),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if c.ingest != nil && errors.Is(err, nats.ErrSlowConsumer) {
+				c.ingest.kick() // republished events were dropped
+			}
 			if sub != nil {
 				c.log.Warn("nats async error", "subject", sub.Subject, "error", err)
 				return

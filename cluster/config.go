@@ -109,6 +109,15 @@ type Config struct {
 	// Zero value means 50,000; -1 means unbounded.
 	MaxReplayQueue int
 
+	// Ingest is how this node receives live events: "stream" (one
+	// ordered consumer over every subject of the stream) or "interest"
+	// (only the subjects it has subscribers for; see Cluster.Interest and
+	// docs/architecture.md, Ingest by interest). "interest" makes the
+	// stream republish every event on "_live.<prefix>.>"; a node in
+	// stream mode keeps that setting when it updates the stream. Zero
+	// value means "stream".
+	Ingest string
+
 	// Name is the node's id: it names its NATS connection and prefixes its
 	// consumers' names, so that an operator can tell which node holds
 	// which consumer. Zero value means the host name (a container's or
@@ -181,6 +190,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxReplayQueue == 0 {
 		c.MaxReplayQueue = DefaultMaxReplayQueue
 	}
+	if c.Ingest == "" {
+		c.Ingest = IngestStream
+	}
 	if c.Name == "" {
 		host, err := os.Hostname()
 		if err != nil || host == "" {
@@ -251,6 +263,15 @@ func (c Config) Validate() error {
 	}
 	if c.MaxReplayQueue < -1 {
 		bad("max_replay_queue", "%d is below -1 (unbounded)", c.MaxReplayQueue)
+	}
+	switch c.Ingest {
+	case IngestStream:
+	case IngestInterest:
+		if c.Prefix == livePrefix {
+			bad("prefix", "%q is reserved for the republished events of nats.ingest: interest", c.Prefix)
+		}
+	default:
+		bad("ingest", "%q is not %q or %q", c.Ingest, IngestStream, IngestInterest)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("tls_cert", "tls_cert and tls_key must be set together")

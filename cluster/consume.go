@@ -95,6 +95,10 @@ var (
 // the last one delivered. A slow fn slows this node's delivery (and only
 // it); it must not call Stop or Close.
 //
+// With Config.Ingest "interest", fn gets only the events of the subjects
+// declared with Interest, each subject's in order, without gaps or
+// duplicates (see runInterest); one such consumer runs per Cluster.
+//
 // Messages whose subject is not "<prefix>.<tenant>.<topic>" with a valid
 // tenant are logged, counted in fraiseql_nats_events_skipped_total and
 // skipped. ctx bounds the setup only; the consumer runs until Stop or
@@ -115,6 +119,9 @@ func (c *Cluster) Consume(ctx context.Context, fn func(*Event)) (*Consumer, erro
 func (c *Cluster) ConsumeBatches(ctx context.Context, fn func(*Event), idle func() time.Duration) (*Consumer, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
+	}
+	if c.ingest != nil {
+		return c.consumeInterest(fn, idle)
 	}
 	info, err := c.streamInfo(ctx)
 	if err != nil {

@@ -1,6 +1,12 @@
 package cluster
 
-import "time"
+import (
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
 
 // AbandonForTest stops l's renewals without deleting its key, as a
 // holder that crashed or lost NATS would.
@@ -56,4 +62,45 @@ func (c *Cluster) ReplayWaitersForTest(subject string) int {
 		return f.refs
 	}
 	return 0
+}
+
+// DropLiveForTest makes c's interest consumer drop the republished events
+// drop returns true for, as a lossy link would; nil drops none.
+func (c *Cluster) DropLiveForTest(drop func(subject string, seq uint64) bool) {
+	if drop == nil {
+		c.ingest.dropLive.Store(nil)
+		return
+	}
+	f := func(m *nats.Msg) bool {
+		seq, _ := strconv.ParseUint(m.Header.Get(hdrSequence), 10, 64)
+		return drop(m.Header.Get(hdrSubject), seq)
+	}
+	c.ingest.dropLive.Store(&f)
+}
+
+// IngestStatsForTest returns the interest ingest's gauges and counters.
+func (c *Cluster) IngestStatsForTest() (subjects, gaps, repaired, resyncs float64) {
+	m := c.metrics
+	return testutil.ToFloat64(m.interestSubjects), testutil.ToFloat64(m.interestGaps),
+		testutil.ToFloat64(m.interestRepaired), testutil.ToFloat64(m.interestResyncs)
+}
+
+// ConsumedForTest returns fraiseql_nats_events_consumed_total.
+func (c *Cluster) ConsumedForTest() float64 { return testutil.ToFloat64(c.metrics.consumed) }
+
+// SmallLiveBufferForTest makes Clusters opened from now on buffer only n
+// republished events (so that a slow fn makes NATS drop some) and retry
+// repairs after d, until restore.
+func SmallLiveBufferForTest(n int, d time.Duration) (restore func()) {
+	b, r := liveBuffer, resyncRetry
+	liveBuffer, resyncRetry = n, d
+	return func() { liveBuffer, resyncRetry = b, r }
+}
+
+// FastInterestRefreshForTest makes interest consumers started from now on
+// check the stream every d, until restore.
+func FastInterestRefreshForTest(d time.Duration) (restore func()) {
+	r := interestRefresh
+	interestRefresh = d
+	return func() { interestRefresh = r }
 }

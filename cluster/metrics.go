@@ -33,6 +33,12 @@ type metrics struct {
 	stalls       prometheus.Counter
 	stallSeconds prometheus.Counter
 
+	interestSubjects     prometheus.Gauge
+	interestGaps         prometheus.Counter
+	interestRepaired     prometheus.Counter
+	interestRepairErrors prometheus.Counter
+	interestResyncs      prometheus.Counter
+
 	replays                    *prometheus.CounterVec
 	replayActive, replayQueued prometheus.Gauge
 	replayWaits                prometheus.Counter
@@ -115,6 +121,26 @@ func newMetrics() *metrics {
 		Name: "fraiseql_delivery_stall_seconds_total",
 		Help: "Seconds event delivery was stalled, counted when it resumed.",
 	})
+	m.interestSubjects = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "fraiseql_ingest_subjects",
+		Help: "Subjects this node receives events of (nats.ingest: interest): those its subscriptions are on.",
+	})
+	m.interestGaps = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fraiseql_ingest_gaps_total",
+		Help: "Times a subject's republished events skipped some (nats.ingest: interest); each was repaired from the stream.",
+	})
+	m.interestRepaired = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fraiseql_ingest_repaired_events_total",
+		Help: "Events read from the stream to fill gaps in the republished ones (nats.ingest: interest).",
+	})
+	m.interestRepairErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fraiseql_ingest_repair_errors_total",
+		Help: "Failed reads of missed events (nats.ingest: interest); each is retried.",
+	})
+	m.interestResyncs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fraiseql_ingest_resyncs_total",
+		Help: "Checks of every subject against the stream, after a reconnect or a slow-consumer drop (nats.ingest: interest).",
+	})
 	// Every label value exists from the start: dashboards see zeros, not gaps.
 	m.skippedSubject = m.skipped.WithLabelValues(skipBadSubject)
 	m.skippedMetadata = m.skipped.WithLabelValues(skipMetadata)
@@ -167,8 +193,12 @@ func (m *metrics) replayDone(err error, byFn bool) {
 //	fraiseql_replay_stream_info_total
 //	fraiseql_replay_stale_reads_total
 //	fraiseql_replay_shared_total
+//	fraiseql_ingest_subjects, fraiseql_ingest_gaps_total
+//	fraiseql_ingest_repaired_events_total, fraiseql_ingest_repair_errors_total
+//	fraiseql_ingest_resyncs_total
 func (c *Cluster) Collectors() []prometheus.Collector {
 	m := c.metrics
 	return []prometheus.Collector{m.consumed, m.skipped, m.reconnects, m.connected, m.published, m.stalls, m.stallSeconds,
-		m.replays, m.replayActive, m.replayQueued, m.replayWaits, m.replayInfos, m.replayStale, m.replayShared}
+		m.replays, m.replayActive, m.replayQueued, m.replayWaits, m.replayInfos, m.replayStale, m.replayShared,
+		m.interestSubjects, m.interestGaps, m.interestRepaired, m.interestRepairErrors, m.interestResyncs}
 }

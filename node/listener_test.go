@@ -32,7 +32,7 @@ func startNode(t testing.TB, edit func(*Config)) *Node {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	cl, err := cluster.Open(ctx, cluster.Config{URL: clustertest.RunServer(t)}, log)
+	cl, err := cluster.Open(ctx, cluster.Config{URL: clustertest.RunServer(t), Ingest: testIngest()}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

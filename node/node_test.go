@@ -48,7 +48,7 @@ func testNode(t testing.TB) *Node {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cl, err := cluster.Open(ctx, cluster.Config{URL: clustertest.RunServer(t)}, log)
+	cl, err := cluster.Open(ctx, cluster.Config{URL: clustertest.RunServer(t), Ingest: testIngest()}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -167,6 +167,19 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 	s.subs[wsub] = sub
 	s.mu.Unlock()
 	n.idx.add(sub)
+	// With nats.ingest: interest the node receives the subject's events
+	// from here on; a replay's end is read after, so nothing falls between.
+	ictx, icancel := context.WithTimeout(ctx, interestTimeout)
+	err = n.cl.Interest(ictx, subject)
+	icancel()
+	if err != nil {
+		n.idx.remove(sub)
+		s.mu.Lock()
+		delete(s.subs, wsub)
+		s.mu.Unlock()
+		n.log.Warn("cannot receive the subject's events", "subject", subject, "err", err)
+		return s.refuse(CodeInternal, "cannot receive events now; subscribe again shortly")
+	}
 	n.met.subsOpen.Add(1)
 	n.met.subsTotal.Add(1)
 	if d := s.lim.MaxSubscriptionDuration.Std(); d > 0 {
@@ -188,6 +201,11 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 	}
 	return nil
 }
+
+// interestTimeout bounds the wait for a subject's events to start (with
+// nats.ingest: interest, a subscription and a direct get on a subject's
+// first subscription).
+const interestTimeout = 5 * time.Second
 
 // maxReplayRounds bounds the replay rounds of one subscription. A round
 // replays what arrived during the previous one, when more arrived than the
@@ -278,6 +296,7 @@ func (s *session) Unsubscribe(wsub *ws.Subscription) {
 	}
 	sub.stopHolding()
 	s.n.idx.remove(sub)
+	s.n.cl.Uninterest(sub.subject)
 	s.n.met.subsOpen.Add(-1)
 	s.subsCap.Release()
 }

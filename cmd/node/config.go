@@ -127,6 +127,11 @@ type NATSConfig struct {
 	MaxReplays     int          `yaml:"max_replays"`
 	MaxReplayQueue int          `yaml:"max_replay_queue"`
 	Embedded       EmbeddedNATS `yaml:"embedded"`
+
+	// Ingest is how the node receives live events: "stream" (every
+	// event) or "interest" (only its subscriptions' subjects). See
+	// docs/architecture.md, Ingest by interest.
+	Ingest string `yaml:"ingest"`
 }
 
 // EmbeddedNATS configures the embedded server.
@@ -191,6 +196,7 @@ func defaultConfig() Config {
 			DuplicateWindow: cluster.DefaultDuplicateWindow,
 			MaxReplays:      cluster.DefaultMaxReplays,
 			MaxReplayQueue:  cluster.DefaultMaxReplayQueue,
+			Ingest:          cluster.IngestStream,
 			Embedded:        EmbeddedNATS{Host: cluster.DefaultEmbeddedHost},
 		},
 		Shutdown: ShutdownConfig{
@@ -386,6 +392,7 @@ func (c Config) clusterConfig() cluster.Config {
 		CursorKeyFile:   n.CursorKeyFile,
 		MaxReplays:      n.MaxReplays,
 		MaxReplayQueue:  n.MaxReplayQueue,
+		Ingest:          n.Ingest,
 		MaxMsgSize:      int32(c.Limits.WithDefaults().MaxEventBytes),
 		Embedded: cluster.EmbeddedConfig{
 			Host:     n.Embedded.Host,

@@ -64,6 +64,7 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"bad prefix", "nats:\n  prefix: \"a.>\"\n", nil, "prefix"},
 		{"negative max replays", "", []string{"FRAISEQL_NATS_MAX_REPLAYS=-1"}, "nats.max_replays"},
 		{"replay queue below -1", "nats:\n  max_replay_queue: -2\n", nil, "nats.max_replay_queue"},
+		{"unknown ingest mode", "", []string{"FRAISEQL_NATS_INGEST=all"}, "nats.ingest"},
 		{"write delay over the bound", "ws:\n  write_delay: 1001ms\n", nil, "ws.write_delay"},
 		{"negative write delay", "", []string{"FRAISEQL_WS_WRITE_DELAY=-1ms"}, "ws.write_delay"},
 		{"ops listen not an address", "ops_listen: metrics\n", nil, "ops_listen"},

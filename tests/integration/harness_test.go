@@ -85,7 +85,8 @@ func startNode(t testing.TB, url string, mutate func(*node.Config, *cluster.Conf
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ccfg := cluster.Config{URL: url}
+	// FRAISEQL_TEST_INGEST=interest runs the suite with nats.ingest: interest.
+	ccfg := cluster.Config{URL: url, Ingest: os.Getenv("FRAISEQL_TEST_INGEST")}
 	ncfg := node.Config{Schema: demoSchema(t), Logger: testLogger(t), OpsListen: "127.0.0.1:0"}
 	if mutate != nil {
 		mutate(&ncfg, &ccfg)
