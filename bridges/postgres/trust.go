@@ -2,8 +2,8 @@ package postgres
 
 import (
 	"fmt"
-	"strings"
 
+	"github.com/fraiseql/subscriptions/bridges"
 	"github.com/fraiseql/subscriptions/cluster"
 )
 
@@ -101,7 +101,7 @@ func (c Config) validateLegacy(bad func(key, format string, args ...any)) {
 			}
 		}
 		for j, p := range s.Topics {
-			if err := validateTopicPattern(p); err != nil {
+			if err := bridges.ValidateTopicPattern(p); err != nil {
 				bad(fmt.Sprintf("%s.topics[%d]", key, j), "%q: %v", p, err)
 			}
 		}
@@ -158,7 +158,7 @@ func (s *legacySource) allowTopic(t string) bool {
 		return true
 	}
 	for _, p := range s.topics {
-		if matchTopic(p, t) {
+		if bridges.MatchTopic(p, t) {
 			return true
 		}
 	}
@@ -174,48 +174,4 @@ func (s *legacySource) tenantRule() string {
 		return fmt.Sprintf("%s accepts only tenant %q; list more in %s.tenants", s.name, s.tenant, s.name)
 	}
 	return fmt.Sprintf("neither %q nor in %s.tenants", s.tenant, s.name)
-}
-
-// validateTopicPattern checks a NATS-style topic pattern: '.'-separated
-// non-empty tokens, '*' a whole token, '>' a whole last token.
-func validateTopicPattern(p string) error {
-	if p == "" {
-		return fmt.Errorf("empty")
-	}
-	toks := strings.Split(p, ".")
-	for i, tok := range toks {
-		switch {
-		case tok == "*":
-		case tok == ">":
-			if i != len(toks)-1 {
-				return fmt.Errorf("'>' must be the last token")
-			}
-		case strings.ContainsAny(tok, "*>"):
-			return fmt.Errorf("a wildcard must be a whole token")
-		default:
-			if err := cluster.ValidateTopic(tok); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// matchTopic reports whether topic matches pattern: '*' matches one
-// token, a last '>' one or more.
-func matchTopic(pattern, topic string) bool {
-	for {
-		pt, prest, pmore := strings.Cut(pattern, ".")
-		if pt == ">" {
-			return topic != ""
-		}
-		tt, trest, tmore := strings.Cut(topic, ".")
-		if pt != "*" && pt != tt {
-			return false
-		}
-		if !pmore || !tmore {
-			return pmore == tmore
-		}
-		pattern, topic = prest, trest
-	}
 }

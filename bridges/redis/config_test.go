@@ -88,34 +88,6 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
-func TestMatchTopic(t *testing.T) {
-	tests := []struct {
-		pattern, topic string
-		want           bool
-	}{
-		{"chat.r1", "chat.r1", true},
-		{"chat.r1", "chat.r2", false},
-		{"chat.*", "chat.r1", true},
-		{"chat.*", "chat", false},
-		{"chat.*", "chat.r1.x", false},
-		{"chat.>", "chat.r1", true},
-		{"chat.>", "chat.r1.x.y", true},
-		{"chat.>", "chat", false},
-		{">", "anything.at.all", true},
-		{"*", "one", true},
-		{"*", "one.two", false},
-		{"*.notifications", "users.notifications", true},
-		{"users.*.notifications", "users.bob.notifications", true},
-		{"users.*.notifications", "users.bob.audit", false},
-		{"chat", "chatroom", false},
-	}
-	for _, tc := range tests {
-		if got := matchTopic(tc.pattern, tc.topic); got != tc.want {
-			t.Errorf("matchTopic(%q, %q) = %v, want %v", tc.pattern, tc.topic, got, tc.want)
-		}
-	}
-}
-
 // TestLegacyLeaseUnchanged: legacy channels declared with either key lead
 // to the same lease name as the same legacy_channels did before, so nodes
 // of two versions never both ingest during a rolling upgrade.
