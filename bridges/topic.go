@@ -54,3 +54,46 @@ func MatchTopic(pattern, topic string) bool {
 		pattern, topic = prest, trest
 	}
 }
+
+// SourceTrust is what the envelopes of one legacy source may name: the
+// source's own tenant, the other tenants it lists (or any), and the topics
+// its patterns match (nil: any valid topic).
+type SourceTrust struct {
+	Tenant    string          // the tenant of envelopes that name none
+	AnyTenant bool            // tenants: ["*"]
+	Tenants   map[string]bool // the others it may name
+	Topics    []string        // patterns; nil: any
+}
+
+// NewSourceTrust builds a source's trust from its configuration: tenant
+// (already defaulted), tenants (["*"] alone means any) and topics.
+func NewSourceTrust(tenant string, tenants, topics []string) SourceTrust {
+	t := SourceTrust{Tenant: tenant, Topics: topics}
+	if len(tenants) == 1 && tenants[0] == "*" {
+		t.AnyTenant = true
+		return t
+	}
+	t.Tenants = make(map[string]bool, len(tenants))
+	for _, x := range tenants {
+		t.Tenants[x] = true
+	}
+	return t
+}
+
+// AllowTenant reports whether an envelope of the source may name tenant t.
+func (s *SourceTrust) AllowTenant(t string) bool {
+	return t == s.Tenant || s.AnyTenant || s.Tenants[t]
+}
+
+// AllowTopic reports whether the source may publish to topic t.
+func (s *SourceTrust) AllowTopic(t string) bool {
+	if s.Topics == nil {
+		return true
+	}
+	for _, p := range s.Topics {
+		if MatchTopic(p, t) {
+			return true
+		}
+	}
+	return false
+}

@@ -119,11 +119,11 @@ func TestNotifySources(t *testing.T) {
 		{"l1", "acme", true}, {"l1", "globex", true}, {"l1", "initech", false},
 		{"l2", "initech", true}, {"l2", "acme", true}, {"l2", "anyone", true},
 	} {
-		if got := srcs[tc.ch].allowTenant(tc.tenant); got != tc.want {
+		if got := srcs[tc.ch].AllowTenant(tc.tenant); got != tc.want {
 			t.Errorf("%s allows %s: %v, want %v", tc.ch, tc.tenant, got, tc.want)
 		}
 	}
-	if srcs["n1"].allowTopic("any.thing") != true || srcs["l2"].allowTopic("b.x") || !srcs["l2"].allowTopic("a.x") {
+	if srcs["n1"].AllowTopic("any.thing") != true || srcs["l2"].AllowTopic("b.x") || !srcs["l2"].AllowTopic("a.x") {
 		t.Error("topics")
 	}
 }

@@ -101,7 +101,7 @@ func (s *legacySource) notifyEvent(channel string, payload []byte) (Event, error
 	if err := dec.Decode(&env); err != nil || dec.More() {
 		return Event{}, errPoison(reasonBadEnvelope)
 	}
-	ev := Event{Tenant: s.tenant, Topic: env.Channel, Data: env.Data}
+	ev := Event{Tenant: s.Tenant, Topic: env.Channel, Data: env.Data}
 	if ev.Topic == "" {
 		ev.Topic = channelTopic(channel)
 	}
@@ -124,15 +124,15 @@ func (s *legacySource) notifyEvent(channel string, payload []byte) (Event, error
 		if err := cluster.ValidateTenant(tenant); err != nil {
 			return ev, reject(reasonBadTenant, "envelope tenant_id on channel %q: %v", channel, err)
 		}
-		if !s.allowTenant(tenant) {
+		if !s.AllowTenant(tenant) {
 			return ev, reject(reasonTenantDenied, "envelope tenant_id %q on channel %q: %s", tenant, channel, s.tenantRule())
 		}
 	}
 	if err := cluster.ValidateTopic(ev.Topic); err != nil {
 		return ev, reject(reasonBadTopic, "envelope topic on channel %q: %v", channel, err)
 	}
-	if !s.allowTopic(ev.Topic) {
-		return ev, reject(reasonTopicDenied, "envelope topic %q on channel %q is outside %s.topics %q", ev.Topic, channel, s.name, s.topics)
+	if !s.AllowTopic(ev.Topic) {
+		return ev, reject(reasonTopicDenied, "envelope topic %q on channel %q is outside %s.topics %q", ev.Topic, channel, s.name, s.Topics)
 	}
 	if id != "" {
 		ev.MsgID = notifyMsgID(ev.Tenant, ev.Topic, id)

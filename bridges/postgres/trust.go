@@ -39,11 +39,8 @@ type LegacySource struct {
 // legacySource is a LegacySource (or the notify_channels shorthand) with
 // its defaults applied, as the event path uses it.
 type legacySource struct {
-	name      string // its config key, for errors and logs
-	tenant    string
-	anyTenant bool
-	tenants   map[string]bool
-	topics    []string // nil: any
+	name string // its config key, for errors and logs
+	bridges.SourceTrust
 }
 
 // legacyConfigKey names the config key of source i: the shorthand
@@ -113,24 +110,17 @@ func (c Config) validateLegacy(bad func(key, format string, args ...any)) {
 func (c Config) resolveLegacy() map[string]*legacySource {
 	out := make(map[string]*legacySource)
 	if len(c.NotifyChannels) > 0 {
-		s := &legacySource{name: legacyConfigKey(-1), tenant: c.Tenant}
+		s := &legacySource{name: legacyConfigKey(-1), SourceTrust: bridges.NewSourceTrust(c.Tenant, nil, nil)}
 		for _, ch := range c.NotifyChannels {
 			out[ch] = s
 		}
 	}
 	for i, ls := range c.Legacy {
-		s := &legacySource{name: legacyConfigKey(i), tenant: ls.Tenant, topics: ls.Topics}
-		if s.tenant == "" {
-			s.tenant = c.Tenant
+		tenant := ls.Tenant
+		if tenant == "" {
+			tenant = c.Tenant
 		}
-		if len(ls.Tenants) == 1 && ls.Tenants[0] == "*" {
-			s.anyTenant = true
-		} else {
-			s.tenants = make(map[string]bool, len(ls.Tenants))
-			for _, t := range ls.Tenants {
-				s.tenants[t] = true
-			}
-		}
+		s := &legacySource{name: legacyConfigKey(i), SourceTrust: bridges.NewSourceTrust(tenant, ls.Tenants, ls.Topics)}
 		for _, ch := range ls.Channels {
 			out[ch] = s
 		}
@@ -147,31 +137,13 @@ func (c Config) notifyChannelList() []string {
 	return out
 }
 
-// allowTenant reports whether an envelope of s may name tenant t.
-func (s *legacySource) allowTenant(t string) bool {
-	return t == s.tenant || s.anyTenant || s.tenants[t]
-}
-
-// allowTopic reports whether s may publish to topic t.
-func (s *legacySource) allowTopic(t string) bool {
-	if s.topics == nil {
-		return true
-	}
-	for _, p := range s.topics {
-		if bridges.MatchTopic(p, t) {
-			return true
-		}
-	}
-	return false
-}
-
 // tenantRule says which tenants s accepts, naming the setting.
 func (s *legacySource) tenantRule() string {
 	switch {
 	case s.name == legacyConfigKey(-1):
-		return fmt.Sprintf("%s accept only tenant %q (bridges.postgres.tenant); to allow more, declare the channel under bridges.postgres.legacy with tenants", s.name, s.tenant)
-	case len(s.tenants) == 0:
-		return fmt.Sprintf("%s accepts only tenant %q; list more in %s.tenants", s.name, s.tenant, s.name)
+		return fmt.Sprintf("%s accept only tenant %q (bridges.postgres.tenant); to allow more, declare the channel under bridges.postgres.legacy with tenants", s.name, s.Tenant)
+	case len(s.Tenants) == 0:
+		return fmt.Sprintf("%s accepts only tenant %q; list more in %s.tenants", s.name, s.Tenant, s.name)
 	}
-	return fmt.Sprintf("neither %q nor in %s.tenants", s.tenant, s.name)
+	return fmt.Sprintf("neither %q nor in %s.tenants", s.Tenant, s.name)
 }

@@ -208,12 +208,12 @@ func pubsubEvent(cfg *Config, channel string, payload []byte, src *legacySource)
 // present (a valid tenant that s allows) or else s's tenant, and topic (a
 // valid topic that s allows). where names the channel or key for errors.
 func (s *legacySource) legacyEvent(env envelope, topic, where string) (event, error) {
-	tenant := s.tenant
+	tenant := s.Tenant
 	if env.hasTenant {
 		if err := cluster.ValidateTenant(env.tenantID); err != nil {
 			return event{}, reject(reasonBadTenant, "envelope tenant_id on %s: %v", where, err)
 		}
-		if !s.allowTenant(env.tenantID) {
+		if !s.AllowTenant(env.tenantID) {
 			return event{}, reject(reasonTenantDenied, "envelope tenant_id %q on %s: %s", env.tenantID, where, s.tenantRule())
 		}
 		tenant = env.tenantID
@@ -226,8 +226,8 @@ func (s *legacySource) event(tenant, topic string, data []byte, where string) (e
 	if err := validateRoute(tenant, topic); err != nil {
 		return event{}, err
 	}
-	if !s.allowTopic(topic) {
-		return event{}, reject(reasonTopicDenied, "topic %q on %s does not match %s.topics %q", topic, where, s.name, s.topics)
+	if !s.AllowTopic(topic) {
+		return event{}, reject(reasonTopicDenied, "topic %q on %s does not match %s.topics %q", topic, where, s.name, s.Topics)
 	}
 	return event{tenant: tenant, topic: topic, data: data}, nil
 }
@@ -236,11 +236,11 @@ func (s *legacySource) event(tenant, topic string, data []byte, where string) (e
 func (s *legacySource) tenantRule() string {
 	switch {
 	case s.name == legacyConfigKey(-1):
-		return fmt.Sprintf("%s accept only tenant %q; to allow more, declare the channel under bridges.redis.legacy with tenants", s.name, s.tenant)
-	case len(s.tenants) == 0:
-		return fmt.Sprintf("%s accepts only tenant %q; list more in %s.tenants", s.name, s.tenant, s.name)
+		return fmt.Sprintf("%s accept only tenant %q; to allow more, declare the channel under bridges.redis.legacy with tenants", s.name, s.Tenant)
+	case len(s.Tenants) == 0:
+		return fmt.Sprintf("%s accepts only tenant %q; list more in %s.tenants", s.name, s.Tenant, s.name)
 	}
-	return fmt.Sprintf("neither %q nor in %s.tenants", s.tenant, s.name)
+	return fmt.Sprintf("neither %q nor in %s.tenants", s.Tenant, s.name)
 }
 
 // validateRoute checks tenant and topic as cluster.Subject will, so that
@@ -330,7 +330,7 @@ func streamEvent(cfg *Config, key, id string, values map[string]any, src *legacy
 		if err != nil {
 			return event{}, err
 		}
-	} else if ev, err = src.event(src.tenant, topic, bytes.TrimSpace(body), where); err != nil {
+	} else if ev, err = src.event(src.Tenant, topic, bytes.TrimSpace(body), where); err != nil {
 		return event{}, err
 	}
 	ev.msgID = streamMsgID(key, id)

@@ -314,7 +314,7 @@ func FuzzPubSubEvent(f *testing.F) {
 			if tenant, topic, _ := parseChannel(cfg.Prefix, channel); ev.tenant != tenant || ev.topic != topic {
 				t.Fatalf("channel %q routed to %q %q", channel, ev.tenant, ev.topic)
 			}
-		} else if !src.allowTenant(ev.tenant) || !src.allowTopic(ev.topic) {
+		} else if !src.AllowTenant(ev.tenant) || !src.AllowTopic(ev.topic) {
 			t.Fatalf("legacy source routed to %q %q", ev.tenant, ev.topic)
 		}
 		var obj map[string]json.RawMessage

@@ -47,11 +47,8 @@ type LegacySource struct {
 // legacySource is a LegacySource with its defaults applied, as the event
 // path uses it.
 type legacySource struct {
-	name       string // its config key, for errors and logs
-	tenant     string
-	anyTenant  bool
-	tenants    map[string]bool
-	topics     []string // nil: any
+	name string // its config key, for errors and logs
+	bridges.SourceTrust
 	streamPats []string
 }
 
@@ -149,24 +146,17 @@ func hasGlob(s string) bool { return strings.ContainsAny(s, `*?[\`) }
 func (c Config) resolveLegacy() (channels map[string]*legacySource, streams []*legacySource) {
 	channels = make(map[string]*legacySource)
 	if len(c.LegacyChannels) > 0 {
-		s := &legacySource{name: legacyConfigKey(-1), tenant: c.Tenant}
+		s := &legacySource{name: legacyConfigKey(-1), SourceTrust: bridges.NewSourceTrust(c.Tenant, nil, nil)}
 		for _, ch := range c.LegacyChannels {
 			channels[ch] = s
 		}
 	}
 	for i, ls := range c.Legacy {
-		s := &legacySource{name: legacyConfigKey(i), tenant: ls.Tenant, topics: ls.Topics, streamPats: ls.Streams}
-		if s.tenant == "" {
-			s.tenant = c.Tenant
+		tenant := ls.Tenant
+		if tenant == "" {
+			tenant = c.Tenant
 		}
-		if len(ls.Tenants) == 1 && ls.Tenants[0] == "*" {
-			s.anyTenant = true
-		} else {
-			s.tenants = make(map[string]bool, len(ls.Tenants))
-			for _, t := range ls.Tenants {
-				s.tenants[t] = true
-			}
-		}
+		s := &legacySource{name: legacyConfigKey(i), SourceTrust: bridges.NewSourceTrust(tenant, ls.Tenants, ls.Topics), streamPats: ls.Streams}
 		for _, ch := range ls.Channels {
 			channels[ch] = s
 		}
@@ -198,22 +188,4 @@ func streamSource(sources []*legacySource, k string) *legacySource {
 		}
 	}
 	return nil
-}
-
-// allowTenant reports whether an envelope of s may name tenant t.
-func (s *legacySource) allowTenant(t string) bool {
-	return t == s.tenant || s.anyTenant || s.tenants[t]
-}
-
-// allowTopic reports whether s may publish to topic t.
-func (s *legacySource) allowTopic(t string) bool {
-	if s.topics == nil {
-		return true
-	}
-	for _, p := range s.topics {
-		if bridges.MatchTopic(p, t) {
-			return true
-		}
-	}
-	return false
 }
