@@ -94,28 +94,7 @@ func TestStartRetriesTheConsumer(t *testing.T) {
 // at once (it used to wait for a stream info request to time out).
 func TestReadinessAnswersAtOnceWithoutNATS(t *testing.T) {
 	s := clustertest.StartServer(t, clustertest.Options(t.TempDir()))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	log := slog.New(slog.DiscardHandler)
-	cl, err := cluster.Open(ctx, cluster.Config{URL: s.ClientURL()}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	n, err := New(Config{Schema: testSchema(t), Logger: log}, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Shutdown(context.Background())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(ctx, ln); err != nil {
-		t.Fatal(err)
-	}
-	ops := httptest.NewServer(n.OpsHandler())
-	defer ops.Close()
+	_, ops := startedNode(t, s.ClientURL())
 	if code, body, _ := readyz(t, ops); code != http.StatusOK {
 		t.Fatalf("with NATS: %d %q", code, body)
 	}
@@ -144,28 +123,9 @@ func TestReadinessAnswersAtOnceWithoutNATS(t *testing.T) {
 // wait for a stream info request, and answer 503).
 func TestReadinessIgnoresStreamOutage(t *testing.T) {
 	url := clustertest.RunServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	cl, ops := startedNode(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	log := slog.New(slog.DiscardHandler)
-	cl, err := cluster.Open(ctx, cluster.Config{URL: url}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	n, err := New(Config{Schema: testSchema(t), Logger: log}, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Shutdown(context.Background())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(ctx, ln); err != nil {
-		t.Fatal(err)
-	}
-	ops := httptest.NewServer(n.OpsHandler())
-	defer ops.Close()
 	if err := cl.JetStream().DeleteStream(ctx, cl.StreamName()); err != nil {
 		t.Fatal(err)
 	}
@@ -178,4 +138,33 @@ func TestReadinessIgnoresStreamOutage(t *testing.T) {
 			t.Fatalf("connected, stream not answering: %d %q in %v, want 200 at once", code, body, took)
 		}
 	}
+}
+
+// startedNode starts a node on the NATS server at url and serves its ops
+// handler; both stop at the end of the test.
+func startedNode(t *testing.T, url string) (*cluster.Cluster, *httptest.Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log := slog.New(slog.DiscardHandler)
+	cl, err := cluster.Open(ctx, cluster.Config{URL: url}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	n, err := New(Config{Schema: testSchema(t), Logger: log}, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(ctx, ln); err != nil {
+		t.Fatal(err)
+	}
+	ops := httptest.NewServer(n.OpsHandler())
+	t.Cleanup(ops.Close)
+	return cl, ops
 }
