@@ -156,7 +156,7 @@ func (p proxies) clientAddr(r *http.Request) (netip.Addr, bool) {
 	case ForwardedXFF:
 		for _, line := range r.Header.Values("X-Forwarded-For") {
 			for f := range strings.SplitSeq(line, ",") {
-				hops = append(hops, strings.TrimSpace(f))
+				hops = append(hops, trimOWS(f))
 			}
 		}
 	case ForwardedRFC:
@@ -187,9 +187,9 @@ func forwardedFor(line string) []string {
 	for _, elem := range splitQuoted(line, ',') {
 		v := ""
 		for _, pair := range splitQuoted(elem, ';') {
-			k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
-			if ok && strings.EqualFold(strings.TrimSpace(k), "for") {
-				v = strings.Trim(strings.TrimSpace(val), `"`)
+			k, val, ok := strings.Cut(trimOWS(pair), "=")
+			if ok && strings.EqualFold(trimOWS(k), "for") {
+				v = strings.Trim(trimOWS(val), `"`)
 			}
 		}
 		out = append(out, v)
@@ -226,3 +226,7 @@ func parseHop(s string) (netip.Addr, bool) {
 	}
 	return a.Unmap(), true
 }
+
+// trimOWS trims HTTP's optional white space (spaces and tabs, RFC 9110):
+// any other byte around an address makes it no address.
+func trimOWS(s string) string { return strings.Trim(s, " \t") }
