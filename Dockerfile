@@ -5,7 +5,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/fraiseql-node ./cmd/node
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/fraiseql-node ./cmd/fraiseql-node
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/fraiseql-node /usr/local/bin/fraiseql-node

@@ -12,10 +12,10 @@ BIN      := bin/fraiseql-node
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/node
+	$(GO) build -o $(BIN) ./cmd/fraiseql-node
 
 run:
-	$(GO) run ./cmd/node
+	$(GO) run ./cmd/fraiseql-node
 
 # Everything: vet, unit tests with the race detector, the integration suite
 # (real NATS, Redis, PostgreSQL and the graphql-ws npm client), the short

@@ -60,7 +60,7 @@ func startEmbedded(cfg Config, password string, log *slog.Logger) (*server.Serve
 		StoreDir:   e.StoreDir,
 		// Room for a MaxMsgSize body plus headers (the server counts both).
 		MaxPayload: cfg.MaxMsgSize + headerRoom,
-		NoSigs:     true, // signals belong to cmd/node
+		NoSigs:     true, // signals belong to cmd/fraiseql-node
 		Users:      []*server.User{{Username: EmbeddedUser, Password: string(hash)}},
 	}
 	if e.ClusterName != "" {

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 
 func testSchema(t testing.TB) *query.Schema {
 	t.Helper()
-	sdl, err := os.ReadFile("../cmd/node/demo.graphql")
+	sdl, err := os.ReadFile("../cmd/fraiseql-node/demo.graphql")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func runMain(m *testing.M) int {
 	bins.node = filepath.Join(dir, "fraiseql-node")
 	for _, b := range []struct{ out, pkg string }{
 		{bins.nats, "github.com/nats-io/nats-server/v2"},
-		{bins.node, "./cmd/node"},
+		{bins.node, "./cmd/fraiseql-node"},
 	} {
 		if err := goBuild(b.out, b.pkg); err != nil {
 			fmt.Fprintln(os.Stderr, "chaos:", err)

@@ -38,7 +38,7 @@ func repoRoot(t testing.TB) string {
 
 func demoSchema(t testing.TB) *query.Schema {
 	t.Helper()
-	sdl, err := os.ReadFile(filepath.Join(repoRoot(t), "cmd", "node", "demo.graphql"))
+	sdl, err := os.ReadFile(filepath.Join(repoRoot(t), "cmd", "fraiseql-node", "demo.graphql"))
 	if err != nil {
 		t.Fatal(err)
 	}

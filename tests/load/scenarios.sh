@@ -106,7 +106,7 @@ if [ -n "${DRY_RUN:-}" ]; then
 	floor() { echo "fraiseql-writefloor -out $OUT/$1-$2.json ${*:3}"; }
 else
 go build -o "$OUT/bin/fraiseql-loadgen" ./tests/load/cmd/fraiseql-loadgen
-go build -o "$OUT/bin/fraiseql-node" ./cmd/node
+go build -o "$OUT/bin/fraiseql-node" ./cmd/fraiseql-node
 go build -o "$OUT/bin/fraiseql-plot" ./tests/load/cmd/fraiseql-plot
 go build -o "$OUT/bin/fraiseql-writefloor" ./tests/load/cmd/fraiseql-writefloor
 

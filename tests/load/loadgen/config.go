@@ -40,7 +40,7 @@ type Config struct {
 	// Spawn builds (or takes NodeBin) and starts the node as a child.
 	Spawn   bool
 	NodeBin string
-	// RepoDir is the repository root to build ./cmd/node from; empty
+	// RepoDir is the repository root to build ./cmd/fraiseql-node from; empty
 	// searches upward from the working directory.
 	RepoDir string
 	// NodeEnv is extra KEY=VAL for the spawned node, after the load

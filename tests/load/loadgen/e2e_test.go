@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// TestEndToEnd spawns a real node (go build ./cmd/node, or the binary in
+// TestEndToEnd spawns a real node (go build ./cmd/fraiseql-node, or the binary in
 // $FRAISEQL_LOADGEN_NODE_BIN) and runs 20 connections × 1 subscription at
 // 50 events/s for 2 s: nothing may be lost, and the report must be whole.
 func TestEndToEnd(t *testing.T) {
@@ -29,10 +29,10 @@ func TestEndToEnd(t *testing.T) {
 		cfg.NodeBin = filepath.Join(t.TempDir(), "fraiseql-node")
 		bctx, bcancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer bcancel()
-		build := exec.CommandContext(bctx, "go", "build", "-o", cfg.NodeBin, "./cmd/node")
+		build := exec.CommandContext(bctx, "go", "build", "-o", cfg.NodeBin, "./cmd/fraiseql-node")
 		build.Dir = cfg.RepoDir
 		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("go build ./cmd/node: %v\n%s", err, out)
+			t.Fatalf("go build ./cmd/fraiseql-node: %v\n%s", err, out)
 		}
 	}
 	cfg.Conns, cfg.Subs, cfg.Rate = 20, 1, 50

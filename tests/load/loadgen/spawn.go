@@ -73,7 +73,7 @@ func findRepo(dir string) (string, error) {
 	return "", errors.New("repository root not found above the working directory: give -repo or -node-bin")
 }
 
-// spawnNode builds ./cmd/node (unless cfg.NodeBin is set) into a temp dir
+// spawnNode builds ./cmd/fraiseql-node (unless cfg.NodeBin is set) into a temp dir
 // and starts it on a free loopback port with its own data dir, then reads
 // the WebSocket and NATS addresses it prints.
 func spawnNode(ctx context.Context, cfg *Config, logf func(string, ...any)) (_ *node, err error) {
@@ -94,13 +94,13 @@ func spawnNode(ctx context.Context, cfg *Config, logf func(string, ...any)) (_ *
 			return n, err
 		}
 		bin = filepath.Join(dir, "fraiseql-node")
-		logf("building ./cmd/node in %s", repo)
+		logf("building ./cmd/fraiseql-node in %s", repo)
 		bctx, cancel := context.WithTimeout(ctx, buildTimeout)
 		defer cancel()
-		b := exec.CommandContext(bctx, "go", "build", "-o", bin, "./cmd/node")
+		b := exec.CommandContext(bctx, "go", "build", "-o", bin, "./cmd/fraiseql-node")
 		b.Dir = repo
 		if out, err := b.CombinedOutput(); err != nil {
-			return n, fmt.Errorf("go build ./cmd/node: %w\n%s", err, out)
+			return n, fmt.Errorf("go build ./cmd/fraiseql-node: %w\n%s", err, out)
 		}
 	}
 	n.env = nil

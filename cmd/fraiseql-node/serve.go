@@ -232,7 +232,7 @@ func printWelcome(w io.Writer, addr, opsAddr string, cfg Config, natsURL string,
 Subscribe (in another terminal, from the repository):
   cd examples/js && npm install && node subscribe.mjs 'subscription { messageAdded(room: "r1") { id text } }'
 Publish:
-  go run ./cmd/node publish chat.r1 '{"id":"1","room":"r1","text":"hello"}'
+  go run ./cmd/fraiseql-node publish chat.r1 '{"id":"1","room":"r1","text":"hello"}'
 `, addr, nats, schema.Fields(), ops)
 }
 

@@ -54,7 +54,7 @@ func publish(ctx context.Context, args, environ []string, stdin io.Reader, stdou
 	if ccfg.URL == "" {
 		url, err := os.ReadFile(filepath.Join(cfg.DataDir, natsURLFile))
 		if err != nil {
-			return fmt.Errorf("no --nats-url given and no running embedded node found in %s (start one with `go run ./cmd/node`): %w", cfg.DataDir, err)
+			return fmt.Errorf("no --nats-url given and no running embedded node found in %s (start one with `go run ./cmd/fraiseql-node`): %w", cfg.DataDir, err)
 		}
 		ccfg.URL = strings.TrimSpace(string(url))
 	}
