@@ -191,13 +191,21 @@ func serveForTest(t *testing.T, env []string) string {
 // when serve has returned.
 func startServe(t *testing.T, env []string) (addr string, stop context.CancelCauseFunc, done <-chan struct{}) {
 	t.Helper()
+	addr, _, stop, done = startServeArgs(t, nil, env)
+	return addr, stop, done
+}
+
+// startServeArgs runs serve with extra args and returns its address and
+// its start-up banner as well.
+func startServeArgs(t *testing.T, args, env []string) (addr, banner string, stop context.CancelCauseFunc, done <-chan struct{}) {
+	t.Helper()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	outR, outW := io.Pipe()
 	exited := make(chan struct{})
 	go func() { // ends when ctx is cancelled
 		defer close(exited)
 		var stderr bytes.Buffer
-		code := run(ctx, []string{"--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0", "--log-level", "warn"}, env, nil, outW, &stderr)
+		code := run(ctx, append([]string{"--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0", "--log-level", "warn"}, args...), env, nil, outW, &stderr)
 		if code != exitOK {
 			t.Errorf("serve exited %d: %s", code, stderr.String())
 		}
@@ -206,16 +214,22 @@ func startServe(t *testing.T, env []string) (addr string, stop context.CancelCau
 	t.Cleanup(func() { cancel(nil); <-exited })
 	addrRE := regexp.MustCompile(`ws://(127\.0\.0\.1:\d+)/graphql`)
 	sc := bufio.NewScanner(outR)
-	for addr == "" && sc.Scan() {
-		if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
+	var b strings.Builder
+	for sc.Scan() {
+		b.WriteString(sc.Text() + "\n")
+		if m := addrRE.FindStringSubmatch(sc.Text()); m != nil && addr == "" {
 			addr = m[1]
+		}
+		if strings.HasPrefix(sc.Text(), "Publish:") && sc.Scan() {
+			b.WriteString(sc.Text() + "\n")
+			break
 		}
 	}
 	if addr == "" {
-		t.Fatal("serve printed no ws:// address")
+		t.Fatalf("serve printed no ws:// address:\n%s", b.String())
 	}
 	go io.Copy(io.Discard, outR) // ends when serve closes outW
-	return addr, cancel, exited
+	return addr, b.String(), cancel, exited
 }
 
 // wsSubscriber subscribes over graphql-transport-ws; next returns the

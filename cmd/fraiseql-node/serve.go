@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -84,6 +85,22 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 			". Development only: configure auth.hs256_secret_file, auth.public_key_files or auth.jwks_file for anything else.")
 	}
 
+	// Claim the data directory and the listen address before NATS
+	// starts: a second node must neither open the first one's store nor
+	// fail only after its NATS server has come and gone.
+	if cfg.NATS.URL == "" {
+		lock, err := lockDataDir(cfg.DataDir, cfg.Listen)
+		if err != nil {
+			return err
+		}
+		defer lock.release()
+	}
+	ln, err := listenPublic(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // after Start, the node owns it; closing twice is harmless
+
 	cl, err := cluster.Open(ctx, cfg.clusterConfig(), log)
 	if err != nil {
 		return fmt.Errorf("nats: %w", err)
@@ -129,7 +146,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		return usageError{err}
 	}
 	defer stopBridges()
-	if err := n.Start(ctx, nil); err != nil {
+	if err := n.Start(ctx, ln); err != nil {
 		return err
 	}
 	if cfg.DebugListen != "" {
@@ -139,7 +156,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		}
 		defer stop()
 	}
-	printWelcome(stdout, n.Addr(), n.OpsAddr(), cfg, cl.ClientURL(), schema)
+	printWelcome(stdout, n.Addr(), n.OpsAddr(), cfg, common.config, cl.ClientURL(), schema)
 
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Timeout)
@@ -165,6 +182,20 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	}
 	log.Info("shutting down")
 	return n.Shutdown(sctx)
+}
+
+// listenPublic binds the public address, with an error that says what to do
+// when another process holds it.
+func listenPublic(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("listen %s: the address is in use by another process (another fraiseql-node?); "+
+			"choose another with --listen HOST:PORT (or FRAISEQL_LISTEN)", addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return ln, nil
 }
 
 func loadSchema(path string) (*query.Schema, error) {
@@ -212,7 +243,7 @@ func writeNATSURL(dataDir, url string) (err error) {
 	return nil
 }
 
-func printWelcome(w io.Writer, addr, opsAddr string, cfg Config, natsURL string, schema *query.Schema) {
+func printWelcome(w io.Writer, addr, opsAddr string, cfg Config, configFile, natsURL string, schema *query.Schema) {
 	nats := "embedded NATS at " + natsURL + " (store " + cfg.clusterConfig().Embedded.StoreDir + ";\n" +
 		"                           clients log in with the URL in " + filepath.Join(cfg.DataDir, natsURLFile) + ")"
 	if cfg.NATS.URL != "" {
@@ -222,18 +253,70 @@ func printWelcome(w io.Writer, addr, opsAddr string, cfg Config, natsURL string,
 	if opsAddr != "" {
 		ops = "http://" + opsAddr + "/metrics  /readyz  /debug/pprof/"
 	}
+	sub, pub := tourCommands(addr, cfg, configFile)
 	fmt.Fprintf(w, `FraiseQL node ready
   GraphQL over WebSocket:  ws://%[1]s/graphql  (graphql-transport-ws, graphql-ws)
   health:                  http://%[1]s/healthz  /readyz
   operations:              %[4]s
   events from:             %[2]s
   subscription fields:     %[3]v
+  authentication:          %[7]s
 
 Subscribe (in another terminal, from the repository):
-  cd examples/js && npm install && node subscribe.mjs 'subscription { messageAdded(room: "r1") { id text } }'
+  %[5]s
 Publish:
-  go run ./cmd/fraiseql-node publish chat.r1 '{"id":"1","room":"r1","text":"hello"}'
-`, addr, nats, schema.Fields(), ops)
+  %[6]s
+`, addr, nats, schema.Fields(), ops, sub, pub, authSummary(cfg))
+}
+
+// tourCommands are the banner's subscribe and publish commands for this
+// node as it runs: its address, data directory, configuration and auth.
+func tourCommands(addr string, cfg Config, configFile string) (sub, pub string) {
+	var env []string
+	if addr != defaultConfig().Listen {
+		env = append(env, "FRAISEQL_URL=ws://"+addr+"/graphql")
+	}
+	pubFlags := ""
+	if configFile != "" {
+		pubFlags += " --config " + shellQuote(configFile)
+	}
+	if cfg.NATS.URL == "" && cfg.DataDir != defaultDataDir() {
+		pubFlags += " --data-dir " + shellQuote(cfg.DataDir)
+	}
+	if cfg.NATS.URL != "" && configFile == "" {
+		pubFlags += " --nats-url " + shellQuote(redactURLs(cfg.NATS.URL))
+	}
+	if cfg.authMode() == auth.ModeJWT {
+		token := "<a JWT for tenant acme from your identity provider>"
+		if f := cfg.Auth.HS256SecretFile; f != "" {
+			token = "$(go run ./auth/cmd/fraiseql-token --secret-file " + shellQuote(f) + " --tenant acme --sub you)"
+		}
+		env = append(env, "FRAISEQL_TOKEN="+token)
+		pubFlags += " --tenant acme"
+	}
+	prefix := strings.Join(env, " ")
+	if prefix != "" {
+		prefix += " "
+	}
+	sub = "cd examples/js && npm install && " + prefix + `node subscribe.mjs 'subscription { messageAdded(room: "r1") { id text } }'`
+	pub = "go run ./cmd/fraiseql-node publish" + pubFlags + ` chat.r1 '{"id":"1","room":"r1","text":"hello"}'`
+	return sub, pub
+}
+
+// authSummary says how the node authenticates connections.
+func authSummary(cfg Config) string {
+	if cfg.authMode() == auth.ModeJWT {
+		return "JWT (connection_init payload {token} or {authToken}, or Authorization: Bearer)"
+	}
+	return "OFF: every connection is tenant " + cfg.Tenant + " (auth.mode: none; development only)"
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:@=,+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // usageErrorOrHelp passes -h through and marks other flag errors as usage errors.
