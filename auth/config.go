@@ -117,8 +117,8 @@ type Config struct {
 	AnonymousTenant string `yaml:"anonymous_tenant"`
 }
 
-// withDefaults returns c with every zero value that means a default filled in.
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero value that means a default filled in.
+func (c Config) WithDefaults() Config {
 	if c.Mode == "" {
 		c.Mode = ModeJWT
 	}

@@ -81,7 +81,7 @@ func newVerifier(cfg Config, log *slog.Logger, now func() time.Time) (*Verifier,
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	v := &Verifier{cfg: cfg, log: log, now: now, stop: make(chan struct{})}
 	if cfg.Mode == ModeNone {
 		return v, nil

@@ -138,8 +138,8 @@ type ChangeLogConfig struct {
 
 var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,47}$`)
 
-// withDefaults returns c with every zero field replaced by its default.
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field replaced by its default.
+func (c Config) WithDefaults() Config {
 	if c.URL == "" {
 		c.URL = DefaultURL
 	}
@@ -184,7 +184,7 @@ func (c Config) withDefaults() Config {
 // Validate reports every invalid field, named as in the configuration
 // file ("bridges.postgres.batch_size"). It checks c after defaults.
 func (c Config) Validate() error {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("bridges.postgres.%s: %s", key, fmt.Sprintf(format, args...)))

@@ -85,7 +85,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestConfigDefaults(t *testing.T) {
-	c := Config{}.withDefaults()
+	c := Config{}.WithDefaults()
 	if c.Schema != "fraiseql" || c.BatchSize != 500 || c.PollInterval != time.Second || c.Retention != 24*time.Hour || c.Tenant != "public" {
 		t.Fatalf("defaults: %+v", c)
 	}
@@ -103,7 +103,7 @@ func TestNotifySources(t *testing.T) {
 	c := Config{Tenant: "acme", NotifyChannels: []string{"n1", "n2"}, Legacy: []LegacySource{
 		{Channels: []string{"l1"}, Tenants: []string{"globex"}},
 		{Channels: []string{"l2"}, Tenant: "initech", Tenants: []string{"*"}, Topics: []string{"a.*"}},
-	}}.withDefaults()
+	}}.WithDefaults()
 	if got := c.notifyChannelList(); strings.Join(got, ",") != "n1,n2,l1,l2" {
 		t.Fatalf("channels %v", got)
 	}

@@ -6,10 +6,10 @@ import (
 )
 
 func TestNotifyEvent(t *testing.T) {
-	fixed := Config{NotifyChannels: []string{"fraiseql_orders"}}.withDefaults().resolveLegacy()["fraiseql_orders"]
+	fixed := Config{NotifyChannels: []string{"fraiseql_orders"}}.WithDefaults().resolveLegacy()["fraiseql_orders"]
 	multi := Config{Tenant: "public", Legacy: []LegacySource{{Channels: []string{"c"}, Tenant: "acme", Tenants: []string{"globex"}, Topics: []string{"orders.*", "chat.>"}}}}.
-		withDefaults().resolveLegacy()["c"]
-	anyT := Config{Legacy: []LegacySource{{Channels: []string{"c"}, Tenants: []string{"*"}}}}.withDefaults().resolveLegacy()["c"]
+		WithDefaults().resolveLegacy()["c"]
+	anyT := Config{Legacy: []LegacySource{{Channels: []string{"c"}, Tenants: []string{"*"}}}}.WithDefaults().resolveLegacy()["c"]
 	tests := []struct {
 		name    string
 		src     *legacySource
@@ -90,7 +90,7 @@ func TestNotifyEvent(t *testing.T) {
 // TestRefusalNamesTheSetting: the logged error says which key to change.
 func TestRefusalNamesTheSetting(t *testing.T) {
 	srcs := Config{NotifyChannels: []string{"a"}, Legacy: []LegacySource{{Channels: []string{"b"}}, {Channels: []string{"c"}, Tenants: []string{"x"}, Topics: []string{"chat.*"}}}}.
-		withDefaults().resolveLegacy()
+		WithDefaults().resolveLegacy()
 	for _, tc := range []struct{ ch, payload, want string }{
 		{"a", `{"data":{},"tenant_id":"globex"}`, "bridges.postgres.notify_channels accept only tenant \"public\""},
 		{"b", `{"data":{},"tenant_id":"globex"}`, "list more in bridges.postgres.legacy[0].tenants"},

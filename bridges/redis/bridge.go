@@ -22,7 +22,7 @@ import (
 // Bridge forwards Redis pub/sub messages and stream entries into
 // JetStream. Create it with New and start it with Run.
 type Bridge struct {
-	cfg  Config // withDefaults applied
+	cfg  Config // WithDefaults applied
 	cl   *cluster.Cluster
 	log  *slog.Logger
 	opts *goredis.Options // parsed cfg.URL; each session clones it
@@ -55,7 +55,7 @@ func New(cfg Config, cl *cluster.Cluster, log *slog.Logger) (*Bridge, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	opts, err := goredis.ParseURL(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("bridges.redis.url: %v", redactErr(err, cfg.URL))

@@ -109,8 +109,8 @@ type Config struct {
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
 }
 
-// withDefaults returns c with every zero field replaced by its default.
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field replaced by its default.
+func (c Config) WithDefaults() Config {
 	if c.URL == "" {
 		c.URL = DefaultURL
 	}
@@ -211,7 +211,7 @@ func (c Config) Validate() error {
 // deadSuffix ends a dead-letter stream's key.
 const deadSuffix = ":dead"
 
-// hasPattern reports whether StreamPattern is in use (after withDefaults).
+// hasPattern reports whether StreamPattern is in use (after WithDefaults).
 func (c Config) hasPattern() bool { return c.StreamPattern != "-" }
 
 // leaseNames returns the lease names of the two sources. The hash covers

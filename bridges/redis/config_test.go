@@ -74,7 +74,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestConfigDefaults(t *testing.T) {
-	c := Config{}.withDefaults()
+	c := Config{}.WithDefaults()
 	if c.URL != DefaultURL || c.Prefix != "fraiseql" || c.Tenant != "public" || c.Group != "fraiseql-bridge" ||
 		c.StreamPattern != "fraiseql:events:*" || c.ClaimMinIdle != 30*time.Second || c.BatchSize != 100 ||
 		c.BlockTimeout != 2*time.Second || c.ScanInterval != 10*time.Second || c.Consumer == "" {
@@ -83,7 +83,7 @@ func TestConfigDefaults(t *testing.T) {
 	if len(c.Patterns) != 1 || c.Patterns[0] != "fraiseql:*" {
 		t.Fatalf("patterns: %v", c.Patterns)
 	}
-	if p := (Config{Prefix: "app"}).withDefaults(); p.Patterns[0] != "app:*" || p.StreamPattern != "app:events:*" {
+	if p := (Config{Prefix: "app"}).WithDefaults(); p.Patterns[0] != "app:*" || p.StreamPattern != "app:events:*" {
 		t.Fatalf("prefix-derived defaults: %+v", p)
 	}
 }
@@ -92,8 +92,8 @@ func TestConfigDefaults(t *testing.T) {
 // to the same lease name as the same legacy_channels did before, so nodes
 // of two versions never both ingest during a rolling upgrade.
 func TestLegacyLeaseUnchanged(t *testing.T) {
-	a := Config{LegacyChannels: []string{"x", "y"}}.withDefaults()
-	b := Config{LegacyChannels: []string{"y"}, Legacy: []LegacySource{{Channels: []string{"x"}, Tenants: []string{"*"}}}}.withDefaults()
+	a := Config{LegacyChannels: []string{"x", "y"}}.WithDefaults()
+	b := Config{LegacyChannels: []string{"y"}, Legacy: []LegacySource{{Channels: []string{"x"}, Tenants: []string{"*"}}}}.WithDefaults()
 	ap, as := a.leaseNames()
 	bp, bs := b.leaseNames()
 	if ap != bp || as != bs {
@@ -105,8 +105,8 @@ func TestLegacyLeaseUnchanged(t *testing.T) {
 }
 
 func TestLeaseNames(t *testing.T) {
-	a := Config{URL: "redis://:pw1@h:6379/0", Patterns: []string{"x:*", "y:*"}}.withDefaults()
-	b := Config{URL: "redis://:pw2@h:6379/0", Patterns: []string{"y:*", "x:*"}}.withDefaults()
+	a := Config{URL: "redis://:pw1@h:6379/0", Patterns: []string{"x:*", "y:*"}}.WithDefaults()
+	b := Config{URL: "redis://:pw2@h:6379/0", Patterns: []string{"y:*", "x:*"}}.WithDefaults()
 	ap, as := a.leaseNames()
 	bp, bs := b.leaseNames()
 	if ap != bp || as != bs {
@@ -115,11 +115,11 @@ func TestLeaseNames(t *testing.T) {
 	if !strings.HasPrefix(ap, "redis-pubsub-") || !strings.HasPrefix(as, "redis-streams-") {
 		t.Errorf("names %s %s", ap, as)
 	}
-	c := Config{URL: "redis://h:6380/0", Patterns: []string{"x:*", "y:*"}}.withDefaults()
+	c := Config{URL: "redis://h:6380/0", Patterns: []string{"x:*", "y:*"}}.WithDefaults()
 	if cp, _ := c.leaseNames(); cp == ap {
 		t.Error("another Redis shares the lease")
 	}
-	d := Config{URL: "redis://h:6379/0", StreamPattern: "other:*"}.withDefaults()
+	d := Config{URL: "redis://h:6379/0", StreamPattern: "other:*"}.WithDefaults()
 	if _, ds := d.leaseNames(); ds == as {
 		t.Error("other streams share the lease")
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 func testConfig() *Config {
-	c := Config{}.withDefaults()
+	c := Config{}.WithDefaults()
 	return &c
 }
 
@@ -56,7 +56,7 @@ func testSources(t testing.TB) (*Config, map[string]*legacySource, []*legacySour
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	chans, streams := c.resolveLegacy()
 	return &c, chans, streams
 }

@@ -130,7 +130,7 @@ func (c Config) reads(k string) bool {
 	if slices.Contains(c.Streams, k) {
 		return true
 	}
-	d := c.withDefaults()
+	d := c.WithDefaults()
 	if !d.hasPattern() {
 		return false
 	}

@@ -1,19 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
-	"sort"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -230,10 +228,12 @@ func loadConfig(path string, environ []string) (Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("config: %w", err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(raw))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-			return cfg, fmt.Errorf("config %s: %s%w", path, keysOf(raw, err), err)
+		var doc yaml.Node
+		if err := yaml.Unmarshal(raw, &doc); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+		if err := decodeNode(&doc, reflect.ValueOf(&cfg).Elem(), ""); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
 	if err := applyEnv(&cfg, environ); err != nil {
@@ -242,70 +242,17 @@ func loadConfig(path string, environ []string) (Config, error) {
 	return cfg, nil
 }
 
-// keysOf names the config keys on the lines a YAML error reports ("nats.max_age: "),
-// because yaml's own messages give only line numbers.
-func keysOf(raw []byte, err error) string {
-	var doc yaml.Node
-	if yaml.Unmarshal(raw, &doc) != nil {
-		return ""
-	}
-	var keys []string
-	for _, m := range lineRE.FindAllStringSubmatch(err.Error(), -1) {
-		line, _ := strconv.Atoi(m[1])
-		if k := keyAtLine(&doc, "", line); k != "" {
-			keys = append(keys, k)
-		}
-	}
-	if len(keys) == 0 {
-		return ""
-	}
-	return strings.Join(keys, ", ") + ": "
-}
-
-var lineRE = regexp.MustCompile(`line (\d+):`)
-
-// keyAtLine returns the dotted path of the mapping key or value on line.
-func keyAtLine(n *yaml.Node, path string, line int) string {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			if k := keyAtLine(c, path, line); k != "" {
-				return k
-			}
-		}
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			key, val := n.Content[i], n.Content[i+1]
-			p := key.Value
-			if path != "" {
-				p = path + "." + key.Value
-			}
-			if key.Line == line || (val.Kind == yaml.ScalarNode && val.Line == line) {
-				return p
-			}
-			if k := keyAtLine(val, p, line); k != "" {
-				return k
-			}
-		}
-	case yaml.SequenceNode: // lists of mappings, e.g. bridges.postgres.legacy
-		for i, c := range n.Content {
-			if k := keyAtLine(c, fmt.Sprintf("%s[%d]", path, i), line); k != "" {
-				return k
-			}
-		}
-	}
-	return ""
-}
-
-// envKeys maps FRAISEQL_* names to the config fields they set, from the yaml tags.
-func envKeys(v reflect.Value, prefix, path string, out map[string]envField) {
+// envKeys maps FRAISEQL_* names to the config fields they set, from the
+// yaml tags. fileOnly gets the names of the keys the environment cannot set
+// (lists and maps).
+func envKeys(v reflect.Value, prefix, path string, out map[string]envField, fileOnly map[string]string) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
 		fv := v.Field(i)
 		if f.Anonymous && strings.Contains(f.Tag.Get("yaml"), "inline") {
-			envKeys(fv, prefix, path, out) // an inlined struct's keys are its parent's
+			envKeys(fv, prefix, path, out, fileOnly) // an inlined struct's keys are its parent's
 			continue
 		}
 		if tag == "" || tag == "-" || !f.IsExported() {
@@ -313,11 +260,12 @@ func envKeys(v reflect.Value, prefix, path string, out map[string]envField) {
 		}
 		name, key := prefix+"_"+strings.ToUpper(tag), path+tag
 		if f.Type.Kind() == reflect.Struct && !implementsText(f.Type) {
-			envKeys(fv, name, key+".", out)
+			envKeys(fv, name, key+".", out, fileOnly)
 			continue
 		}
 		if (f.Type.Kind() == reflect.Map || f.Type.Kind() == reflect.Slice) && !implementsText(f.Type) {
-			continue // maps and lists are file-only, unless they parse from text (trusted_proxies)
+			fileOnly[name] = key // maps and lists are file-only, unless they parse from text (trusted_proxies)
+			continue
 		}
 		out[name] = envField{key: key, v: fv}
 	}
@@ -329,13 +277,17 @@ type envField struct {
 }
 
 func implementsText(t reflect.Type) bool {
-	type textUnmarshaler interface{ UnmarshalText([]byte) error }
-	return reflect.PointerTo(t).Implements(reflect.TypeOf((*textUnmarshaler)(nil)).Elem())
+	return reflect.PointerTo(t).Implements(textUnmarshaler)
 }
 
+// applyEnv sets the keys named by FRAISEQL_* variables. A FRAISEQL_*
+// variable that is not a key's is an error when it looks meant as one:
+// inside a section (FRAISEQL_LIMITS_…) or a typo or two from a key's name.
+// Others (FRAISEQL_URL, FRAISEQL_TOKEN of the example clients) are not
+// the node's and pass.
 func applyEnv(cfg *Config, environ []string) error {
-	fields := make(map[string]envField)
-	envKeys(reflect.ValueOf(cfg).Elem(), "FRAISEQL", "", fields)
+	fields, fileOnly := make(map[string]envField), make(map[string]string)
+	envKeys(reflect.ValueOf(cfg).Elem(), "FRAISEQL", "", fields, fileOnly)
 	for _, kv := range environ {
 		name, val, ok := strings.Cut(kv, "=")
 		if !ok || !strings.HasPrefix(name, "FRAISEQL_") {
@@ -343,28 +295,52 @@ func applyEnv(cfg *Config, environ []string) error {
 		}
 		f, known := fields[name]
 		if !known {
-			continue // other tools' FRAISEQL_* variables (clients, tests) are not ours
+			if err := unknownEnv(name, fields, fileOnly); err != nil {
+				return err
+			}
+			continue
 		}
 		// Decode the value as a YAML scalar into the field, so that env and
 		// file parse values (durations, sizes, bools) the same way.
-		if err := yaml.Unmarshal([]byte(val), f.v.Addr().Interface()); err != nil {
-			return fmt.Errorf("environment %s (config key %s): %w", name, f.key, err)
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(val), &doc); err != nil {
+			return fmt.Errorf("environment %s (%s): %q is not a single value", name, f.key, val)
+		}
+		if err := decodeNode(&doc, f.v, f.key); err != nil {
+			if ce, ok := errors.AsType[*configError](err); ok {
+				ce.line = 0 // the variable has one line
+			}
+			return fmt.Errorf("environment %s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-// envNames lists every FRAISEQL_* variable the config understands.
-func envNames() []string {
-	var cfg Config
-	fields := make(map[string]envField)
-	envKeys(reflect.ValueOf(&cfg).Elem(), "FRAISEQL", "", fields)
-	names := make([]string, 0, len(fields))
-	for n, f := range fields {
-		names = append(names, n+"  ("+f.key+")")
+// unknownEnv returns the error for a FRAISEQL_* variable that no key has,
+// or nil when the variable is not meant for the node.
+func unknownEnv(name string, fields map[string]envField, fileOnly map[string]string) error {
+	if key, ok := fileOnly[name]; ok {
+		return fmt.Errorf("environment %s: %s is a list or mapping, set in the configuration file only (docs/configuration.md)", name, key)
 	}
-	sort.Strings(names)
-	return names
+	names := slices.Collect(maps.Keys(fields))
+	slices.Sort(names)
+	best, d := nearest(name, names)
+	var keys []string
+	for _, f := range fields {
+		keys = append(keys, f.key)
+	}
+	inSection := false
+	for _, k := range slices.Concat(keys, slices.Collect(maps.Values(fileOnly))) {
+		// a section's prefix, e.g. FRAISEQL_LIMITS_ for limits.subscribe_rate
+		if parent, _ := splitKey(k); parent != "" && strings.HasPrefix(name, "FRAISEQL_"+strings.ToUpper(strings.ReplaceAll(parent, ".", "_"))+"_") {
+			inSection = true
+			break
+		}
+	}
+	if !inSection && d > maxTypo(strings.TrimPrefix(name, "FRAISEQL_")) {
+		return nil
+	}
+	return fmt.Errorf("environment %s is not a configuration variable; did you mean %s (%s)? (docs/configuration.md lists them)", name, best, fields[best].key)
 }
 
 // clusterConfig maps the nats section onto cluster.Config.
@@ -545,7 +521,16 @@ func redactURLs(s string) string {
 
 // printConfig writes the effective configuration (secrets redacted) as YAML.
 func printConfig(w io.Writer, c Config) error {
+	// Defaults resolved: what the node runs with, not what was written.
+	mode := c.authMode()
+	c.Auth = c.Auth.WithDefaults()
+	c.Auth.Mode = mode
 	c.Limits = c.Limits.WithDefaults()
+	consumer := c.Bridges.Redis.Consumer // default: the node's host and pid, not this command's
+	c.Bridges.Redis.Config = c.Bridges.Redis.WithDefaults()
+	c.Bridges.Redis.Consumer = consumer
+	c.Bridges.Postgres.Config = c.Bridges.Postgres.WithDefaults()
+	c.NATS.Embedded.StoreDir = c.clusterConfig().Embedded.StoreDir
 	for _, s := range []*string{&c.NATS.Password, &c.NATS.Token, &c.Auth.HS256Secret} {
 		if *s != "" {
 			*s = "REDACTED"

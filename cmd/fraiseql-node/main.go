@@ -89,7 +89,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		err = publish(ctx, args, environ, stdin, stdout, stderr)
 	case "config":
 		if len(args) == 0 || args[0] != "check" {
-			err = usageError{errors.New("usage: fraiseql-node config check [--config FILE]")}
+			err = usageError{errors.New("usage: fraiseql-node config check [flags] (the flags of serve)")}
 			break
 		}
 		err = configCheck(args[1:], environ, stdout, stderr)

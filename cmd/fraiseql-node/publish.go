@@ -81,12 +81,19 @@ func publish(ctx context.Context, args, environ []string, stdin io.Reader, stdou
 func configCheck(args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var common commonFlags
-	common.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: fraiseql-node config check [flags]   (the flags of serve; prints the effective configuration)")
+		fs.PrintDefaults()
+	}
+	var flags serveFlags
+	flags.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageErrorOrHelp(err)
 	}
-	cfg, err := common.load(fs, environ)
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("config check takes no arguments, got %q", fs.Args())}
+	}
+	cfg, err := flags.load(fs, environ)
 	if err != nil {
 		return err
 	}

@@ -32,37 +32,56 @@ import (
 // exit.
 const natsURLFile = "nats.url"
 
+// serveFlags are serve's flags, which config check takes too.
+type serveFlags struct {
+	commonFlags
+	listen, opsListen, schema, logLevel string
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	f.commonFlags.register(fs)
+	fs.StringVar(&f.listen, "listen", "", "HTTP listen address; overrides listen (default 127.0.0.1:8080)")
+	fs.StringVar(&f.opsListen, "ops-listen", "", "operations listen address (/metrics, /readyz details, pprof) or off; overrides ops_listen (default "+defaultOpsListen+")")
+	fs.StringVar(&f.schema, "schema", "", "GraphQL SDL file; overrides schema (default: the built-in demo chat schema)")
+	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error; overrides log.level")
+}
+
+// load is commonFlags.load with serve's own flags applied too.
+func (f *serveFlags) load(fs *flag.FlagSet, environ []string) (Config, error) {
+	cfg, err := f.commonFlags.load(fs, environ)
+	if err != nil {
+		return cfg, err
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "listen":
+			cfg.Listen = f.listen
+		case "ops-listen":
+			cfg.OpsListen = f.opsListen
+		case "schema":
+			cfg.Schema = f.schema
+		case "log-level":
+			cfg.Log.Level = f.logLevel
+		}
+	})
+	return cfg, nil
+}
+
 func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var common commonFlags
-	common.register(fs)
-	listen := fs.String("listen", "", "HTTP listen address; overrides listen (default 127.0.0.1:8080)")
-	opsListen := fs.String("ops-listen", "", "operations listen address (/metrics, /readyz details, pprof) or off; overrides ops_listen (default "+defaultOpsListen+")")
-	schemaPath := fs.String("schema", "", "GraphQL SDL file; overrides schema (default: the built-in demo chat schema)")
-	logLevel := fs.String("log-level", "", "debug, info, warn or error; overrides log.level")
+	var flags serveFlags
+	flags.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageErrorOrHelp(err)
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("serve takes no arguments, got %q", fs.Args())}
 	}
-	cfg, err := common.load(fs, environ)
+	cfg, err := flags.load(fs, environ)
 	if err != nil {
 		return err
 	}
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "listen":
-			cfg.Listen = *listen
-		case "ops-listen":
-			cfg.OpsListen = *opsListen
-		case "schema":
-			cfg.Schema = *schemaPath
-		case "log-level":
-			cfg.Log.Level = *logLevel
-		}
-	})
 	if err := cfg.validate(); err != nil {
 		return usageError{err}
 	}
@@ -156,7 +175,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		}
 		defer stop()
 	}
-	printWelcome(stdout, n.Addr(), n.OpsAddr(), cfg, common.config, cl.ClientURL(), schema)
+	printWelcome(stdout, n.Addr(), n.OpsAddr(), cfg, flags.config, cl.ClientURL(), schema)
 
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Timeout)
