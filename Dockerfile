@@ -4,8 +4,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/fraiseql-node ./cmd/fraiseql-node
+ARG VERSION=devel
+ARG COMMIT=
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" -o /out/fraiseql-node ./cmd/fraiseql-node
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/fraiseql-node /usr/local/bin/fraiseql-node

@@ -6,13 +6,34 @@ PKGS     := ./...
 # "context deadline exceeded" when the time runs out mid-execution.
 FUZZTIME ?= 50000x
 BIN      := bin/fraiseql-node
+# Stamped into the binary (fraiseql-node version): the nearest tag, and
+# the commit. Unstamped builds (go install) report Go's build information.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT   ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# make release: static binaries for these platforms, with SHA256SUMS, in dist/.
+PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+DIST     := dist
 
-.PHONY: all build run test test-unit test-integration test-cluster chaos test-allocs fuzz bench bench-load soak lint deps clean
+.PHONY: all build release run test test-unit test-integration test-cluster chaos test-allocs fuzz bench bench-load soak lint deps clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/fraiseql-node
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/fraiseql-node
+
+# Static (CGO_ENABLED=0), reproducible (-trimpath) binaries for PLATFORMS,
+# named fraiseql-node-VERSION-OS-ARCH, and their SHA256SUMS.
+release:
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	@set -e; for p in $(PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+	  out=$(DIST)/fraiseql-node-$(VERSION)-$$os-$$arch$$ext; \
+	  echo "build $$out"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $$out ./cmd/fraiseql-node; \
+	done
+	cd $(DIST) && sha256sum fraiseql-node-* > SHA256SUMS
+	@cat $(DIST)/SHA256SUMS
 
 run:
 	$(GO) run ./cmd/fraiseql-node
@@ -86,4 +107,4 @@ examples/js/node_modules/graphql-ws/package.json: examples/js/package.json examp
 	@touch $@
 
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)

@@ -31,9 +31,6 @@ const (
 //go:embed demo.graphql
 var demoSchema string
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
 func main() {
 	ctx, stop := notifyStop()
 	code := run(ctx, os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr)
@@ -78,7 +75,7 @@ type usageError struct{ error }
 
 func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+	if len(args) > 0 && (len(args[0]) > 0 && args[0][0] != '-' || isHelp(args[0])) {
 		cmd, args = args[0], args[1:]
 	}
 	var err error
@@ -96,8 +93,12 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	case "migrate":
 		err = migrate(ctx, args, environ, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "fraiseql-node", version)
-	case "help", "-h", "--help":
+		if len(args) > 0 {
+			err = usageError{errors.New("usage: fraiseql-node version")}
+			break
+		}
+		fmt.Fprintln(stdout, versionLine())
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
 		err = usageError{fmt.Errorf("unknown command %q\n\n%s", cmd, usage)}
@@ -117,16 +118,23 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	}
 }
 
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
+
 const usage = `fraiseql-node: GraphQL subscriptions over WebSocket, from NATS JetStream.
+
+Usage: fraiseql-node [COMMAND] [flags]
 
 Commands:
   serve            run the node (default)
   publish          publish one event: fraiseql-node publish [--tenant T] TOPIC [JSON]
   config check     validate the configuration and print it
   migrate          create or upgrade the PostgreSQL bridge's schema (outbox, fraiseql.publish)
-  version          print the version
+  version          print the version and commit
+  help             print this text
 
 Run 'fraiseql-node COMMAND -h' for a command's flags.
+Exit codes: 0 success, 1 runtime failure, 2 bad flags or configuration.
+Documentation: README.md and docs/ of the repository.
 `
 
 // commonFlags are the flags every command takes; they override file and env.

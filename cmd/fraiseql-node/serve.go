@@ -70,6 +70,10 @@ func (f *serveFlags) load(fs *flag.FlagSet, environ []string) (Config, error) {
 func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage, "\nFlags of serve:\n")
+		fs.PrintDefaults()
+	}
 	var flags serveFlags
 	flags.register(fs)
 	if err := fs.Parse(args); err != nil {
