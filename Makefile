@@ -14,6 +14,8 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # make release: static binaries for these platforms, with SHA256SUMS, in dist/.
 PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
 DIST     := dist
+STATICCHECK ?= staticcheck
+STATICCHECK_VERSION := v0.8.2
 
 .PHONY: all build release run test test-unit test-integration test-cluster chaos test-allocs fuzz bench bench-load soak lint deps clean
 
@@ -93,11 +95,18 @@ SOAK_DURATION ?= 10m
 soak:
 	SOAK_DURATION=$(SOAK_DURATION) RUNS=1 tests/load/scenarios.sh soak
 
+# gofmt, go.mod and go.sum tidy, go vet and staticcheck, under every
+# build tag the tests use.
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	@$(GO) mod tidy -diff || { echo "go mod tidy would change go.mod or go.sum (diff above): run go mod tidy"; exit 1; }
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags integration $(PKGS)
 	$(GO) vet -tags chaos ./tests/cluster
+	@command -v $(STATICCHECK) >/dev/null || { echo "staticcheck not found: go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) (and put $$($(GO) env GOPATH)/bin on PATH)"; exit 1; }
+	$(STATICCHECK) $(PKGS)
+	$(STATICCHECK) -tags integration $(PKGS)
+	$(STATICCHECK) -tags chaos ./tests/cluster
 
 # The graphql-ws npm client used by the compatibility test and the README tour.
 deps: examples/js/node_modules/graphql-ws/package.json

@@ -60,7 +60,7 @@ func TestCapNeverNegative(t *testing.T) {
 		t.Fatalf("InUse %d, Underflows %d; want 0 and 2", c.InUse(), c.Underflows())
 	}
 	// The bad Releases did not grant extra capacity.
-	if !c.Acquire() || !c.Acquire() || c.Acquire() {
+	if first, second, third := c.Acquire(), c.Acquire(), c.Acquire(); !first || !second || third {
 		t.Fatal("cap of 2 admitted other than 2 after bad Releases")
 	}
 }
@@ -153,7 +153,7 @@ func TestKeyedCapBoundaries(t *testing.T) {
 func TestKeyedCapDeletesZeroEntries(t *testing.T) {
 	c := &KeyedCap[int]{Max: 2}
 	for k := range 10_000 {
-		if !c.Acquire(k) || !c.Acquire(k) {
+		if first, second := c.Acquire(k), c.Acquire(k); !first || !second {
 			t.Fatalf("key %d refused", k)
 		}
 	}

@@ -483,7 +483,7 @@ func cmpBool(a, b bool) int {
 	return 1
 }
 
-func isIntText(v []byte) bool { return bytes.IndexAny(v, ".eE") < 0 }
+func isIntText(v []byte) bool { return !bytes.ContainsAny(v, ".eE") }
 
 // cmpNumber compares the JSON number v with o: exactly when both are
 // integers (so large IDs and counters compare right), else as float64.

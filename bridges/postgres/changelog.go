@@ -44,11 +44,10 @@ type changeLog struct {
 }
 
 type gapState struct {
-	id       int64 // the missing id; 0 when none
-	first    time.Time
-	xmax     int64 // txid_snapshot_xmax probed after gapProbeDelay; 0 until then
-	settled  bool  // every transaction that could hold id has ended
-	rereadAt int64 // cp when settled, to re-read once before skipping
+	id      int64 // the missing id; 0 when none
+	first   time.Time
+	xmax    int64 // txid_snapshot_xmax probed after gapProbeDelay; 0 until then
+	settled bool  // every transaction that could hold id has ended
 }
 
 type changeRow struct {

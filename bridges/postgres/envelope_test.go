@@ -118,7 +118,7 @@ func TestNotifyMsgID(t *testing.T) {
 		}
 		ids[id] = true
 	}
-	if notifyMsgID("public", "x", "e1") != notifyMsgID("public", "x", "e1") {
+	if a, b := notifyMsgID("public", "x", "e1"), notifyMsgID("public", "x", "e1"); a != b {
 		t.Error("not deterministic")
 	}
 }

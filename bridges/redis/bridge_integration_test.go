@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/fraiseql/subscriptions/cluster"
@@ -118,3 +120,5 @@ func TestRedisBridgeLifecycle(t *testing.T) {
 		}
 	}
 }
+
+func counter(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }

@@ -12,11 +12,6 @@ import (
 	"github.com/fraiseql/subscriptions/cluster"
 )
 
-func testConfig() *Config {
-	c := Config{}.WithDefaults()
-	return &c
-}
-
 func TestParseChannel(t *testing.T) {
 	tests := []struct {
 		name, prefix, channel string
@@ -244,7 +239,7 @@ func TestEnvelopeMsgID(t *testing.T) {
 	if envelopeMsgID("acme", "chat.r1", "e1") == envelopeMsgID("acme", "chat.r2", "e1") {
 		t.Error("two topics share a dedup id")
 	}
-	if envelopeMsgID("acme", "chat.r1", "e1") != envelopeMsgID("acme", "chat.r1", "e1") {
+	if a, b := envelopeMsgID("acme", "chat.r1", "e1"), envelopeMsgID("acme", "chat.r1", "e1"); a != b {
 		t.Error("not deterministic")
 	}
 	long := strings.Repeat("i", 2000)

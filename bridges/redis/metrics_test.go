@@ -6,10 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
-
-func counter(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }
 
 // TestCollectorsRegister checks that the metric names are
 // the bridge's own (fraiseql_redis_bridge_*) and register cleanly.

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -115,4 +116,18 @@ func TestMigrateNeedsADatabase(t *testing.T) {
 	if code != exitUsage || !strings.Contains(stderr.String(), "database") {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
+}
+
+// data returns the next `next` message's data.
+func (s *wsSubscriber) data() string {
+	s.t.Helper()
+	m := s.next()
+	var p struct {
+		Data json.RawMessage `json:"data"`
+	}
+	json.Unmarshal(m["payload"], &p)
+	if string(m["type"]) != `"next"` {
+		s.t.Fatalf("got %s %s", m["type"], m["payload"])
+	}
+	return string(p.Data)
 }

@@ -295,20 +295,6 @@ func (s *wsSubscriber) next() map[string]json.RawMessage {
 	return nil
 }
 
-// data returns the next `next` message's data.
-func (s *wsSubscriber) data() string {
-	s.t.Helper()
-	m := s.next()
-	var p struct {
-		Data json.RawMessage `json:"data"`
-	}
-	json.Unmarshal(m["payload"], &p)
-	if string(m["type"]) != `"next"` {
-		s.t.Fatalf("got %s %s", m["type"], m["payload"])
-	}
-	return string(p.Data)
-}
-
 // TestTour runs the README tour in-process: serve with the embedded NATS
 // server, subscribe over WebSocket, `publish` (which finds the server
 // through nats.url), and receive the projected event.

@@ -99,7 +99,7 @@ func parseStatus(data []byte) (ProcStatus, error) {
 		case "Threads":
 			n, err := strconv.Atoi(string(f[0]))
 			if err != nil {
-				return st, fmt.Errorf("Threads: %w", err)
+				return st, fmt.Errorf("status field Threads: %w", err)
 			}
 			st.Threads = n
 		}

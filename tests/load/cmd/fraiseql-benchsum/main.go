@@ -8,6 +8,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -58,7 +59,7 @@ func main() {
 
 func run(files []string, w io.Writer) error {
 	if len(files) == 0 {
-		return fmt.Errorf("usage: fraiseql-benchsum REPORT.json...")
+		return errors.New("usage: fraiseql-benchsum REPORT.json [REPORT.json ...]")
 	}
 	byScenario := map[string][]report{}
 	for _, f := range files {
