@@ -12,6 +12,7 @@ import (
 //
 //	{"Authorization": "Bearer <token>"}   (or "authorization", any case)
 //	{"token": "<token>"}                   (a "Bearer " prefix is dropped)
+//	{"authToken": "<token>"}               (Apollo Client's documented key; likewise)
 //	{"headers": {"Authorization": "Bearer <token>"}}
 //
 // It returns "" when none is present. An Authorization value with another
@@ -24,11 +25,13 @@ func TokenFromInit(payload json.RawMessage) string {
 	if t := bearer(authorization(m)); t != "" {
 		return t
 	}
-	if t := strings.TrimSpace(jsonString(m["token"])); t != "" {
-		if b := bearer(t); b != "" {
-			return b
+	for _, key := range []string{"token", "authToken"} {
+		if t := strings.TrimSpace(jsonString(m[key])); t != "" {
+			if b := bearer(t); b != "" {
+				return b
+			}
+			return t
 		}
-		return t
 	}
 	var h map[string]json.RawMessage
 	if json.Unmarshal(m["headers"], &h) == nil {

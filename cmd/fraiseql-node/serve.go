@@ -329,7 +329,7 @@ func tourCommands(addr string, cfg Config, configFile string) (sub, pub string) 
 // authSummary says how the node authenticates connections.
 func authSummary(cfg Config) string {
 	if cfg.authMode() == auth.ModeJWT {
-		return "JWT (connection_init payload {token} or {authToken}, or Authorization: Bearer)"
+		return "JWT (connection_init payload {token}, {authToken} or {Authorization}, or an Authorization: Bearer header)"
 	}
 	return "OFF: every connection is tenant " + cfg.Tenant + " (auth.mode: none; development only)"
 }
