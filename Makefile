@@ -108,11 +108,16 @@ lint:
 	$(STATICCHECK) -tags integration $(PKGS)
 	$(STATICCHECK) -tags chaos ./tests/cluster
 
-# The graphql-ws npm client used by the compatibility test and the README tour.
-deps: examples/js/node_modules/graphql-ws/package.json
+# The npm clients of the integration suite: graphql-ws (the README tour's
+# example client) and clients/js with Apollo Client and urql.
+deps: examples/js/node_modules/graphql-ws/package.json clients/js/node_modules/graphql-ws/package.json
 
 examples/js/node_modules/graphql-ws/package.json: examples/js/package.json examples/js/package-lock.json
 	npm ci --prefix examples/js --no-audit --no-fund
+	@touch $@
+
+clients/js/node_modules/graphql-ws/package.json: clients/js/package.json clients/js/package-lock.json
+	npm ci --prefix clients/js --no-audit --no-fund
 	@touch $@
 
 clean:

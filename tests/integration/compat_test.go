@@ -20,13 +20,7 @@ import (
 // receives: the same client the README tour uses.
 func TestGraphQLWSClientCompat(t *testing.T) {
 	dir := filepath.Join(repoRoot(t), "examples", "js")
-	nodeBin, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("Node.js is required for the graphql-ws compatibility test: install nodejs (>= 20), then run `make deps`")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "graphql-ws", "package.json")); err != nil {
-		t.Fatal("the graphql-ws npm client is not installed: run `make deps` (npm ci --prefix examples/js)")
-	}
+	nodeBin := needNPMPackages(t, dir, "graphql-ws")
 	e := newEnv(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
