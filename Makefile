@@ -17,7 +17,7 @@ DIST     := dist
 STATICCHECK ?= staticcheck
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build release run test test-unit test-integration test-cluster chaos test-allocs fuzz bench bench-load soak lint deps clean
+.PHONY: all build release run test test-python test-unit test-integration test-cluster chaos test-allocs fuzz bench bench-load soak lint deps clean
 
 all: build
 
@@ -43,7 +43,7 @@ run:
 # Everything: vet, unit tests with the race detector, the integration suite
 # (real NATS, Redis, PostgreSQL and the graphql-ws npm client), the short
 # subset of the cluster failure tests, and a short run of every fuzz target.
-test: lint deps test-integration test-cluster test-allocs fuzz
+test: lint deps test-integration test-python test-cluster test-allocs fuzz
 
 # The fast, service-free tests only (what plain `go test ./...` runs).
 test-unit:
@@ -53,6 +53,13 @@ test-unit:
 # that need Redis, PostgreSQL and Node.js (see README: services).
 test-integration:
 	$(GO) test -race -count=1 -tags integration -timeout 30m $(PKGS)
+
+# The Python package (python/) against a real node, PostgreSQL and Redis:
+# Debian's python3-psycopg, python3-redis, python3-websockets and
+# python3-pytest, which belong to the system interpreter.
+PYTHON ?= /usr/bin/python3
+test-python:
+	$(PYTHON) -m pytest -q python/tests
 
 # The cluster failure tests (tests/cluster, build tag chaos): 3 NATS
 # servers and 3 nodes as real processes on loopback, resuming clients
