@@ -30,3 +30,7 @@ func (s *Server) QueueStats() QueueStats {
 	}
 	return st
 }
+
+// QueuedBytesLimit is the node-wide budget of queued bytes that
+// QueuedBytes is counted against (Options.NodeQueuedBytes, defaults applied).
+func (s *Server) QueuedBytesLimit() int64 { return s.budget.limit }
