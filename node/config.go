@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fraiseql/subscriptions/auth"
+	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/limits"
 	"github.com/fraiseql/subscriptions/query"
 	"github.com/fraiseql/subscriptions/ws"
@@ -68,9 +69,19 @@ type Config struct {
 	// spread out so that their clients do not all reconnect at once. Zero
 	// value means all at once.
 	DrainWindow time.Duration
+	// MetricsTenants are the tenants whose open connections and
+	// subscriptions /metrics reports one by one
+	// (fraiseql_tenant_connections, fraiseql_tenant_subscriptions); every
+	// other tenant is summed under "_other". At most MaxMetricsTenants, so
+	// that the series stay bounded. Zero value means none: no per-tenant series.
+	MetricsTenants []string
 	// Logger receives the node's logs. Zero value means slog.Default().
 	Logger *slog.Logger
 }
+
+// MaxMetricsTenants bounds Config.MetricsTenants: each listed tenant adds
+// two series to every scrape of every node.
+const MaxMetricsTenants = 100
 
 func (c Config) withDefaults() Config {
 	if c.Listen == "" {
@@ -121,6 +132,18 @@ func (c Config) Validate() error {
 		return fmt.Errorf("replay_buffer (%d) must not be negative", c.ReplayBuffer)
 	case c.WriteDelay < 0 || c.WriteDelay > MaxWriteDelay:
 		return fmt.Errorf("ws.write_delay (%v) must be between 0 and %v", c.WriteDelay, MaxWriteDelay)
+	case len(c.MetricsTenants) > MaxMetricsTenants:
+		return fmt.Errorf("metrics.tenants lists %d tenants; at most %d (each adds series to every scrape)", len(c.MetricsTenants), MaxMetricsTenants)
+	}
+	seen := make(map[string]bool, len(c.MetricsTenants))
+	for _, t := range c.MetricsTenants {
+		if err := cluster.ValidateTenant(t); err != nil {
+			return fmt.Errorf("metrics.tenants: %q: %w", t, err)
+		}
+		if seen[t] || t == tenantOther {
+			return fmt.Errorf("metrics.tenants: %q is listed twice or is the reserved %q", t, tenantOther)
+		}
+		seen[t] = true
 	}
 	cookie := c.Auth != nil && c.Auth.Mode() == auth.ModeJWT && c.Auth.Cookie() != ""
 	if err := CheckOriginPatterns(c.WS.OriginPatterns, cookie); err != nil {

@@ -34,6 +34,7 @@ type Node struct {
 	wss      *ws.Server
 	idx      *index
 	met      *metrics
+	om       *opsMetrics
 	guards   *guards
 	edge     *edge
 	reg      *prometheus.Registry
@@ -125,6 +126,7 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 		}, func() float64 { return float64(v()) }))
 	}
 	n.registerQueueMetrics()
+	n.registerOpsMetrics()
 
 	healthz := func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
 	n.mux = http.NewServeMux()

@@ -14,11 +14,12 @@ import (
 // queued. Only its worker goroutine uses it.
 type router struct {
 	n         *Node
-	scratch   []byte    // the projection buffer
-	dirty     []sink    // subscriptions whose connection awaits a Flush
-	unflushed int       // events routed since the last flush
-	first     time.Time // when the first of them was routed
-	lastFlush time.Time // kept when WriteDelay is set
+	scratch   []byte      // the projection buffer
+	dirty     []sink      // subscriptions whose connection awaits a Flush
+	unflushed int         // events routed since the last flush
+	first     time.Time   // when the first of them was routed
+	lastFlush time.Time   // kept when WriteDelay is set
+	published []time.Time // publish times of the events queued since the last flush, for the write latency
 }
 
 func newRouter(n *Node) *router { return &router{n: n} }
@@ -77,6 +78,7 @@ func (n *Node) routeEvent(r *router, ev *cluster.Event) {
 	if !ev.Time.IsZero() {
 		n.met.latency.Observe(time.Since(ev.Time).Seconds())
 	}
+	var total uint64
 	for _, g := range rt.groups {
 		payload, buf, ok := n.render(g.plan, ev, r.scratch[:0])
 		r.scratch = buf[:0]
@@ -94,6 +96,10 @@ func (n *Node) routeEvent(r *router, ev *cluster.Event) {
 			}
 		}
 		n.met.delivered.Add(delivered)
+		total += delivered
+	}
+	if total > 0 && !ev.Time.IsZero() {
+		r.published = append(r.published, ev.Time) // at most flushEvery: flush empties it
 	}
 }
 
@@ -113,6 +119,7 @@ func (r *router) flush() {
 	if n.cfg.WriteDelay > 0 {
 		r.lastFlush = time.Now()
 	}
+	defer r.observeWritten()
 	dirty := r.dirty
 	if len(dirty) == 0 {
 		return
@@ -134,6 +141,19 @@ func (r *router) flush() {
 	r.dirty = dirty[:0]
 	n.met.flushes.Add(1)
 	n.met.flushedConns.Add(uint64(len(dirty)))
+}
+
+// observeWritten records the write latency of the events the round just
+// wrote: once per event, not per subscriber.
+func (r *router) observeWritten() {
+	if len(r.published) == 0 {
+		return
+	}
+	now := time.Now()
+	for _, t := range r.published {
+		r.n.om.writeLatency.Observe(now.Sub(t).Seconds())
+	}
+	r.published = r.published[:0]
 }
 
 func flushSinks(sinks []sink) {

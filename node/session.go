@@ -48,6 +48,8 @@ type session struct {
 	mu   sync.Mutex
 	subs map[*ws.Subscription]*subscription // guarded by mu
 
+	counted *tenantGauges // the per-tenant gauges counting it (metrics.tenants), nil if none
+
 	replays sync.WaitGroup // replay goroutines of this connection's subscriptions
 	held    atomic.Int64   // payload bytes its replaying subscriptions hold back (see subscription.deliver)
 }
@@ -94,7 +96,13 @@ func (n *Node) Open(r *http.Request) (ws.Session, error) {
 // every connection is anonymous, tenant Config.Tenant.
 func (s *session) Init(ctx context.Context, c *ws.Conn, payload json.RawMessage) (json.RawMessage, error) {
 	s.conn = c
-	return nil, s.authenticate(c, payload)
+	if err := s.authenticate(c, payload); err != nil {
+		return nil, err
+	}
+	if s.counted = s.n.tenantGaugesOf(s.tenant); s.counted != nil {
+		s.counted.conns.Add(1)
+	}
+	return nil, nil
 }
 
 // Pong receives ping and pong payloads: a fresh token extends the connection.
@@ -139,14 +147,18 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 		return s.refuse(CodeInternal, "internal error")
 	}
 	var after uint64
+	resumed := time.Now()
 	if cursor != "" {
 		after, err = n.cl.ParseCursor(s.tenant, cursor)
 		switch {
 		case errors.Is(err, cluster.ErrCursorFormat):
+			n.resumeDone(resumeExpired, resumed)
 			return s.refuse(CodeCursorExpired, "cursor format changed; resubscribe without a cursor")
 		case errors.Is(err, cluster.ErrCursorExpired):
+			n.resumeDone(resumeExpired, resumed)
 			return s.refuse(CodeCursorExpired, "cursor is older than the stream's retention; resubscribe without a cursor")
 		case err != nil:
+			n.resumeDone(resumeBad, resumed)
 			return s.refuse(CodeBadCursor, "cursor is not valid")
 		}
 	}
@@ -178,7 +190,13 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 		delete(s.subs, wsub)
 		s.mu.Unlock()
 		n.log.Warn("cannot receive the subject's events", "subject", subject, "err", err)
+		if cursor != "" {
+			n.resumeDone(resumeError, resumed)
+		}
 		return s.refuse(CodeInternal, "cannot receive events now; subscribe again shortly")
+	}
+	if s.counted != nil {
+		s.counted.subs.Add(1)
 	}
 	n.met.subsOpen.Add(1)
 	n.met.subsTotal.Add(1)
@@ -196,7 +214,7 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 		go func() { // owned by s.replays; ends with the subscription or connection
 			defer s.replays.Done()
 			defer cancel()
-			n.replay(rctx, sub, after)
+			n.resumeDone(n.replay(rctx, sub, after), resumed)
 		}()
 	}
 	return nil
@@ -214,58 +232,63 @@ const interestTimeout = 5 * time.Second
 // can never catch up.
 const maxReplayRounds = 8
 
-// replay sends what sub missed after the cursor, then switches it to live.
-func (n *Node) replay(ctx context.Context, sub *subscription, after uint64) {
+// replay sends what sub missed after the cursor, then switches it to live;
+// it returns the result for fraiseql_resumes_total.
+func (n *Node) replay(ctx context.Context, sub *subscription, after uint64) (result string) {
 	var buf []byte
 	for round := 1; ; round++ {
 		var again bool
-		if again, after, buf = n.replayRound(ctx, sub, after, buf); !again {
-			return
+		if again, after, buf, result = n.replayRound(ctx, sub, after, buf); !again {
+			return result
 		}
 		if ctx.Err() != nil {
-			return // the subscription ended
+			return resumeEnded
 		}
 		if round == maxReplayRounds {
 			n.met.slowReplays.Add(1)
 			n.log.Warn("slow consumer: replay cannot catch up; closing", "subject", sub.subject, "rounds", round)
 			// Counted as a slow client when the connection closes.
 			sub.ws.Error(&ws.CloseError{Code: ws.CloseTryAgainLater, Reason: "slow consumer"})
-			return
+			return resumeSlow
 		}
 	}
 }
 
 // replayRound replays the events of sub's topic after the sequence after,
 // then sends the live events held back meanwhile. It reports whether
-// another round is needed (the held events overflowed), and after what.
-func (n *Node) replayRound(ctx context.Context, sub *subscription, after uint64, buf []byte) (again bool, next uint64, _ []byte) {
+// another round is needed (the held events overflowed), and after what;
+// without another round, result is the resume's (fraiseql_resumes_total).
+func (n *Node) replayRound(ctx context.Context, sub *subscription, after uint64, buf []byte) (again bool, next uint64, _ []byte, result string) {
 	last, err := n.cl.Replay(ctx, sub.tenant, sub.plan.Topic, after, func(ev *cluster.Event) error {
 		var payload []byte
 		var ok bool
 		payload, buf, ok = n.render(sub.plan, ev, buf[:0])
-		if ok && !sub.sendReplayed(ctx, ev.Seq, payload) {
-			return errReplayStopped
+		if ok {
+			if !sub.sendReplayed(ctx, ev.Seq, payload) {
+				return errReplayStopped
+			}
+			n.om.resumeReplayed.Add(1)
 		}
 		return nil
 	})
 	switch {
 	case errors.Is(err, errReplayStopped) || ctx.Err() != nil:
-		return false, 0, buf
+		return false, 0, buf, resumeEnded
 	case errors.Is(err, cluster.ErrCursorExpired):
 		n.met.subscribeErrors.WithLabelValues(CodeCursorExpired).Inc()
 		sub.ws.Error(codedError(CodeCursorExpired, "cursor is older than the stream's retention; resubscribe without a cursor"))
-		return false, 0, buf
+		return false, 0, buf, resumeExpired
 	case errors.Is(err, cluster.ErrReplayBusy):
 		n.met.subscribeErrors.WithLabelValues(CodeReplayBusy).Inc()
 		sub.ws.Error(replayBusyError())
-		return false, 0, buf
+		return false, 0, buf, resumeBusy
 	case err != nil:
 		n.log.Error("replay failed", "subject", sub.subject, "after", after, "err", err)
 		sub.ws.Error(codedError(CodeInternal, "replay failed; resubscribe with the same cursor"))
-		return false, 0, buf
+		return false, 0, buf, resumeError
 	}
 	again, next = sub.goLive(ctx, last)
-	return again, next, buf
+	return again, next, buf, resumeOK
 }
 
 var errReplayStopped = errors.New("replay stopped: subscription ended")
@@ -298,6 +321,9 @@ func (s *session) Unsubscribe(wsub *ws.Subscription) {
 	s.n.idx.remove(sub)
 	s.n.cl.Uninterest(sub.subject)
 	s.n.met.subsOpen.Add(-1)
+	if s.counted != nil {
+		s.counted.subs.Add(-1)
+	}
 	s.subsCap.Release()
 }
 
@@ -310,6 +336,9 @@ func (s *session) Close(reason ws.CloseReason) {
 	s.global.Release()
 	s.perUser.Release()
 	s.n.met.connsOpen.Add(-1)
+	if s.counted != nil {
+		s.counted.conns.Add(-1)
+	}
 	s.n.met.closed.WithLabelValues(reason.String()).Inc()
 	if reason == ws.SlowConsumer {
 		s.n.met.slowClients.Add(1)

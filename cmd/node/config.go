@@ -69,6 +69,15 @@ type Config struct {
 	Auth auth.Config `yaml:"auth"`
 	// Bridges ingest Redis and PostgreSQL events; see docs/publishing.md.
 	Bridges BridgesConfig `yaml:"bridges"`
+	// Metrics configures what /metrics reports; see docs/monitoring.md.
+	Metrics MetricsConfig `yaml:"metrics"`
+}
+
+// MetricsConfig configures /metrics.
+type MetricsConfig struct {
+	// Tenants get per-tenant connection and subscription gauges (at most
+	// 100; the others are summed as "_other"). File only.
+	Tenants []string `yaml:"tenants"`
 }
 
 // BridgesConfig selects the bridges this node runs. Every node may run

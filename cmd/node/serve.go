@@ -120,6 +120,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		TrustedProxies:  cfg.trustedProxies(),
 		ProxyProtocol:   cfg.ProxyProtocol,
 		ForwardedHeader: cfg.ForwardedHeader,
+		MetricsTenants:  cfg.Metrics.Tenants,
 	}, cl)
 	if err != nil {
 		return usageError{err}
