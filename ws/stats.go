@@ -1,5 +1,7 @@
 package ws
 
+import "log/slog"
+
 // QueueStats is a snapshot of the connections' write queues.
 type QueueStats struct {
 	Conns     int   // connections tracked
@@ -34,3 +36,11 @@ func (s *Server) QueueStats() QueueStats {
 // QueuedBytesLimit is the node-wide budget of queued bytes that
 // QueuedBytes is counted against (Options.NodeQueuedBytes, defaults applied).
 func (s *Server) QueuedBytesLimit() int64 { return s.budget.limit }
+
+// SessionLogger is an optional Session capability: a Session that
+// implements it gives the logger of every line ws logs about its
+// connection, typically with the connection's id, tenant and user. Logger
+// may be called from any of the connection's goroutines.
+type SessionLogger interface {
+	Logger() *slog.Logger
+}
