@@ -75,6 +75,7 @@ func (s *session) authenticate(c *ws.Conn, payload json.RawMessage) error {
 		s.perUser, s.user = t, user
 	}
 	s.tenant = id.Tenant
+	s.setLogger()
 	s.claims = id.RequestClaims()
 	s.lim = s.n.cfg.Limits.For(s.tenant)
 	s.subsCap.Init(s.lim.MaxSubscriptionsPerConn)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -35,6 +36,9 @@ type Node struct {
 	idx      *index
 	met      *metrics
 	om       *opsMetrics
+
+	idPrefix string        // random, per node start: the connection ids' prefix
+	connSeq  atomic.Uint64 // the connection ids' counter
 	guards   *guards
 	edge     *edge
 	reg      *prometheus.Registry
@@ -94,6 +98,7 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 		compiler: query.NewCompiler(cfg.Schema, cfg.queryOptions(), cfg.PlanCache),
 		idx:      newIndex(),
 		reg:      prometheus.NewRegistry(),
+		idPrefix: fmt.Sprintf("%08x", rand.Uint32()),
 		// A connection may be pushed every event of a batch: keep a batch
 		// well inside its write queue.
 		flushEvery: max(1, min(64, cmp.Or(max(cfg.WS.WriteQueue, 0), ws.DefaultWriteQueue)/4)),

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +34,8 @@ const (
 // the connection's read goroutine, one at a time; Close comes last.
 type session struct {
 	n      *Node
+	id     string                      // the connection id in every log line ("conn")
+	log    atomic.Pointer[slog.Logger] // n.log with conn, tenant and user; replaced when the token names them
 	tenant string
 	user   userKey
 	lim    limits.Config // Config.Limits resolved for tenant
@@ -56,6 +60,17 @@ type session struct {
 
 var _ ws.Handler = (*Node)(nil)
 var _ ws.Session = (*session)(nil)
+var _ ws.SessionLogger = (*session)(nil)
+
+// Logger implements ws.SessionLogger: every line about the connection,
+// the node's and ws's, carries its id, tenant and user.
+func (s *session) Logger() *slog.Logger { return s.log.Load() }
+
+// setLogger (re)builds the connection's logger from its identity; it runs
+// at Open and when connection_init names the tenant and user.
+func (s *session) setLogger() {
+	s.log.Store(s.n.log.With("conn", s.id, "tenant", s.tenant, "user", s.user.user))
+}
 
 // Open implements ws.Handler: it runs before the WebSocket upgrade.
 func (n *Node) Open(r *http.Request) (ws.Session, error) {
@@ -73,6 +88,7 @@ func (n *Node) Open(r *http.Request) (ws.Session, error) {
 	}
 	s := &session{
 		n:      n,
+		id:     n.connID(),
 		tenant: n.cfg.Tenant,
 		user:   userKey{tenant: n.cfg.Tenant, user: "ip:" + clientIP(r)},
 		subs:   make(map[*ws.Subscription]*subscription),
@@ -81,6 +97,7 @@ func (n *Node) Open(r *http.Request) (ws.Session, error) {
 	if s.identity != nil && s.identity.User != "" {
 		s.user = userKey{tenant: s.identity.Tenant, user: s.identity.User}
 	}
+	s.setLogger()
 	var err error
 	if s.global, s.perUser, err = n.guards.admit(r, s.user); err != nil {
 		return nil, err
@@ -102,6 +119,7 @@ func (s *session) Init(ctx context.Context, c *ws.Conn, payload json.RawMessage)
 	if s.counted = s.n.tenantGaugesOf(s.tenant); s.counted != nil {
 		s.counted.conns.Add(1)
 	}
+	s.Logger().Debug("connection initialised", "remote", c.RemoteAddr(), "subprotocol", c.Protocol())
 	return nil, nil
 }
 
@@ -112,6 +130,7 @@ func (s *session) Pong(payload json.RawMessage) { s.refresh(payload) }
 // when the request carries extensions.cursor, replays what it missed.
 func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.Request) (err error) {
 	n := s.n
+	log := s.Logger().With("sub", wsub.ID())
 	if !s.subsCap.Acquire() {
 		n.guards.refused.WithLabelValues(limitSubscriptionsConn).Inc()
 		return s.refuseLimit(limits.SubscriptionLimit(s.lim.MaxSubscriptionsPerConn))
@@ -143,7 +162,7 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 	}
 	subject, err := n.cl.Subject(s.tenant, plan.Topic)
 	if err != nil { // query escapes every value, so this is a bug, not bad input
-		n.log.Error("plan produced an invalid subject", "topic", plan.Topic, "err", err)
+		log.Error("plan produced an invalid subject", "topic", plan.Topic, "err", err)
 		return s.refuse(CodeInternal, "internal error")
 	}
 	var after uint64
@@ -165,6 +184,7 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 
 	sub := &subscription{
 		ws:        wsub,
+		log:       log,
 		plan:      plan,
 		tenant:    s.tenant,
 		subject:   subject,
@@ -189,7 +209,7 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 		s.mu.Lock()
 		delete(s.subs, wsub)
 		s.mu.Unlock()
-		n.log.Warn("cannot receive the subject's events", "subject", subject, "err", err)
+		log.Warn("cannot receive the subject's events", "subject", subject, "err", err)
 		if cursor != "" {
 			n.resumeDone(resumeError, resumed)
 		}
@@ -207,6 +227,7 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 		})
 	}
 
+	log.Debug("subscribed", "subject", subject, "resume", cursor != "")
 	if cursor != "" {
 		rctx, cancel := context.WithCancel(wsub.Conn().Context())
 		sub.cancel = cancel
@@ -246,7 +267,7 @@ func (n *Node) replay(ctx context.Context, sub *subscription, after uint64) (res
 		}
 		if round == maxReplayRounds {
 			n.met.slowReplays.Add(1)
-			n.log.Warn("slow consumer: replay cannot catch up; closing", "subject", sub.subject, "rounds", round)
+			sub.log.Warn("slow consumer: replay cannot catch up; closing", "subject", sub.subject, "rounds", round)
 			// Counted as a slow client when the connection closes.
 			sub.ws.Error(&ws.CloseError{Code: ws.CloseTryAgainLater, Reason: "slow consumer"})
 			return resumeSlow
@@ -283,7 +304,7 @@ func (n *Node) replayRound(ctx context.Context, sub *subscription, after uint64,
 		sub.ws.Error(replayBusyError())
 		return false, 0, buf, resumeBusy
 	case err != nil:
-		n.log.Error("replay failed", "subject", sub.subject, "after", after, "err", err)
+		sub.log.Error("replay failed", "subject", sub.subject, "after", after, "err", err)
 		sub.ws.Error(codedError(CodeInternal, "replay failed; resubscribe with the same cursor"))
 		return false, 0, buf, resumeError
 	}
@@ -318,6 +339,7 @@ func (s *session) Unsubscribe(wsub *ws.Subscription) {
 		sub.expiry.Stop()
 	}
 	sub.stopHolding()
+	sub.log.Debug("unsubscribed")
 	s.n.idx.remove(sub)
 	s.n.cl.Uninterest(sub.subject)
 	s.n.met.subsOpen.Add(-1)
@@ -340,6 +362,7 @@ func (s *session) Close(reason ws.CloseReason) {
 		s.counted.conns.Add(-1)
 	}
 	s.n.met.closed.WithLabelValues(reason.String()).Inc()
+	s.Logger().Debug("connection closed", "reason", reason.String())
 	if reason == ws.SlowConsumer {
 		s.n.met.slowClients.Add(1)
 	}
@@ -399,4 +422,10 @@ func cursorOf(ext json.RawMessage) (string, error) {
 		return "", nil
 	}
 	return *e.Cursor, nil
+}
+
+// connID returns a new connection id: the node's random prefix and a
+// counter, unique across nodes and restarts for log searches.
+func (n *Node) connID() string {
+	return n.idPrefix + "-" + strconv.FormatUint(n.connSeq.Add(1), 36)
 }
