@@ -75,6 +75,11 @@ type Config struct {
 	// other tenant is summed under "_other". At most MaxMetricsTenants, so
 	// that the series stay bounded. Zero value means none: no per-tenant series.
 	MetricsTenants []string
+	// AdminToken turns the admin API on (docs/operations.md, *Admin API*):
+	// /admin/ on the ops listener, for requests carrying "Authorization:
+	// Bearer <AdminToken>". At least MinAdminTokenBytes. Zero value means
+	// off: the routes do not exist.
+	AdminToken string
 	// Logger receives the node's logs. Zero value means slog.Default().
 	Logger *slog.Logger
 }
@@ -132,6 +137,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("replay_buffer (%d) must not be negative", c.ReplayBuffer)
 	case c.WriteDelay < 0 || c.WriteDelay > MaxWriteDelay:
 		return fmt.Errorf("ws.write_delay (%v) must be between 0 and %v", c.WriteDelay, MaxWriteDelay)
+	case c.AdminToken != "" && len(c.AdminToken) < MinAdminTokenBytes:
+		return fmt.Errorf("admin.token_file: the admin token is %d bytes; at least %d", len(c.AdminToken), MinAdminTokenBytes)
 	case len(c.MetricsTenants) > MaxMetricsTenants:
 		return fmt.Errorf("metrics.tenants lists %d tenants; at most %d (each adds series to every scrape)", len(c.MetricsTenants), MaxMetricsTenants)
 	}

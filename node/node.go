@@ -37,6 +37,7 @@ type Node struct {
 	met      *metrics
 	om       *opsMetrics
 
+	admin    registry      // initialised connections and revocations, for the admin API
 	idPrefix string        // random, per node start: the connection ids' prefix
 	connSeq  atomic.Uint64 // the connection ids' counter
 	guards   *guards
@@ -148,6 +149,9 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 	n.ops.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	n.ops.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	n.ops.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if cfg.AdminToken != "" {
+		n.ops.Handle("/admin/", n.adminHandler())
+	}
 	return n, nil
 }
 

@@ -53,6 +53,10 @@ type session struct {
 	subs map[*ws.Subscription]*subscription // guarded by mu
 
 	counted *tenantGauges // the per-tenant gauges counting it (metrics.tenants), nil if none
+	since   time.Time     // when connection_init succeeded (registered for the admin API)
+	authed  bool          // a token identified it; set before it is registered
+	iat     atomic.Int64  // its token's iat (unix seconds, 0: none); a refresh replaces it
+	kicked  atomic.Bool   // an admin request is closing it
 
 	replays sync.WaitGroup // replay goroutines of this connection's subscriptions
 	held    atomic.Int64   // payload bytes its replaying subscriptions hold back (see subscription.deliver)
@@ -119,6 +123,7 @@ func (s *session) Init(ctx context.Context, c *ws.Conn, payload json.RawMessage)
 	if s.counted = s.n.tenantGaugesOf(s.tenant); s.counted != nil {
 		s.counted.conns.Add(1)
 	}
+	s.n.register(s)
 	s.Logger().Debug("connection initialised", "remote", c.RemoteAddr(), "subprotocol", c.Protocol())
 	return nil, nil
 }
@@ -351,6 +356,7 @@ func (s *session) Unsubscribe(wsub *ws.Subscription) {
 
 // Close runs once when the connection has ended, after every Unsubscribe.
 func (s *session) Close(reason ws.CloseReason) {
+	s.n.unregister(s)
 	s.replays.Wait()
 	if s.tokenTimer != nil {
 		s.tokenTimer.Stop()

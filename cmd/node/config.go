@@ -71,6 +71,8 @@ type Config struct {
 	Bridges BridgesConfig `yaml:"bridges"`
 	// Metrics configures what /metrics reports; see docs/monitoring.md.
 	Metrics MetricsConfig `yaml:"metrics"`
+	// Admin configures the admin API; see AdminConfig.
+	Admin AdminConfig `yaml:"admin"`
 }
 
 // MetricsConfig configures /metrics.
@@ -424,6 +426,9 @@ func (c Config) opsListen() string {
 }
 
 func (c Config) validate() error {
+	if _, err := c.adminToken(); err != nil {
+		return err
+	}
 	if c.Listen == "" {
 		return errors.New("listen: must not be empty")
 	}

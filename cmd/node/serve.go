@@ -96,13 +96,18 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		defer os.Remove(filepath.Join(cfg.DataDir, natsURLFile))
 	}
 
+	adminToken, err := cfg.adminToken()
+	if err != nil {
+		return usageError{err}
+	}
 	n, err := node.New(node.Config{
-		Listen:    cfg.Listen,
-		OpsListen: cfg.opsListen(),
-		Schema:    schema,
-		Auth:      verifier,
-		Limits:    cfg.Limits,
-		Tenant:    cfg.Tenant,
+		AdminToken: adminToken,
+		Listen:     cfg.Listen,
+		OpsListen:  cfg.opsListen(),
+		Schema:     schema,
+		Auth:       verifier,
+		Limits:     cfg.Limits,
+		Tenant:     cfg.Tenant,
 		WS: ws.Options{
 			KeepAlive:      cfg.WS.KeepAlive,
 			WriteQueue:     cfg.WS.WriteQueue,
