@@ -363,7 +363,7 @@ func (c *Cluster) event(msg jetstream.Msg, meta *jetstream.MsgMetadata, tenant, 
 		Data:    msg.Data(),
 		Cursor:  c.Cursor(tenant, seq),
 
-		TraceParent: msg.Headers().Get("traceparent"), // a map lookup: no allocation
+		TraceParent: traceParent(msg.Headers()), // map lookups: no allocation
 	}
 }
 

@@ -378,7 +378,7 @@ func (r *replayer) event(msg *nats.Msg) (*Event, error) {
 		Data:    msg.Data,
 		Cursor:  r.c.Cursor(r.tenant, seq),
 
-		TraceParent: msg.Header.Get("traceparent"), // republished with the event (nats.ingest: interest)
+		TraceParent: traceParent(msg.Header), // republished with the event (nats.ingest: interest)
 	}, nil
 }
 
