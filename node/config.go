@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/fraiseql/subscriptions/auth"
 	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/limits"
@@ -80,6 +82,11 @@ type Config struct {
 	// Bearer <AdminToken>". At least MinAdminTokenBytes. Zero value means
 	// off: the routes do not exist.
 	AdminToken string
+	// TracerProvider, when set, records spans for the live events whose
+	// publisher sent a W3C traceparent header: ingest, route and
+	// socket_write, continuing the publisher's trace (see trace.go).
+	// Zero value means off.
+	TracerProvider trace.TracerProvider
 	// Logger receives the node's logs. Zero value means slog.Default().
 	Logger *slog.Logger
 }

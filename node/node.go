@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/query"
@@ -38,6 +39,7 @@ type Node struct {
 	om       *opsMetrics
 
 	admin    registry      // initialised connections and revocations, for the admin API
+	tracer   trace.Tracer  // nil: tracing off (Config.TracerProvider)
 	idPrefix string        // random, per node start: the connection ids' prefix
 	connSeq  atomic.Uint64 // the connection ids' counter
 	guards   *guards
@@ -103,6 +105,9 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 		// A connection may be pushed every event of a batch: keep a batch
 		// well inside its write queue.
 		flushEvery: max(1, min(64, cmp.Or(max(cfg.WS.WriteQueue, 0), ws.DefaultWriteQueue)/4)),
+	}
+	if cfg.TracerProvider != nil {
+		n.tracer = cfg.TracerProvider.Tracer(tracerName)
 	}
 	n.sched = newScheduler(n, runtime.GOMAXPROCS(0))
 	n.met = newMetrics(n.reg, func() float64 { _, p := n.idx.counts(); return float64(p) })

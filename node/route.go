@@ -14,12 +14,13 @@ import (
 // queued. Only its worker goroutine uses it.
 type router struct {
 	n         *Node
-	scratch   []byte      // the projection buffer
-	dirty     []sink      // subscriptions whose connection awaits a Flush
-	unflushed int         // events routed since the last flush
-	first     time.Time   // when the first of them was routed
-	lastFlush time.Time   // kept when WriteDelay is set
-	published []time.Time // publish times of the events queued since the last flush, for the write latency
+	scratch   []byte        // the projection buffer
+	dirty     []sink        // subscriptions whose connection awaits a Flush
+	unflushed int           // events routed since the last flush
+	first     time.Time     // when the first of them was routed
+	lastFlush time.Time     // kept when WriteDelay is set
+	published []time.Time   // publish times of the events queued since the last flush, for the write latency
+	traced    []tracedWrite // traced events queued since the last flush (Config.TracerProvider)
 }
 
 func newRouter(n *Node) *router { return &router{n: n} }
@@ -78,6 +79,7 @@ func (n *Node) routeEvent(r *router, ev *cluster.Event) {
 	if !ev.Time.IsZero() {
 		n.met.latency.Observe(time.Since(ev.Time).Seconds())
 	}
+	_, span, traced := n.traceRoute(ev) // false unless tracing is on and ev carries a traceparent
 	var total uint64
 	for _, g := range rt.groups {
 		payload, buf, ok := n.render(g.plan, ev, r.scratch[:0])
@@ -100,6 +102,9 @@ func (n *Node) routeEvent(r *router, ev *cluster.Event) {
 	}
 	if total > 0 && !ev.Time.IsZero() {
 		r.published = append(r.published, ev.Time) // at most flushEvery: flush empties it
+	}
+	if traced {
+		r.endRoute(span, len(rt.groups), total)
 	}
 }
 
@@ -146,10 +151,13 @@ func (r *router) flush() {
 // observeWritten records the write latency of the events the round just
 // wrote: once per event, not per subscriber.
 func (r *router) observeWritten() {
-	if len(r.published) == 0 {
+	if len(r.published) == 0 && len(r.traced) == 0 {
 		return
 	}
 	now := time.Now()
+	if len(r.traced) > 0 {
+		r.traceWritten(now)
+	}
 	for _, t := range r.published {
 		r.n.om.writeLatency.Observe(now.Sub(t).Seconds())
 	}

@@ -73,6 +73,8 @@ type Config struct {
 	Metrics MetricsConfig `yaml:"metrics"`
 	// Admin configures the admin API; see AdminConfig.
 	Admin AdminConfig `yaml:"admin"`
+	// Tracing configures OpenTelemetry traces; see TracingConfig.
+	Tracing TracingConfig `yaml:"tracing"`
 }
 
 // MetricsConfig configures /metrics.
@@ -427,6 +429,9 @@ func (c Config) opsListen() string {
 
 func (c Config) validate() error {
 	if _, err := c.adminToken(); err != nil {
+		return err
+	}
+	if err := c.Tracing.validate(); err != nil {
 		return err
 	}
 	if c.Listen == "" {

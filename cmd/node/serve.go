@@ -100,7 +100,18 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if err != nil {
 		return usageError{err}
 	}
-	n, err := node.New(node.Config{
+	tp, stopTracing, err := startTracing(ctx, cfg.Tracing)
+	if err != nil {
+		return usageError{err}
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("tracing: spans not flushed at exit", "err", err)
+		}
+	}()
+	ncfg := node.Config{
 		AdminToken: adminToken,
 		Listen:     cfg.Listen,
 		OpsListen:  cfg.opsListen(),
@@ -126,7 +137,11 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		ProxyProtocol:   cfg.ProxyProtocol,
 		ForwardedHeader: cfg.ForwardedHeader,
 		MetricsTenants:  cfg.Metrics.Tenants,
-	}, cl)
+	}
+	if tp != nil { // a nil *TracerProvider in the interface would not be nil
+		ncfg.TracerProvider = tp
+	}
+	n, err := node.New(ncfg, cl)
 	if err != nil {
 		return usageError{err}
 	}
