@@ -72,6 +72,9 @@ func TestDashboardsAndAlertsReturnData(t *testing.T) {
 			t.Errorf("no data: %s", e)
 		}
 	}
+	if dir := os.Getenv("FRAISEQL_DASHBOARD_DATA"); dir != "" && !t.Failed() {
+		renderData(t, n, cl, promURL, dashboards, dir)
+	}
 }
 
 // comparison matches a comparison with a number literal, to be made bool.
@@ -157,7 +160,8 @@ func startNode(t *testing.T, redisURL string) (*node.Node, *cluster.Cluster) {
 		Listen: "127.0.0.1:0", OpsListen: "127.0.0.1:0", Schema: schema, Logger: log,
 		MetricsTenants: []string{"public"},
 		// Small queues, so that a client that stops reading is cut off soon.
-		Limits: limits.Config{ConnRatePerIP: -1, MaxEventBytes: 64 << 10},
+		// A scripted load from one address: the per-user and per-subscription rates would refuse it.
+		Limits: limits.Config{ConnRatePerIP: -1, SubscribeRate: -1, EventRate: -1, MaxEventBytes: 64 << 10},
 		WS:     ws.Options{MaxQueuedBytes: 128 << 10, WriteTimeout: 2 * time.Second},
 	}, cl)
 	if err != nil {
@@ -353,22 +357,32 @@ func (g *client) send(msg string) {
 	}
 }
 
+// read returns the next message other than the node's keep-alive pings
+// (answered with a pong) and pongs.
 func (g *client) read() (typ string, payload json.RawMessage) {
 	g.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, b, err := g.c.Read(ctx)
-	if err != nil {
-		g.t.Fatal(err)
+	for {
+		_, b, err := g.c.Read(ctx)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		var m struct {
+			Type    string          `json:"type"`
+			Payload json.RawMessage `json:"payload"`
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			g.t.Fatal(err)
+		}
+		switch m.Type {
+		case "ping":
+			g.send(`{"type":"pong"}`)
+		case "pong":
+		default:
+			return m.Type, m.Payload
+		}
 	}
-	var m struct {
-		Type    string          `json:"type"`
-		Payload json.RawMessage `json:"payload"`
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		g.t.Fatal(err)
-	}
-	return m.Type, m.Payload
 }
 
 func (g *client) subscribe(id, room, cursor string) {
@@ -430,15 +444,27 @@ func session(t *testing.T, n *node.Node, cl *cluster.Cluster) {
 		b.cursor()
 	}
 
-	// A slow client: subscribed to a room of large events, never reads.
+	slowClient(t, n, cl)
+	a.c.CloseNow()
+	b.c.CloseNow()
+}
+
+// slowClient subscribes a client to a room of large events that it never
+// reads, and publishes until the node cuts it off.
+func slowClient(t *testing.T, n *node.Node, cl *cluster.Cluster) {
 	slow := dial(t, n)
+	subs := n.Stats().Subscriptions
 	slow.subscribe("1", "big", "")
-	waitFor(t, "the slow client's subscription", func() bool { return n.Stats().Subscriptions == 3 })
+	waitFor(t, "the slow client's subscription", func() bool { return n.Stats().Subscriptions > subs })
 	before := n.Stats().SlowClients
-	for i := 0; i < 400 && n.Stats().SlowClients == before; i++ {
-		publish("big", 1, 60<<10) // 24 MiB at most: past any socket buffer
+	body := []byte(fmt.Sprintf(`{"id":"1","room":"big","text":%q}`, strings.Repeat("x", 60<<10)))
+	for i := 0; i < 400 && n.Stats().SlowClients == before; i++ { // 24 MiB at most: past any socket buffer
+		if _, err := cl.Publish(t.Context(), "public", "chat.big", body, ""); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitFor(t, "the client that never reads to be cut off", func() bool { return n.Stats().SlowClients > before })
+	slow.c.CloseNow()
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
