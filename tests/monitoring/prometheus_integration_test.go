@@ -252,7 +252,7 @@ scrape_configs:
 	base := "http://" + addr
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(base + "/-/ready")
+		resp, err := promClient.Get(base + "/-/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -270,7 +270,7 @@ scrape_configs:
 // returned; a query Prometheus refuses fails the test.
 func queryCount(t *testing.T, base, expr string) int {
 	t.Helper()
-	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(expr))
+	resp, err := promClient.Get(base + "/api/v1/query?query=" + url.QueryEscape(expr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +296,7 @@ func queryCount(t *testing.T, base, expr string) int {
 func waitScrapes(t *testing.T, base string, k int) {
 	t.Helper()
 	count := func() int {
-		resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(`count_over_time(up{job="fraiseql"}[10m])`))
+		resp, err := promClient.Get(base + "/api/v1/query?query=" + url.QueryEscape(`count_over_time(up{job="fraiseql"}[10m])`))
 		if err != nil {
 			return 0
 		}

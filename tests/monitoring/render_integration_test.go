@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -110,7 +109,7 @@ type rangeResult struct {
 func queryRange(t *testing.T, base, expr string, start, end time.Time) []rangeResult {
 	t.Helper()
 	q := url.Values{"query": {expr}, "start": {fmt.Sprint(start.Unix())}, "end": {fmt.Sprint(end.Unix())}, "step": {"2"}}
-	resp, err := http.Get(base + "/api/v1/query_range?" + q.Encode())
+	resp, err := promClient.Get(base + "/api/v1/query_range?" + q.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
