@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fraiseql/subscriptions/ws"
 )
 
 // Label values of fraiseql_resumes_total{result}.
@@ -92,19 +94,10 @@ func (n *Node) registerOpsMetrics() {
 			ConstLabels: bi,
 		}, func() float64 { return 1 }),
 	)
-	queue := func(name, help string, v func() float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, v)
-	}
-	n.reg.MustRegister(
-		queue("fraiseql_write_queue_frames", "Frames waiting in connections' write queues, summed over connections (read at scrape).",
-			func() float64 { return float64(n.wss.QueueStats().Frames) }),
-		queue("fraiseql_write_queue_frames_max", "The most frames one connection has waiting in its write queue (bound: ws.write_queue).",
-			func() float64 { return float64(n.wss.QueueStats().MaxFrames) }),
-		queue("fraiseql_queued_bytes_limit", "The node-wide budget fraiseql_queued_bytes is counted against (ws.node_queued_bytes, or its default from the memory limit); over it, the connections with the most queued are closed as slow consumers.",
-			func() float64 { return float64(n.wss.QueuedBytesLimit()) }),
-		queue("fraiseql_write_queue_bytes_max", "The most payload bytes one connection has waiting in its write queue (bound: ws.max_queued_bytes).",
-			func() float64 { return float64(n.wss.QueueStats().MaxBytes) }),
-	)
+	n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "fraiseql_queued_bytes_limit",
+		Help: "The node-wide budget fraiseql_queued_bytes is counted against (ws.node_queued_bytes, or its default from the memory limit); over it, the connections with the most queued are closed as slow consumers.",
+	}, func() float64 { return float64(n.wss.QueuedBytesLimit()) }), &queueCollector{n.wss})
 	n.om = m
 }
 
@@ -145,4 +138,27 @@ func (n *Node) resumeDone(result string, start time.Time) {
 	if result == resumeOK {
 		n.om.resumeDuration.Observe(time.Since(start).Seconds())
 	}
+}
+
+// queueCollector reports the write queues' depth, reading every
+// connection's queue once per scrape (ws.Server.QueueStats).
+type queueCollector struct{ wss *ws.Server }
+
+var (
+	queueFramesDesc    = prometheus.NewDesc("fraiseql_write_queue_frames", "Frames waiting in connections' write queues, summed over connections (read at scrape).", nil, nil)
+	queueFramesMaxDesc = prometheus.NewDesc("fraiseql_write_queue_frames_max", "The most frames one connection has waiting in its write queue (bound: ws.write_queue).", nil, nil)
+	queueBytesMaxDesc  = prometheus.NewDesc("fraiseql_write_queue_bytes_max", "The most payload bytes one connection has waiting in its write queue (bound: ws.max_queued_bytes).", nil, nil)
+)
+
+func (q *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- queueFramesDesc
+	ch <- queueFramesMaxDesc
+	ch <- queueBytesMaxDesc
+}
+
+func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	st := q.wss.QueueStats()
+	ch <- prometheus.MustNewConstMetric(queueFramesDesc, prometheus.GaugeValue, float64(st.Frames))
+	ch <- prometheus.MustNewConstMetric(queueFramesMaxDesc, prometheus.GaugeValue, float64(st.MaxFrames))
+	ch <- prometheus.MustNewConstMetric(queueBytesMaxDesc, prometheus.GaugeValue, float64(st.MaxBytes))
 }
