@@ -17,7 +17,7 @@ DIST     := dist
 STATICCHECK ?= staticcheck
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build release run test test-python test-unit test-integration test-cluster chaos test-allocs fuzz bench bench-load soak lint deps clean
+.PHONY: all build release run test test-python test-unit test-integration test-cluster chaos test-allocs test-k8s fuzz bench bench-load soak lint deps clean
 
 all: build
 
@@ -43,7 +43,7 @@ run:
 # Everything: vet, unit tests with the race detector, the integration suite
 # (real NATS, Redis, PostgreSQL and the graphql-ws npm client), the short
 # subset of the cluster failure tests, and a short run of every fuzz target.
-test: lint deps test-integration test-python test-cluster test-allocs fuzz
+test: lint deps test-integration test-python test-cluster test-allocs test-k8s fuzz
 
 # The fast, service-free tests only (what plain `go test ./...` runs).
 test-unit:
@@ -78,6 +78,12 @@ chaos:
 # them skip themselves in the run above).
 test-allocs:
 	$(GO) test -count=1 -run 'Alloc' ./...
+
+# The Kubernetes manifests (ops/k8s) strict-decoded into the real API
+# types: a module of its own (tests/k8s), so k8s.io/api stays out of the
+# node's dependencies.
+test-k8s:
+	cd tests/k8s && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # Each fuzz target runs FUZZTIME (50000x: executions; 30s: a duration)
 # from its committed seed corpus.

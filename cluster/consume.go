@@ -24,6 +24,9 @@ type Event struct {
 	Time    time.Time // when the stream stored it
 	Data    []byte    // body as published
 	Cursor  string    // Cluster.Cursor(Tenant, Seq), computed once per event
+	// TraceParent is the publisher's W3C traceparent header, "" when it
+	// set none.
+	TraceParent string
 }
 
 // Consumer is a running Consume. Stop ends it.
@@ -359,6 +362,8 @@ func (c *Cluster) event(msg jetstream.Msg, meta *jetstream.MsgMetadata, tenant, 
 		Time:    meta.Timestamp,
 		Data:    msg.Data(),
 		Cursor:  c.Cursor(tenant, seq),
+
+		TraceParent: traceParent(msg.Headers()), // map lookups: no allocation
 	}
 }
 

@@ -196,9 +196,11 @@ func (m *metrics) replayDone(err error, byFn bool) {
 //	fraiseql_ingest_subjects, fraiseql_ingest_gaps_total
 //	fraiseql_ingest_repaired_events_total, fraiseql_ingest_repair_errors_total
 //	fraiseql_ingest_resyncs_total
+//	fraiseql_nats_stream_last_seq, fraiseql_nats_consumer_delivered_seq,
+//	fraiseql_nats_consumer_lag (see lagCollector)
 func (c *Cluster) Collectors() []prometheus.Collector {
 	m := c.metrics
 	return []prometheus.Collector{m.consumed, m.skipped, m.reconnects, m.connected, m.published, m.stalls, m.stallSeconds,
 		m.replays, m.replayActive, m.replayQueued, m.replayWaits, m.replayInfos, m.replayStale, m.replayShared,
-		m.interestSubjects, m.interestGaps, m.interestRepaired, m.interestRepairErrors, m.interestResyncs}
+		m.interestSubjects, m.interestGaps, m.interestRepaired, m.interestRepairErrors, m.interestResyncs, newLagCollector(c)}
 }

@@ -377,6 +377,8 @@ func (r *replayer) event(msg *nats.Msg) (*Event, error) {
 		Time:    ts,
 		Data:    msg.Data,
 		Cursor:  r.c.Cursor(r.tenant, seq),
+
+		TraceParent: traceParent(msg.Header), // republished with the event (nats.ingest: interest)
 	}, nil
 }
 

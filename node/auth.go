@@ -63,6 +63,10 @@ func (s *session) authenticate(c *ws.Conn, payload json.RawMessage) error {
 	if id.User == "" {
 		user.user = s.user.user // no user claim: the peer address, as for anonymous users
 	}
+	if s.n.revokedToken(user, issuedAt(id)) {
+		s.n.met.authFailures.WithLabelValues("token revoked").Inc()
+		return forbidden("token revoked")
+	}
 	if user != s.user {
 		// The user became known at init: move the per-user connection
 		// ticket from the address to the user.
@@ -75,6 +79,9 @@ func (s *session) authenticate(c *ws.Conn, payload json.RawMessage) error {
 		s.perUser, s.user = t, user
 	}
 	s.tenant = id.Tenant
+	s.authed = true
+	s.iat.Store(issuedAt(id))
+	s.setLogger()
 	s.claims = id.RequestClaims()
 	s.lim = s.n.cfg.Limits.For(s.tenant)
 	s.subsCap.Init(s.lim.MaxSubscriptionsPerConn)
@@ -101,6 +108,9 @@ func (s *session) refresh(payload json.RawMessage) {
 	if err == nil && (id.Tenant != s.identity.Tenant || id.User != s.identity.User) {
 		err = &auth.Error{Reason: "token is for another tenant or user"}
 	}
+	if err == nil && s.n.revokedToken(s.user, issuedAt(id)) {
+		err = &auth.Error{Reason: "token revoked"}
+	}
 	if err != nil {
 		s.n.met.authFailures.WithLabelValues(reasonOf(err)).Inc()
 		if s.conn != nil {
@@ -109,6 +119,7 @@ func (s *session) refresh(payload json.RawMessage) {
 		return
 	}
 	s.identity = id
+	s.iat.Store(issuedAt(id))
 	s.claims = id.RequestClaims()
 	if s.tokenTimer != nil && !id.Expires.IsZero() {
 		s.tokenTimer.Reset(s.n.untilExpired(id))

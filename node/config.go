@@ -6,7 +6,10 @@ import (
 	"net/netip"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/fraiseql/subscriptions/auth"
+	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/limits"
 	"github.com/fraiseql/subscriptions/query"
 	"github.com/fraiseql/subscriptions/ws"
@@ -68,9 +71,29 @@ type Config struct {
 	// spread out so that their clients do not all reconnect at once. Zero
 	// value means all at once.
 	DrainWindow time.Duration
+	// MetricsTenants are the tenants whose open connections and
+	// subscriptions /metrics reports one by one
+	// (fraiseql_tenant_connections, fraiseql_tenant_subscriptions); every
+	// other tenant is summed under "_other". At most MaxMetricsTenants, so
+	// that the series stay bounded. Zero value means none: no per-tenant series.
+	MetricsTenants []string
+	// AdminToken turns the admin API on (docs/operations.md, *Admin API*):
+	// /admin/ on the ops listener, for requests carrying "Authorization:
+	// Bearer <AdminToken>". At least MinAdminTokenBytes. Zero value means
+	// off: the routes do not exist.
+	AdminToken string
+	// TracerProvider, when set, records spans for the live events whose
+	// publisher sent a W3C traceparent header: ingest, route and
+	// socket_write, continuing the publisher's trace (see trace.go).
+	// Zero value means off.
+	TracerProvider trace.TracerProvider
 	// Logger receives the node's logs. Zero value means slog.Default().
 	Logger *slog.Logger
 }
+
+// MaxMetricsTenants bounds Config.MetricsTenants: each listed tenant adds
+// two series to every scrape of every node.
+const MaxMetricsTenants = 100
 
 func (c Config) withDefaults() Config {
 	if c.Listen == "" {
@@ -121,6 +144,20 @@ func (c Config) Validate() error {
 		return fmt.Errorf("replay_buffer (%d) must not be negative", c.ReplayBuffer)
 	case c.WriteDelay < 0 || c.WriteDelay > MaxWriteDelay:
 		return fmt.Errorf("ws.write_delay (%v) must be between 0 and %v", c.WriteDelay, MaxWriteDelay)
+	case c.AdminToken != "" && len(c.AdminToken) < MinAdminTokenBytes:
+		return fmt.Errorf("admin.token_file: the admin token is %d bytes; at least %d", len(c.AdminToken), MinAdminTokenBytes)
+	case len(c.MetricsTenants) > MaxMetricsTenants:
+		return fmt.Errorf("metrics.tenants lists %d tenants; at most %d (each adds series to every scrape)", len(c.MetricsTenants), MaxMetricsTenants)
+	}
+	seen := make(map[string]bool, len(c.MetricsTenants))
+	for _, t := range c.MetricsTenants {
+		if err := cluster.ValidateTenant(t); err != nil {
+			return fmt.Errorf("metrics.tenants: %q: %w", t, err)
+		}
+		if seen[t] || t == tenantOther {
+			return fmt.Errorf("metrics.tenants: %q is listed twice or is the reserved %q", t, tenantOther)
+		}
+		seen[t] = true
 	}
 	cookie := c.Auth != nil && c.Auth.Mode() == auth.ModeJWT && c.Auth.Cookie() != ""
 	if err := CheckOriginPatterns(c.WS.OriginPatterns, cookie); err != nil {

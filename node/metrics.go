@@ -54,6 +54,9 @@ func newMetrics(reg *prometheus.Registry, plans func() float64) *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
 	}
+	for _, r := range []string{"too_large", "invalid"} { // every reason exists from the start: zeros, not gaps
+		m.eventsRejected.WithLabelValues(r)
+	}
 	counter := func(name, help string, v *atomic.Uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 			func() float64 { return float64(v.Load()) })

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/query"
@@ -34,6 +36,12 @@ type Node struct {
 	wss      *ws.Server
 	idx      *index
 	met      *metrics
+	om       *opsMetrics
+
+	admin    registry      // initialised connections and revocations, for the admin API
+	tracer   trace.Tracer  // nil: tracing off (Config.TracerProvider)
+	idPrefix string        // random, per node start: the connection ids' prefix
+	connSeq  atomic.Uint64 // the connection ids' counter
 	guards   *guards
 	edge     *edge
 	reg      *prometheus.Registry
@@ -93,9 +101,13 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 		compiler: query.NewCompiler(cfg.Schema, cfg.queryOptions(), cfg.PlanCache),
 		idx:      newIndex(),
 		reg:      prometheus.NewRegistry(),
+		idPrefix: fmt.Sprintf("%08x", rand.Uint32()),
 		// A connection may be pushed every event of a batch: keep a batch
 		// well inside its write queue.
 		flushEvery: max(1, min(64, cmp.Or(max(cfg.WS.WriteQueue, 0), ws.DefaultWriteQueue)/4)),
+	}
+	if cfg.TracerProvider != nil {
+		n.tracer = cfg.TracerProvider.Tracer(tracerName)
 	}
 	n.sched = newScheduler(n, runtime.GOMAXPROCS(0))
 	n.met = newMetrics(n.reg, func() float64 { _, p := n.idx.counts(); return float64(p) })
@@ -125,6 +137,7 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 		}, func() float64 { return float64(v()) }))
 	}
 	n.registerQueueMetrics()
+	n.registerOpsMetrics()
 
 	healthz := func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
 	n.mux = http.NewServeMux()
@@ -141,6 +154,9 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 	n.ops.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	n.ops.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	n.ops.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if cfg.AdminToken != "" {
+		n.ops.Handle("/admin/", n.adminHandler())
+	}
 	return n, nil
 }
 

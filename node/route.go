@@ -14,11 +14,13 @@ import (
 // queued. Only its worker goroutine uses it.
 type router struct {
 	n         *Node
-	scratch   []byte    // the projection buffer
-	dirty     []sink    // subscriptions whose connection awaits a Flush
-	unflushed int       // events routed since the last flush
-	first     time.Time // when the first of them was routed
-	lastFlush time.Time // kept when WriteDelay is set
+	scratch   []byte        // the projection buffer
+	dirty     []sink        // subscriptions whose connection awaits a Flush
+	unflushed int           // events routed since the last flush
+	first     time.Time     // when the first of them was routed
+	lastFlush time.Time     // kept when WriteDelay is set
+	published []time.Time   // publish times of the events queued since the last flush, for the write latency
+	traced    []tracedWrite // traced events queued since the last flush (Config.TracerProvider)
 }
 
 func newRouter(n *Node) *router { return &router{n: n} }
@@ -77,6 +79,8 @@ func (n *Node) routeEvent(r *router, ev *cluster.Event) {
 	if !ev.Time.IsZero() {
 		n.met.latency.Observe(time.Since(ev.Time).Seconds())
 	}
+	_, span, traced := n.traceRoute(ev) // false unless tracing is on and ev carries a traceparent
+	var total uint64
 	for _, g := range rt.groups {
 		payload, buf, ok := n.render(g.plan, ev, r.scratch[:0])
 		r.scratch = buf[:0]
@@ -94,6 +98,13 @@ func (n *Node) routeEvent(r *router, ev *cluster.Event) {
 			}
 		}
 		n.met.delivered.Add(delivered)
+		total += delivered
+	}
+	if total > 0 && !ev.Time.IsZero() {
+		r.published = append(r.published, ev.Time) // at most flushEvery: flush empties it
+	}
+	if traced {
+		r.endRoute(span, len(rt.groups), total)
 	}
 }
 
@@ -113,6 +124,7 @@ func (r *router) flush() {
 	if n.cfg.WriteDelay > 0 {
 		r.lastFlush = time.Now()
 	}
+	defer r.observeWritten()
 	dirty := r.dirty
 	if len(dirty) == 0 {
 		return
@@ -134,6 +146,22 @@ func (r *router) flush() {
 	r.dirty = dirty[:0]
 	n.met.flushes.Add(1)
 	n.met.flushedConns.Add(uint64(len(dirty)))
+}
+
+// observeWritten records the write latency of the events the round just
+// wrote: once per event, not per subscriber.
+func (r *router) observeWritten() {
+	if len(r.published) == 0 && len(r.traced) == 0 {
+		return
+	}
+	now := time.Now()
+	if len(r.traced) > 0 {
+		r.traceWritten(now)
+	}
+	for _, t := range r.published {
+		r.n.om.writeLatency.Observe(now.Sub(t).Seconds())
+	}
+	r.published = r.published[:0]
 }
 
 func flushSinks(sinks []sink) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +34,8 @@ const (
 // the connection's read goroutine, one at a time; Close comes last.
 type session struct {
 	n      *Node
+	id     string                      // the connection id in every log line ("conn")
+	log    atomic.Pointer[slog.Logger] // n.log with conn, tenant and user; replaced when the token names them
 	tenant string
 	user   userKey
 	lim    limits.Config // Config.Limits resolved for tenant
@@ -48,12 +52,29 @@ type session struct {
 	mu   sync.Mutex
 	subs map[*ws.Subscription]*subscription // guarded by mu
 
+	counted *tenantGauges // the per-tenant gauges counting it (metrics.tenants), nil if none
+	since   time.Time     // when connection_init succeeded (registered for the admin API)
+	authed  bool          // a token identified it; set before it is registered
+	iat     atomic.Int64  // its token's iat (unix seconds, 0: none); a refresh replaces it
+	kicked  atomic.Bool   // an admin request is closing it
+
 	replays sync.WaitGroup // replay goroutines of this connection's subscriptions
 	held    atomic.Int64   // payload bytes its replaying subscriptions hold back (see subscription.deliver)
 }
 
 var _ ws.Handler = (*Node)(nil)
 var _ ws.Session = (*session)(nil)
+var _ ws.SessionLogger = (*session)(nil)
+
+// Logger implements ws.SessionLogger: every line about the connection,
+// the node's and ws's, carries its id, tenant and user.
+func (s *session) Logger() *slog.Logger { return s.log.Load() }
+
+// setLogger (re)builds the connection's logger from its identity; it runs
+// at Open and when connection_init names the tenant and user.
+func (s *session) setLogger() {
+	s.log.Store(s.n.log.With("conn", s.id, "tenant", s.tenant, "user", s.user.user))
+}
 
 // Open implements ws.Handler: it runs before the WebSocket upgrade.
 func (n *Node) Open(r *http.Request) (ws.Session, error) {
@@ -71,6 +92,7 @@ func (n *Node) Open(r *http.Request) (ws.Session, error) {
 	}
 	s := &session{
 		n:      n,
+		id:     n.connID(),
 		tenant: n.cfg.Tenant,
 		user:   userKey{tenant: n.cfg.Tenant, user: "ip:" + clientIP(r)},
 		subs:   make(map[*ws.Subscription]*subscription),
@@ -79,6 +101,7 @@ func (n *Node) Open(r *http.Request) (ws.Session, error) {
 	if s.identity != nil && s.identity.User != "" {
 		s.user = userKey{tenant: s.identity.Tenant, user: s.identity.User}
 	}
+	s.setLogger()
 	var err error
 	if s.global, s.perUser, err = n.guards.admit(r, s.user); err != nil {
 		return nil, err
@@ -94,7 +117,15 @@ func (n *Node) Open(r *http.Request) (ws.Session, error) {
 // every connection is anonymous, tenant Config.Tenant.
 func (s *session) Init(ctx context.Context, c *ws.Conn, payload json.RawMessage) (json.RawMessage, error) {
 	s.conn = c
-	return nil, s.authenticate(c, payload)
+	if err := s.authenticate(c, payload); err != nil {
+		return nil, err
+	}
+	if s.counted = s.n.tenantGaugesOf(s.tenant); s.counted != nil {
+		s.counted.conns.Add(1)
+	}
+	s.n.register(s)
+	s.Logger().Debug("connection initialised", "remote", c.RemoteAddr(), "subprotocol", c.Protocol())
+	return nil, nil
 }
 
 // Pong receives ping and pong payloads: a fresh token extends the connection.
@@ -104,6 +135,7 @@ func (s *session) Pong(payload json.RawMessage) { s.refresh(payload) }
 // when the request carries extensions.cursor, replays what it missed.
 func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.Request) (err error) {
 	n := s.n
+	log := s.Logger().With("sub", wsub.ID())
 	if !s.subsCap.Acquire() {
 		n.guards.refused.WithLabelValues(limitSubscriptionsConn).Inc()
 		return s.refuseLimit(limits.SubscriptionLimit(s.lim.MaxSubscriptionsPerConn))
@@ -135,24 +167,29 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 	}
 	subject, err := n.cl.Subject(s.tenant, plan.Topic)
 	if err != nil { // query escapes every value, so this is a bug, not bad input
-		n.log.Error("plan produced an invalid subject", "topic", plan.Topic, "err", err)
+		log.Error("plan produced an invalid subject", "topic", plan.Topic, "err", err)
 		return s.refuse(CodeInternal, "internal error")
 	}
 	var after uint64
+	resumed := time.Now()
 	if cursor != "" {
 		after, err = n.cl.ParseCursor(s.tenant, cursor)
 		switch {
 		case errors.Is(err, cluster.ErrCursorFormat):
+			n.resumeDone(resumeExpired, resumed)
 			return s.refuse(CodeCursorExpired, "cursor format changed; resubscribe without a cursor")
 		case errors.Is(err, cluster.ErrCursorExpired):
+			n.resumeDone(resumeExpired, resumed)
 			return s.refuse(CodeCursorExpired, "cursor is older than the stream's retention; resubscribe without a cursor")
 		case err != nil:
+			n.resumeDone(resumeBad, resumed)
 			return s.refuse(CodeBadCursor, "cursor is not valid")
 		}
 	}
 
 	sub := &subscription{
 		ws:        wsub,
+		log:       log,
 		plan:      plan,
 		tenant:    s.tenant,
 		subject:   subject,
@@ -177,8 +214,14 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 		s.mu.Lock()
 		delete(s.subs, wsub)
 		s.mu.Unlock()
-		n.log.Warn("cannot receive the subject's events", "subject", subject, "err", err)
+		log.Warn("cannot receive the subject's events", "subject", subject, "err", err)
+		if cursor != "" {
+			n.resumeDone(resumeError, resumed)
+		}
 		return s.refuse(CodeInternal, "cannot receive events now; subscribe again shortly")
+	}
+	if s.counted != nil {
+		s.counted.subs.Add(1)
 	}
 	n.met.subsOpen.Add(1)
 	n.met.subsTotal.Add(1)
@@ -189,6 +232,7 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 		})
 	}
 
+	log.Debug("subscribed", "subject", subject, "resume", cursor != "")
 	if cursor != "" {
 		rctx, cancel := context.WithCancel(wsub.Conn().Context())
 		sub.cancel = cancel
@@ -196,7 +240,7 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 		go func() { // owned by s.replays; ends with the subscription or connection
 			defer s.replays.Done()
 			defer cancel()
-			n.replay(rctx, sub, after)
+			n.resumeDone(n.replay(rctx, sub, after), resumed)
 		}()
 	}
 	return nil
@@ -214,58 +258,63 @@ const interestTimeout = 5 * time.Second
 // can never catch up.
 const maxReplayRounds = 8
 
-// replay sends what sub missed after the cursor, then switches it to live.
-func (n *Node) replay(ctx context.Context, sub *subscription, after uint64) {
+// replay sends what sub missed after the cursor, then switches it to live;
+// it returns the result for fraiseql_resumes_total.
+func (n *Node) replay(ctx context.Context, sub *subscription, after uint64) (result string) {
 	var buf []byte
 	for round := 1; ; round++ {
 		var again bool
-		if again, after, buf = n.replayRound(ctx, sub, after, buf); !again {
-			return
+		if again, after, buf, result = n.replayRound(ctx, sub, after, buf); !again {
+			return result
 		}
 		if ctx.Err() != nil {
-			return // the subscription ended
+			return resumeEnded
 		}
 		if round == maxReplayRounds {
 			n.met.slowReplays.Add(1)
-			n.log.Warn("slow consumer: replay cannot catch up; closing", "subject", sub.subject, "rounds", round)
+			sub.log.Warn("slow consumer: replay cannot catch up; closing", "subject", sub.subject, "rounds", round)
 			// Counted as a slow client when the connection closes.
 			sub.ws.Error(&ws.CloseError{Code: ws.CloseTryAgainLater, Reason: "slow consumer"})
-			return
+			return resumeSlow
 		}
 	}
 }
 
 // replayRound replays the events of sub's topic after the sequence after,
 // then sends the live events held back meanwhile. It reports whether
-// another round is needed (the held events overflowed), and after what.
-func (n *Node) replayRound(ctx context.Context, sub *subscription, after uint64, buf []byte) (again bool, next uint64, _ []byte) {
+// another round is needed (the held events overflowed), and after what;
+// without another round, result is the resume's (fraiseql_resumes_total).
+func (n *Node) replayRound(ctx context.Context, sub *subscription, after uint64, buf []byte) (again bool, next uint64, _ []byte, result string) {
 	last, err := n.cl.Replay(ctx, sub.tenant, sub.plan.Topic, after, func(ev *cluster.Event) error {
 		var payload []byte
 		var ok bool
 		payload, buf, ok = n.render(sub.plan, ev, buf[:0])
-		if ok && !sub.sendReplayed(ctx, ev.Seq, payload) {
-			return errReplayStopped
+		if ok {
+			if !sub.sendReplayed(ctx, ev.Seq, payload) {
+				return errReplayStopped
+			}
+			n.om.resumeReplayed.Add(1)
 		}
 		return nil
 	})
 	switch {
 	case errors.Is(err, errReplayStopped) || ctx.Err() != nil:
-		return false, 0, buf
+		return false, 0, buf, resumeEnded
 	case errors.Is(err, cluster.ErrCursorExpired):
 		n.met.subscribeErrors.WithLabelValues(CodeCursorExpired).Inc()
 		sub.ws.Error(codedError(CodeCursorExpired, "cursor is older than the stream's retention; resubscribe without a cursor"))
-		return false, 0, buf
+		return false, 0, buf, resumeExpired
 	case errors.Is(err, cluster.ErrReplayBusy):
 		n.met.subscribeErrors.WithLabelValues(CodeReplayBusy).Inc()
 		sub.ws.Error(replayBusyError())
-		return false, 0, buf
+		return false, 0, buf, resumeBusy
 	case err != nil:
-		n.log.Error("replay failed", "subject", sub.subject, "after", after, "err", err)
+		sub.log.Error("replay failed", "subject", sub.subject, "after", after, "err", err)
 		sub.ws.Error(codedError(CodeInternal, "replay failed; resubscribe with the same cursor"))
-		return false, 0, buf
+		return false, 0, buf, resumeError
 	}
 	again, next = sub.goLive(ctx, last)
-	return again, next, buf
+	return again, next, buf, resumeOK
 }
 
 var errReplayStopped = errors.New("replay stopped: subscription ended")
@@ -295,14 +344,19 @@ func (s *session) Unsubscribe(wsub *ws.Subscription) {
 		sub.expiry.Stop()
 	}
 	sub.stopHolding()
+	sub.log.Debug("unsubscribed")
 	s.n.idx.remove(sub)
 	s.n.cl.Uninterest(sub.subject)
 	s.n.met.subsOpen.Add(-1)
+	if s.counted != nil {
+		s.counted.subs.Add(-1)
+	}
 	s.subsCap.Release()
 }
 
 // Close runs once when the connection has ended, after every Unsubscribe.
 func (s *session) Close(reason ws.CloseReason) {
+	s.n.unregister(s)
 	s.replays.Wait()
 	if s.tokenTimer != nil {
 		s.tokenTimer.Stop()
@@ -310,7 +364,11 @@ func (s *session) Close(reason ws.CloseReason) {
 	s.global.Release()
 	s.perUser.Release()
 	s.n.met.connsOpen.Add(-1)
+	if s.counted != nil {
+		s.counted.conns.Add(-1)
+	}
 	s.n.met.closed.WithLabelValues(reason.String()).Inc()
+	s.Logger().Debug("connection closed", "reason", reason.String())
 	if reason == ws.SlowConsumer {
 		s.n.met.slowClients.Add(1)
 	}
@@ -370,4 +428,10 @@ func cursorOf(ext json.RawMessage) (string, error) {
 		return "", nil
 	}
 	return *e.Cursor, nil
+}
+
+// connID returns a new connection id: the node's random prefix and a
+// counter, unique across nodes and restarts for log searches.
+func (n *Node) connID() string {
+	return n.idPrefix + "-" + strconv.FormatUint(n.connSeq.Add(1), 36)
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,7 @@ var _ sink = (*ws.Subscription)(nil)
 // subscription is one client subscription registered in the index.
 type subscription struct {
 	ws      sink
+	log     *slog.Logger // the connection's, with the subscription id ("sub")
 	plan    *query.Plan
 	tenant  string
 	subject string

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -185,10 +186,17 @@ func (c *Conn) stopInitTimer() {
 	}
 }
 
-// logger returns the connection's logger. It is built when needed, which
-// is rarely, rather than kept by every connection.
+// logger returns the connection's logger: its Session's (see
+// SessionLogger) or Options.Logger, with the peer and subprotocol. It is
+// built when needed, which is rarely, rather than kept by every connection.
 func (c *Conn) logger() *slog.Logger {
-	return c.opts.Logger.With("remote", c.remoteAddr, "subprotocol", c.proto.name())
+	l := c.opts.Logger
+	if sl, ok := c.sess.(SessionLogger); ok {
+		if x := sl.Logger(); x != nil {
+			l = x
+		}
+	}
+	return l.With("remote", c.remoteAddr, "subprotocol", c.proto.name())
 }
 
 // readLoop reads and dispatches client messages until the connection
@@ -875,7 +883,7 @@ var internalErrors = gqlerror.List{{
 
 // errorFrame builds the `error` frame for err (see Session.Subscribe).
 func (c *Conn) errorFrame(idJSON []byte, err error) []byte {
-	list := c.gqlErrors(err)
+	list := c.gqlErrors(err, idJSON)
 	b, mErr := c.proto.errorFrame(idJSON, list)
 	if mErr != nil {
 		c.logger().Error("ws: cannot encode GraphQL error; sending a generic one", "err", mErr)
@@ -886,7 +894,7 @@ func (c *Conn) errorFrame(idJSON []byte, err error) []byte {
 
 // gqlErrors returns the GraphQL errors err carries, or the generic internal
 // error (logging err) when it carries none.
-func (c *Conn) gqlErrors(err error) gqlerror.List {
+func (c *Conn) gqlErrors(err error, idJSON []byte) gqlerror.List {
 	if list, ok := errors.AsType[gqlerror.List](err); ok {
 		out := make(gqlerror.List, 0, len(list))
 		for _, e := range list {
@@ -900,6 +908,6 @@ func (c *Conn) gqlErrors(err error) gqlerror.List {
 	} else if e, ok := errors.AsType[*gqlerror.Error](err); ok && e != nil {
 		return gqlerror.List{e}
 	}
-	c.logger().Error("ws: subscription failed", "err", err)
+	c.logger().Error("ws: subscription failed", "sub", strings.Trim(string(idJSON), `"`), "err", err)
 	return internalErrors
 }

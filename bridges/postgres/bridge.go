@@ -35,7 +35,7 @@ type Bridge struct {
 	connCfg *pgx.ConnConfig
 	cl      *cluster.Cluster
 	log     *slog.Logger
-	m       *metrics
+	m       *bridges.Metrics
 	sources []*source
 
 	migrateMu sync.Mutex
@@ -72,9 +72,7 @@ func New(cfg Config, cl *cluster.Cluster, log *slog.Logger) (*Bridge, error) {
 	b.sources = append(b.sources, &source{name: sourceOutbox, lease: "pg-outbox-" + cfg.Schema, session: ob.session})
 	if n := newNotifier(b); len(n.channels) > 0 {
 		b.sources = append(b.sources, &source{name: sourceNotify, lease: "pg-notify-" + cfg.Schema, session: n.session})
-		for _, r := range notifyReasons {
-			b.m.rejected.WithLabelValues(sourceNotify, r)
-		}
+		b.m.AddSource(sourceNotify, notifyReasons)
 	}
 	if cfg.ChangeLog.Enabled {
 		c, err := newChangeLog(b)
@@ -82,6 +80,7 @@ func New(cfg Config, cl *cluster.Cluster, log *slog.Logger) (*Bridge, error) {
 			return nil, err
 		}
 		b.sources = append(b.sources, &source{name: sourceChangeLog, lease: "pg-changelog-" + cfg.Schema, session: c.session})
+		b.m.AddSource(sourceChangeLog, nil)
 	}
 	for _, s := range b.sources {
 		s.status.Update(func(st *bridges.Status) { st.Name = s.name; st.Up = true }) // a follower standing by is healthy
@@ -106,7 +105,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	for _, s := range b.sources {
 		wg.Go(func() { // owned here: ends with ctx, waited below
 			onLeader := func(held bool) {
-				b.m.leader.WithLabelValues(s.name).Set(boolGauge(held))
+				b.m.Leader.WithLabelValues(s.name).Set(boolGauge(held))
 				s.status.Update(func(st *bridges.Status) {
 					st.Leader = held
 					if !held {
@@ -131,7 +130,7 @@ func (b *Bridge) ingest(ctx context.Context, s *source) error {
 	log := b.log.With("source", s.name)
 	for attempt := 0; ctx.Err() == nil; attempt++ {
 		if attempt > 0 {
-			b.m.reconnects.WithLabelValues(s.name).Inc()
+			b.m.Reconnects.WithLabelValues(s.name).Inc()
 		}
 		err := b.runSession(ctx, s, &bo)
 		if ctx.Err() != nil {
@@ -201,14 +200,11 @@ func (b *Bridge) Status() []bridges.Status {
 	return out
 }
 
-// Collectors returns the bridge's Prometheus metrics:
-// fraiseql_bridge_events_forwarded_total{source},
-// fraiseql_bridge_events_rejected_total{source,reason},
-// fraiseql_bridge_events_deduplicated_total{source},
-// fraiseql_bridge_source_lag{source}, fraiseql_bridge_reconnects_total{source}
-// and fraiseql_bridge_leader{source}, where source is postgres-outbox,
-// postgres-notify or postgres-changelog.
-func (b *Bridge) Collectors() []prometheus.Collector { return b.m.collectors() }
+// Collectors returns the bridge's Prometheus metrics: the fraiseql_bridge_*
+// families of bridges.Metrics, with bridge="postgres" and source
+// postgres-outbox, postgres-notify or postgres-changelog; every configured
+// source's series exist from the start.
+func (b *Bridge) Collectors() []prometheus.Collector { return b.m.Collectors() }
 
 // publishResult is the outcome of publishing one event.
 type publishResult int
@@ -231,10 +227,10 @@ func (b *Bridge) publish(ctx context.Context, src string, ev Event) (publishResu
 		cancel()
 		switch {
 		case err == nil && res.Duplicate:
-			b.m.duplicates.WithLabelValues(src).Inc()
+			b.m.Deduplicated.WithLabelValues(src).Inc()
 			return duplicate, "", nil
 		case err == nil:
-			b.m.forwarded.WithLabelValues(src).Inc()
+			b.m.Forwarded.WithLabelValues(src).Inc()
 			return published, "", nil
 		case errors.Is(err, cluster.ErrBadTenant):
 			return b.rejected(src, reasonBadTenant)
@@ -257,7 +253,7 @@ func (b *Bridge) publish(ctx context.Context, src string, ev Event) (publishResu
 }
 
 func (b *Bridge) rejected(src, reason string) (publishResult, string, error) {
-	b.m.rejected.WithLabelValues(src, reason).Inc()
+	b.m.Rejected.WithLabelValues(src, reason).Inc()
 	return poisoned, reason, nil
 }
 

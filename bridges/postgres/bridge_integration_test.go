@@ -86,8 +86,8 @@ func TestPostgresOutboxForwardsInOrder(t *testing.T) {
 	if n := h.count(`SELECT last_id::int FROM %s.checkpoint WHERE source = 'outbox'`); int64(n) != ids[len(ids)-1] {
 		t.Fatalf("checkpoint %d, want %d", n, ids[len(ids)-1])
 	}
-	waitFor(t, 5*time.Second, "lag 0", func() bool { return testutil.ToFloat64(b.m.lag.WithLabelValues(sourceOutbox)) == 0 })
-	if got := testutil.ToFloat64(b.m.forwarded.WithLabelValues(sourceOutbox)); got != 50 {
+	waitFor(t, 5*time.Second, "lag 0", func() bool { return testutil.ToFloat64(b.m.Lag.WithLabelValues(sourceOutbox)) == 0 })
+	if got := testutil.ToFloat64(b.m.Forwarded.WithLabelValues(sourceOutbox)); got != 50 {
 		t.Fatalf("forwarded metric %v", got)
 	}
 	st := b.Status()
@@ -170,7 +170,7 @@ func TestPostgresOutboxPoisonRowsAreSetAside(t *testing.T) {
 	if n := h.count(`SELECT count(*) FROM %s.outbox WHERE id = ANY($1)`, []int64{badTenant, notObject, tooLarge, badTopic}); n != 0 {
 		t.Fatalf("%d poison rows still in the outbox", n)
 	}
-	if got := testutil.ToFloat64(b.m.rejected.WithLabelValues(sourceOutbox, reasonTooLarge)); got != 1 {
+	if got := testutil.ToFloat64(b.m.Rejected.WithLabelValues(sourceOutbox, reasonTooLarge)); got != 1 {
 		t.Fatalf("rejected{payload_too_large} = %v", got)
 	}
 }

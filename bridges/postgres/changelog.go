@@ -250,7 +250,7 @@ func (c *changeLog) forward(ctx context.Context, r changeRow) error {
 	reason := ""
 	if err != nil {
 		reason = err.Error()
-		c.b.m.rejected.WithLabelValues(sourceChangeLog, reason).Inc()
+		c.b.m.Rejected.WithLabelValues(sourceChangeLog, reason).Inc()
 	} else {
 		res, rs, err := c.b.publish(ctx, sourceChangeLog, ev)
 		if err != nil {

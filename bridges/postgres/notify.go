@@ -59,7 +59,7 @@ func (n *notifier) handle(ctx context.Context, conn *pgx.Conn, channel, payload 
 	reason := ""
 	if err != nil {
 		reason = reasonOf(err)
-		n.b.m.rejected.WithLabelValues(sourceNotify, reason).Inc()
+		n.b.m.Rejected.WithLabelValues(sourceNotify, reason).Inc()
 	} else {
 		res, r, err := n.b.publish(ctx, sourceNotify, ev)
 		if err != nil {

@@ -53,7 +53,7 @@ func (h *harness) notify(channel, payload string) {
 }
 
 func notifyRejected(b *Bridge, reason string) float64 {
-	return testutil.ToFloat64(b.m.rejected.WithLabelValues(sourceNotify, reason))
+	return testutil.ToFloat64(b.m.Rejected.WithLabelValues(sourceNotify, reason))
 }
 
 // subjectsOf lists the subjects of msgs.
@@ -133,7 +133,7 @@ func TestPostgresNotifyIDCannotSuppressOutboxRow(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("outbox row %d is not in the stream (suppressed by a NOTIFY id?): %+v; deduplicated{outbox} = %v",
-			next, msgs, testutil.ToFloat64(b.m.duplicates.WithLabelValues(sourceOutbox)))
+			next, msgs, testutil.ToFloat64(b.m.Deduplicated.WithLabelValues(sourceOutbox)))
 	}
 }
 
@@ -166,7 +166,7 @@ func TestPostgresNotifyDedupIsScopedToTenantAndTopic(t *testing.T) {
 	if msgs[0].msgID != notifyMsgID("public", "orders.1", "e1") || msgs[0].msgID == msgs[2].msgID {
 		t.Fatalf("dedup ids %q, %q", msgs[0].msgID, msgs[2].msgID)
 	}
-	if got := testutil.ToFloat64(b.m.duplicates.WithLabelValues(sourceNotify)); got != 1 {
+	if got := testutil.ToFloat64(b.m.Deduplicated.WithLabelValues(sourceNotify)); got != 1 {
 		t.Fatalf("deduplicated{postgres-notify} = %v, want 1", got)
 	}
 }

@@ -175,7 +175,7 @@ func (o *outbox) read(ctx context.Context, conn *pgx.Conn) ([]outboxRow, error) 
 func (o *outbox) forward(ctx context.Context, r outboxRow) error {
 	data := []byte(r.payload)
 	if !isObject(data) {
-		o.b.m.rejected.WithLabelValues(o.src, reasonNotObject).Inc()
+		o.b.m.Rejected.WithLabelValues(o.src, reasonNotObject).Inc()
 		o.setAside(r, reasonNotObject)
 		return nil
 	}
@@ -234,7 +234,7 @@ func (o *outbox) updateLag(ctx context.Context, conn *pgx.Conn) {
 	defer cancel()
 	var n int64
 	if err := conn.QueryRow(qctx, o.sqlLag).Scan(&n); err == nil {
-		o.b.m.lag.WithLabelValues(o.src).Set(float64(n))
+		o.b.m.Lag.WithLabelValues(o.src).Set(float64(n))
 	}
 }
 

@@ -26,7 +26,7 @@ type Bridge struct {
 	cl   *cluster.Cluster
 	log  *slog.Logger
 	opts *goredis.Options // parsed cfg.URL; each session clones it
-	m    *metrics
+	m    *bridges.Metrics
 
 	leasePubSub, leaseStreams string
 
@@ -112,7 +112,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 func (b *Bridge) runSource(ctx context.Context, source, lease string, st *bridges.StatusBox, fn func(context.Context) error) {
 	log := b.log.With("source", source)
 	onLeader := func(held bool) {
-		b.m.leader.WithLabelValues(source).Set(boolGauge(held))
+		b.m.Leader.WithLabelValues(source).Set(boolGauge(held))
 		st.Update(func(s *bridges.Status) {
 			s.Leader = held
 			// A new leader is up once it has connected (and, for pub/sub,
@@ -120,7 +120,7 @@ func (b *Bridge) runSource(ctx context.Context, source, lease string, st *bridge
 			s.Up, s.LastError = !held, ""
 		})
 		if !held && source == sourceStreams {
-			b.m.lag.WithLabelValues(sourceStreams).Set(0) // only the leader measures it
+			b.m.Lag.WithLabelValues(sourceStreams).Set(0) // only the leader measures it
 		}
 	}
 	guarded := func(ctx context.Context) (err error) {
@@ -163,16 +163,10 @@ func (b *Bridge) Status() []bridges.Status {
 }
 
 // Collectors returns the bridge's metrics for the caller to register
-// (nothing is registered on the global registry), each labelled by
-// source ("redis-pubsub", "redis-streams"):
-//
-//	fraiseql_redis_bridge_events_forwarded_total{source}
-//	fraiseql_redis_bridge_rejected_total{source,reason}
-//	fraiseql_redis_bridge_deduplicated_total{source}
-//	fraiseql_redis_bridge_source_lag{source}
-//	fraiseql_redis_bridge_reconnects_total{source}
-//	fraiseql_redis_bridge_leader{source}
-func (b *Bridge) Collectors() []prometheus.Collector { return b.m.collectors() }
+// (nothing is registered on the global registry): the fraiseql_bridge_*
+// families of bridges.Metrics, with bridge="redis" and source
+// "redis-pubsub" or "redis-streams".
+func (b *Bridge) Collectors() []prometheus.Collector { return b.m.Collectors() }
 
 // newClient returns a client for one ingester session. The session closes
 // it; closing it also interrupts a blocked read, which is how a cancelled
@@ -189,9 +183,9 @@ func (b *Bridge) publish(ctx context.Context, source string, ev event) error {
 		return err
 	}
 	if res.Duplicate {
-		b.m.dedup.WithLabelValues(source).Inc()
+		b.m.Deduplicated.WithLabelValues(source).Inc()
 	} else {
-		b.m.forwarded.WithLabelValues(source).Inc()
+		b.m.Forwarded.WithLabelValues(source).Inc()
 	}
 	return nil
 }

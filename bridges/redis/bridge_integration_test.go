@@ -102,7 +102,7 @@ func TestRedisBridgeLifecycle(t *testing.T) {
 	rc.Publish(ctx, "fraiseql:public:life"+sfx, `{"id":"1"}`)
 	rc.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"data", `{"id":"2"}`}})
 	waitUntil(t, 10*time.Second, "both forwarded", func() bool {
-		return counter(b.m.forwarded.WithLabelValues(sourcePubSub)) == 1 && counter(b.m.forwarded.WithLabelValues(sourceStreams)) == 1
+		return counter(b.m.Forwarded.WithLabelValues(sourcePubSub)) == 1 && counter(b.m.Forwarded.WithLabelValues(sourceStreams)) == 1
 	})
 
 	stop()

@@ -12,7 +12,7 @@ import (
 )
 
 // Reasons an event is rejected: the label values of
-// fraiseql_redis_bridge_rejected_total{reason} and the "reason" field of a
+// fraiseql_bridge_events_rejected_total{reason} and the "reason" field of a
 // dead-letter entry.
 const (
 	reasonNotJSONObject = "not_json_object"    // the body (or an envelope's data) is not a JSON object

@@ -8,22 +8,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// TestCollectorsRegister checks that the metric names are
-// the bridge's own (fraiseql_redis_bridge_*) and register cleanly.
+// TestCollectorsRegister checks that the metric names are the families
+// both bridges share (fraiseql_bridge_*), that they register cleanly, and
+// that every source's series exists before its first event.
 func TestCollectorsRegister(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newMetrics().collectors()...)
+	reg.MustRegister(newMetrics().Collectors()...)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]bool{
-		"fraiseql_redis_bridge_events_forwarded_total": true, "fraiseql_redis_bridge_rejected_total": true,
-		"fraiseql_redis_bridge_deduplicated_total": true, "fraiseql_redis_bridge_source_lag": true,
-		"fraiseql_redis_bridge_reconnects_total": true, "fraiseql_redis_bridge_leader": true,
+		"fraiseql_bridge_events_forwarded_total": true, "fraiseql_bridge_events_rejected_total": true,
+		"fraiseql_bridge_events_deduplicated_total": true, "fraiseql_bridge_source_lag": true,
+		"fraiseql_bridge_reconnects_total": true, "fraiseql_bridge_leader": true,
 	}
 	for _, mf := range mfs {
 		delete(want, mf.GetName())
+		if mf.GetName() == "fraiseql_bridge_leader" && len(mf.GetMetric()) != 2 {
+			t.Errorf("fraiseql_bridge_leader has %d series before any lease, want one per source (2)", len(mf.GetMetric()))
+		}
 	}
 	if len(want) > 0 {
 		t.Fatalf("missing metrics: %v", want)

@@ -34,7 +34,7 @@ func (b *Bridge) runPubSub(ctx context.Context) error {
 			break
 		}
 		setUp(&b.pubsubStatus, err)
-		b.m.reconnects.WithLabelValues(sourcePubSub).Inc()
+		b.m.Reconnects.WithLabelValues(sourcePubSub).Inc()
 		d := bo.Next()
 		b.log.Warn("redis pub/sub: disconnected; reconnecting", "source", sourcePubSub, "err", err, "retry_in", d)
 		bridges.Sleep(ctx, d)
@@ -136,6 +136,6 @@ func (b *Bridge) forwardPubSub(ctx context.Context, channel string, payload []by
 	if reason == "" {
 		reason = reasonPublishFailed
 	}
-	b.m.rejected.WithLabelValues(sourcePubSub, reason).Inc()
+	b.m.Rejected.WithLabelValues(sourcePubSub, reason).Inc()
 	b.log.Warn("redis pub/sub: message dropped", "source", sourcePubSub, "channel", channel, "reason", reason, "err", err, "bytes", len(payload))
 }

@@ -14,7 +14,7 @@ import (
 )
 
 const (
-	// lagEvery is how often the leader measures fraiseql_redis_bridge_source_lag.
+	// lagEvery is how often the leader measures fraiseql_bridge_source_lag.
 	lagEvery = 5 * time.Second
 
 	// deadMaxLen caps a dead-letter stream (approximately): poison must
@@ -32,7 +32,7 @@ func (b *Bridge) runStreams(ctx context.Context) error {
 			break
 		}
 		setUp(&b.streamsStatus, err)
-		b.m.reconnects.WithLabelValues(sourceStreams).Inc()
+		b.m.Reconnects.WithLabelValues(sourceStreams).Inc()
 		d := bo.Next()
 		b.log.Warn("redis streams: error; reconnecting", "source", sourceStreams, "err", err, "retry_in", d)
 		bridges.Sleep(ctx, d)
@@ -353,17 +353,17 @@ func (s *streamReader) deadLetter(ctx context.Context, key string, m goredis.XMe
 	if err := s.rc.XAdd(ctx, &goredis.XAddArgs{Stream: dead, MaxLen: deadMaxLen, Approx: true, Values: values}).Err(); err != nil {
 		return fmt.Errorf("xadd %s: %w", dead, err)
 	}
-	s.b.m.rejected.WithLabelValues(sourceStreams, reason).Inc()
+	s.b.m.Rejected.WithLabelValues(sourceStreams, reason).Inc()
 	s.b.log.Warn("redis streams: poison entry dead-lettered", "source", sourceStreams, "key", key, "id", m.ID, "reason", reason, "err", cause, "dead_letter", dead)
 	return nil
 }
 
-// measureLag sets fraiseql_redis_bridge_source_lag to the entries the
+// measureLag sets fraiseql_bridge_source_lag to the entries the
 // group has not acknowledged yet over all keys: pending plus not yet
 // delivered (XINFO GROUPS lag, Redis 7+). Best effort.
 func (s *streamReader) measureLag(ctx context.Context) {
 	if len(s.keys) == 0 {
-		s.b.m.lag.WithLabelValues(sourceStreams).Set(0)
+		s.b.m.Lag.WithLabelValues(sourceStreams).Set(0)
 		return
 	}
 	cmds := make([]*goredis.XInfoGroupsCmd, 0, len(s.keys))
@@ -385,5 +385,5 @@ func (s *streamReader) measureLag(ctx context.Context) {
 			}
 		}
 	}
-	s.b.m.lag.WithLabelValues(sourceStreams).Set(float64(lag))
+	s.b.m.Lag.WithLabelValues(sourceStreams).Set(float64(lag))
 }

@@ -67,6 +67,19 @@ type Config struct {
 	Auth auth.Config `yaml:"auth"`
 	// Bridges ingest Redis and PostgreSQL events; see docs/publishing.md.
 	Bridges BridgesConfig `yaml:"bridges"`
+	// Metrics configures what /metrics reports; see docs/monitoring.md.
+	Metrics MetricsConfig `yaml:"metrics"`
+	// Admin configures the admin API; see AdminConfig.
+	Admin AdminConfig `yaml:"admin"`
+	// Tracing configures OpenTelemetry traces; see TracingConfig.
+	Tracing TracingConfig `yaml:"tracing"`
+}
+
+// MetricsConfig configures /metrics.
+type MetricsConfig struct {
+	// Tenants get per-tenant connection and subscription gauges (at most
+	// 100; the others are summed as "_other"). File only.
+	Tenants []string `yaml:"tenants"`
 }
 
 // BridgesConfig selects the bridges this node runs. Every node may run
@@ -95,7 +108,7 @@ type PostgresBridge struct {
 // LogConfig configures logging.
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
-	Format string `yaml:"format"` // text or json
+	Format string `yaml:"format"` // auto (json unless stderr is a terminal), text or json
 }
 
 // NATSConfig selects the NATS server and the stream. An empty URL starts
@@ -184,7 +197,7 @@ func defaultConfig() Config {
 		OpsListen: defaultOpsListen,
 		DataDir:   defaultDataDir(),
 		Tenant:    "public",
-		Log:       LogConfig{Level: "info", Format: "text"},
+		Log:       LogConfig{Level: "info", Format: "auto"},
 		NATS: NATSConfig{
 			Prefix:          cluster.DefaultPrefix,
 			Stream:          cluster.DefaultStream,
@@ -391,6 +404,12 @@ func (c Config) opsListen() string {
 }
 
 func (c Config) validate() error {
+	if _, err := c.adminToken(); err != nil {
+		return err
+	}
+	if err := c.Tracing.validate(); err != nil {
+		return err
+	}
 	if c.Listen == "" {
 		return errors.New("listen: must not be empty")
 	}
@@ -415,8 +434,8 @@ func (c Config) validate() error {
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		return err
 	}
-	if c.Log.Format != "text" && c.Log.Format != "json" {
-		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
+	if c.Log.Format != "auto" && c.Log.Format != "text" && c.Log.Format != "json" {
+		return fmt.Errorf("log.format: %q is not auto, text or json", c.Log.Format)
 	}
 	if s := c.Shutdown; s.DrainDelay < 0 || s.DrainWindow < 0 || s.Timeout <= 0 || s.DrainDelay+s.DrainWindow >= s.Timeout {
 		return fmt.Errorf("shutdown: drain_delay (%v) and drain_window (%v) must not be negative, and their sum must be less than timeout (%v), which must be positive",
@@ -499,10 +518,12 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
+// newLogger returns the node's logger on w. Format auto is JSON (for log
+// collectors) unless w is a terminal (a person reading).
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 	level, _ := parseLevel(c.Level)
 	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
+	if c.Format == "json" || c.Format == "auto" && !isTerminal(w) {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
@@ -546,4 +567,14 @@ func printConfig(w io.Writer, c Config) error {
 		return err
 	}
 	return enc.Close()
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

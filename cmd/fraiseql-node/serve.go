@@ -136,13 +136,29 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		defer os.Remove(filepath.Join(cfg.DataDir, natsURLFile))
 	}
 
-	n, err := node.New(node.Config{
-		Listen:    cfg.Listen,
-		OpsListen: cfg.opsListen(),
-		Schema:    schema,
-		Auth:      verifier,
-		Limits:    cfg.Limits,
-		Tenant:    cfg.Tenant,
+	adminToken, err := cfg.adminToken()
+	if err != nil {
+		return usageError{err}
+	}
+	tp, stopTracing, err := startTracing(ctx, cfg.Tracing)
+	if err != nil {
+		return usageError{err}
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("tracing: spans not flushed at exit", "err", err)
+		}
+	}()
+	ncfg := node.Config{
+		AdminToken: adminToken,
+		Listen:     cfg.Listen,
+		OpsListen:  cfg.opsListen(),
+		Schema:     schema,
+		Auth:       verifier,
+		Limits:     cfg.Limits,
+		Tenant:     cfg.Tenant,
 		WS: ws.Options{
 			KeepAlive:      cfg.WS.KeepAlive,
 			WriteQueue:     cfg.WS.WriteQueue,
@@ -160,7 +176,12 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		TrustedProxies:  cfg.trustedProxies(),
 		ProxyProtocol:   cfg.ProxyProtocol,
 		ForwardedHeader: cfg.ForwardedHeader,
-	}, cl)
+		MetricsTenants:  cfg.Metrics.Tenants,
+	}
+	if tp != nil { // a nil *TracerProvider in the interface would not be nil
+		ncfg.TracerProvider = tp
+	}
+	n, err := node.New(ncfg, cl)
 	if err != nil {
 		return usageError{err}
 	}

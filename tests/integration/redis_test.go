@@ -352,7 +352,7 @@ func TestRedisLegacyEnvelopes(t *testing.T) {
 			t.Errorf("rejected{reason=%q} = %v, want %v", reason, got, want)
 		}
 	}
-	if got := metricValue(t, b, "fraiseql_redis_bridge_deduplicated_total", "redis-pubsub"); got != 1 {
+	if got := metricValue(t, b, "fraiseql_bridge_events_deduplicated_total", "redis-pubsub"); got != 1 {
 		t.Errorf("deduplicated = %v, want 1", got)
 	}
 }
@@ -433,7 +433,7 @@ func TestRedisPubSubChannelDecidesTenantAndTopic(t *testing.T) {
 		}
 	}
 	waitFor(t, 10*time.Second, "3 events forwarded", func() bool {
-		return metricValue(t, b, "fraiseql_redis_bridge_events_forwarded_total", "redis-pubsub") >= 3
+		return metricValue(t, b, "fraiseql_bridge_events_forwarded_total", "redis-pubsub") >= 3
 	})
 	for _, v := range vs {
 		v.expectNothing(100 * time.Millisecond)
@@ -476,7 +476,7 @@ func TestRedisStreamKeyDecidesTenantAndTopic(t *testing.T) {
 		Group: "g-" + room, Consumer: "c1", LeaseTTL: time.Second, BlockTimeout: 200 * time.Millisecond}, e.cl)
 	waitLeading(t, b)
 	waitFor(t, 10*time.Second, "2 events forwarded", func() bool {
-		return metricValue(t, b, "fraiseql_redis_bridge_events_forwarded_total", "redis-streams") >= 2
+		return metricValue(t, b, "fraiseql_bridge_events_forwarded_total", "redis-streams") >= 2
 	})
 	for _, v := range vs {
 		v.expectNothing(100 * time.Millisecond)
@@ -765,7 +765,7 @@ func TestRedisStreamsSurviveRedisRestart(t *testing.T) {
 			t.Errorf("room %d: JetStream holds %d events, not 1..%d in order", k, len(js), perKey)
 		}
 	}
-	reconnects := metricValue(t, b, "fraiseql_redis_bridge_reconnects_total", "redis-streams")
+	reconnects := metricValue(t, b, "fraiseql_bridge_reconnects_total", "redis-streams")
 	t.Logf("bridge reconnects across the restart: %v", reconnects)
 	if reconnects < 1 {
 		t.Error("the bridge never reconnected: was Redis restarted?")
@@ -811,7 +811,7 @@ func TestRedisStreamsLeaderFailover(t *testing.T) {
 
 	subj := "fraiseql.public.chat." + room
 	waitFor(t, 30*time.Second, "a forwarded a third", func() bool {
-		return metricValue(t, a, "fraiseql_redis_bridge_events_forwarded_total", "redis-streams") >= total/3
+		return metricValue(t, a, "fraiseql_bridge_events_forwarded_total", "redis-streams") >= total/3
 	})
 	stopA() // mid-stream: its in-flight batch is published but not acknowledged
 	waitFor(t, 10*time.Second, "b leads", func() bool { return leading(bb) })
@@ -831,12 +831,12 @@ func TestRedisStreamsLeaderFailover(t *testing.T) {
 		return err == nil && p.Count == 0
 	})
 	t.Logf("forwarded: a %v, b %v; b deduplicated %v",
-		metricValue(t, a, "fraiseql_redis_bridge_events_forwarded_total", "redis-streams"),
-		metricValue(t, bb, "fraiseql_redis_bridge_events_forwarded_total", "redis-streams"),
-		metricValue(t, bb, "fraiseql_redis_bridge_deduplicated_total", "redis-streams"))
+		metricValue(t, a, "fraiseql_bridge_events_forwarded_total", "redis-streams"),
+		metricValue(t, bb, "fraiseql_bridge_events_forwarded_total", "redis-streams"),
+		metricValue(t, bb, "fraiseql_bridge_events_deduplicated_total", "redis-streams"))
 }
 
-// rejected reads fraiseql_redis_bridge_rejected_total{source,reason}.
+// rejected reads fraiseql_bridge_events_rejected_total{source,reason}.
 func rejected(t testing.TB, b *redis.Bridge, source, reason string) float64 {
 	t.Helper()
 	reg := prometheus.NewRegistry()
@@ -846,7 +846,7 @@ func rejected(t testing.TB, b *redis.Bridge, source, reason string) float64 {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "fraiseql_redis_bridge_rejected_total" {
+		if mf.GetName() != "fraiseql_bridge_events_rejected_total" {
 			continue
 		}
 		for _, m := range mf.GetMetric() {

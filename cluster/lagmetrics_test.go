@@ -1,0 +1,86 @@
+package cluster_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fraiseql/subscriptions/cluster"
+)
+
+// gauges gathers c's collectors and returns the unlabelled gauges by name.
+func gauges(t *testing.T, c *cluster.Cluster) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c.Collectors()...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if ms := mf.GetMetric(); len(ms) == 1 && ms[0].Gauge != nil && len(ms[0].GetLabel()) == 0 {
+			out[mf.GetName()] = ms[0].GetGauge().GetValue()
+		}
+	}
+	return out
+}
+
+// TestConsumerLagMetrics: the stream's last sequence is reported with or
+// without a consumer; the consumer's lag grows while it is held up and
+// returns to 0 once it has delivered everything.
+func TestConsumerLagMetrics(t *testing.T) {
+	c := open(t, cluster.Config{})
+	ctx := testCtx(t)
+	publish := func(k int) {
+		for range k {
+			if _, err := c.Publish(ctx, "acme", "chat.r1", []byte(`{"id":"1"}`), ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(2)
+	g := gauges(t, c)
+	if g["fraiseql_nats_stream_last_seq"] != 2 {
+		t.Fatalf("stream last seq %v, want 2", g["fraiseql_nats_stream_last_seq"])
+	}
+	if _, ok := g["fraiseql_nats_consumer_lag"]; ok {
+		t.Fatal("fraiseql_nats_consumer_lag reported without a consumer")
+	}
+
+	hold := make(chan struct{})
+	got := make(chan uint64, 16)
+	k, err := c.Consume(ctx, func(ev *cluster.Event) {
+		<-hold
+		got <- ev.Seq
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	defer close(hold)
+	publish(3) // the first blocks the consumer: 2 of them wait at least
+	waitLag := func(cond func(float64) bool) map[string]float64 {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if g := gauges(t, c); cond(g["fraiseql_nats_consumer_lag"]) {
+				return g
+			}
+		}
+		t.Fatal("lag never reached the expected value")
+		return nil
+	}
+	g = waitLag(func(v float64) bool { return v >= 2 })
+	if g["fraiseql_nats_stream_last_seq"] != 5 || g["fraiseql_nats_consumer_delivered_seq"] > 3 {
+		t.Fatalf("while held: %v", g)
+	}
+	for range 3 {
+		hold <- struct{}{}
+		recv(t, got, 5*time.Second)
+	}
+	g = waitLag(func(v float64) bool { return v == 0 })
+	if g["fraiseql_nats_consumer_delivered_seq"] != 5 {
+		t.Fatalf("after delivery: %v", g)
+	}
+}

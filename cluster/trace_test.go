@@ -1,0 +1,43 @@
+package cluster_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/fraiseql/subscriptions/cluster"
+)
+
+// TestEventCarriesTraceParent: a publisher's traceparent header (W3C lower
+// case, or canonicalised by an http.Header carrier) reaches the consumer's
+// event; an event without one has none.
+func TestEventCarriesTraceParent(t *testing.T) {
+	c := open(t, cluster.Config{})
+	got := make(chan *cluster.Event, 3)
+	k, err := c.Consume(testCtx(t), func(ev *cluster.Event) { got <- ev })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	nc, err := nats.Connect(c.EmbeddedURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for _, tc := range []struct{ key, value string }{{"traceparent", tp}, {"Traceparent", tp}, {"", ""}} {
+		h := tc.value
+		m := nats.NewMsg(c.Prefix() + ".acme.chat.r1")
+		m.Data = []byte(`{"id":"1"}`)
+		if tc.key != "" {
+			m.Header.Set(tc.key, h)
+		}
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+		if ev := recv(t, got, 5*time.Second); ev.TraceParent != h {
+			t.Fatalf("TraceParent %q, want %q", ev.TraceParent, h)
+		}
+	}
+}
