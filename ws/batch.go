@@ -11,7 +11,7 @@ import (
 
 // Batching: when several frames are queued for one connection, they are
 // framed into one buffer and written to the socket in one syscall (by
-// Conn.Flush, or by the write goroutine). Each frame is still one complete WebSocket
+// a Fanout's write round, or by the write goroutine). Each frame is still one complete WebSocket
 // message; only the syscalls are shared. Under load this removes most of
 // the per-delivery syscall cost (one write per delivery is what limits
 // servers that don't batch).
@@ -39,7 +39,7 @@ type batchWriter struct {
 
 	mu  sync.Mutex
 	buf *[]byte // non-nil while a batch is open; guarded by mu
-	// leftover: the open batch holds only what a direct write (Conn.Flush)
+	// leftover: the open batch holds only what a direct write (Conn.flush)
 	// left; no write goroutine is building it yet. Guarded by mu.
 	leftover bool
 }
@@ -159,7 +159,7 @@ func (b *batchWriter) flushLocked() error {
 }
 
 // directWriter writes to the socket without waiting: the delivering
-// goroutine (Conn.Flush) hands a connection its frames in one write(2) of
+// goroutine (Conn.flush, in a Fanout's round) hands a connection its frames in one write(2) of
 // its own, with no wake-up of the connection's write goroutine, when the
 // socket takes them at once — the common case. It is unused (ok is false)
 // for a socket that is not a syscall.Conn (TLS terminated in process),

@@ -32,7 +32,7 @@ const (
 	// kindClose: start closing, after the frames queued before it.
 	kindClose
 	// kindFlush: nothing to write; the batch it opens carries the bytes a
-	// direct write (Conn.Flush) left over. Never queued.
+	// direct write (Conn.flush) left over. Never queued.
 	kindFlush
 )
 
@@ -61,14 +61,17 @@ type Conn struct {
 	// round touches every connection once per event, and each separate
 	// object is one more cache miss per delivery, waited for in turn.
 	closed   atomic.Bool // set just before closing is closed (see isClosing)
-	flushDue atomic.Bool // Push queued frames that await a Flush
+	flushDue atomic.Bool // Push queued frames that await a Fanout's write (or hold)
 	writerOn atomic.Bool // a write goroutine runs (see wake)
+	// lastWrite is when a Fanout round last wrote the connection
+	// (monotonic; 0: never), for coalescing.
+	lastWrite atomic.Int64
 	// wmu is held by whoever takes frames off the queue and writes them:
-	// the write goroutine (Lock) or Flush (TryLock, never waiting), so
+	// the write goroutine (Lock) or flush (TryLock, never waiting), so
 	// frames reach the socket in queue order.
 	wmu     sync.Mutex
 	queue   frameQueue
-	direct  directWriter // Flush's non-blocking path to the socket; unused (rc nil) without one
+	direct  directWriter // flush's non-blocking path to the socket; unused (rc nil) without one
 	flushes *flushStats  // the Server's
 	slow    *slowStats   // the Server's
 
@@ -111,6 +114,8 @@ type Conn struct {
 	watchdog      *time.Timer
 	watchdogArmed atomic.Bool
 	writeStart    atomic.Int64 // monotonic() when the current write began; 0 when idle
+
+	onWrite func(frames int) // tests: called after each direct write with the frames it carried
 }
 
 func newConn(wsc *websocket.Conn, raw net.Conn, batch *batchWriter, p protocol, r string, opts *Options, sess Session, budget *queueBudget) *Conn {
@@ -390,7 +395,7 @@ func (c *Conn) enqueueWait(ctx context.Context, f frame) bool {
 }
 
 // wake makes sure a write goroutine runs: one starts when there is
-// something to write (frames Flush could not write itself, control
+// something to write (frames flush could not write itself, control
 // frames, a keep-alive, the close) and ends when there is nothing left, so
 // an idle connection has none. At most one runs at a time.
 func (c *Conn) wake() {
@@ -419,7 +424,7 @@ func (c *Conn) writeLoop() {
 		}
 		f, more := c.queue.pop()
 		if !more && c.batch.open() {
-			// Bytes a direct write (Flush) left over: they go out first.
+			// Bytes a direct write (flush) left over: they go out first.
 			f, more = frame{kind: kindFlush}, true
 		}
 		if ok && more {
@@ -470,8 +475,9 @@ func (c *Conn) keepAliveDue() {
 }
 
 // push queues f without waking the write goroutine (see
-// Subscription.Push).
-func (c *Conn) push(f frame) (queued, flush bool) {
+// Subscription.Push). first reports that this is the first push since the
+// connection's last flush: the caller's Fanout then writes it.
+func (c *Conn) push(f frame) (queued, first bool) {
 	if c.isClosing() {
 		return false, false
 	}
@@ -482,20 +488,20 @@ func (c *Conn) push(f frame) (queued, flush bool) {
 	}
 	if n >= c.queue.limit/2 {
 		// A burst (many events, or many subscriptions of this connection,
-		// before the Flush) must not fill a queue the client drains fine:
+		// before the write round) must not fill a queue the client drains fine:
 		// past half of it, the write goroutine starts writing now.
 		c.wake()
 	}
 	return true, !c.flushDue.Load() && c.flushDue.CompareAndSwap(false, true)
 }
 
-// Flush writes the frames Push queued. It never blocks: when the socket
-// takes the queued frames at once (the common case) they are written in
-// one non-blocking write(2) on the calling goroutine; otherwise — the
-// write goroutine is busy, a previous write is unfinished, the socket
-// buffer is full, more than a batch is queued — the write goroutine is
-// woken to write the rest at the client's pace.
-func (c *Conn) Flush() {
+// flush writes the frames Push queued; a Fanout round calls it. It never
+// blocks: when the socket takes the queued frames at once (the common
+// case) they are written in one non-blocking write(2) on the calling
+// goroutine; otherwise — the write goroutine is busy, a previous write is
+// unfinished, the socket buffer is full, more than a batch is queued —
+// the write goroutine is woken to write the rest at the client's pace.
+func (c *Conn) flush() {
 	c.flushDue.Store(false)
 	rest := true
 	if c.direct.ok() && c.wmu.TryLock() {
@@ -529,6 +535,7 @@ func (c *Conn) flushDirect() (rest bool) {
 		return true // the write goroutine's batch, or a direct write's rest
 	}
 	buf := batchPool.Get().(*[]byte)
+	frames := 0
 	for n := 0; n < maxBatchFrames && len(*buf) < batchFlushBytes; n++ {
 		f, ok := c.queue.popNext()
 		if !ok {
@@ -538,6 +545,7 @@ func (c *Conn) flushDirect() (rest bool) {
 			continue
 		}
 		*buf = appendTextFrame(*buf, f.sub.prefix, f.payload, closingBrace)
+		frames++
 	}
 	rest = c.queue.len() > 0
 	if len(*buf) == 0 {
@@ -545,6 +553,9 @@ func (c *Conn) flushDirect() (rest bool) {
 		return rest
 	}
 	n, err := c.direct.tryWrite(*buf)
+	if c.onWrite != nil {
+		c.onWrite(frames)
+	}
 	switch {
 	case err != nil:
 		c.closeNow(ConnectionLost)
