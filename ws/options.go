@@ -99,7 +99,7 @@ const (
 	DefaultNodeQueuedBytes = 1 << 30
 	DefaultWriteTimeout    = 10 * time.Second
 	DefaultKeepAlive       = 15 * time.Second
-	DefaultCoalesceDelay   = 5 * time.Millisecond
+	DefaultCoalesceDelay   = 10 * time.Millisecond
 )
 
 // Bounds of Options.
