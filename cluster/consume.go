@@ -33,8 +33,7 @@ type Event struct {
 type Consumer struct {
 	c    *Cluster
 	fn   func(*Event)
-	idle func() time.Duration // may be nil
-	name string               // the node id: every consumer's name starts with it
+	name string // the node id: every consumer's name starts with it
 
 	cons jetstream.Consumer  // the ordered consumer run reads; only open and run use it
 	js   jetstream.JetStream // requests time out after consumerRequest
@@ -107,24 +106,11 @@ var (
 // skipped. ctx bounds the setup only; the consumer runs until Stop or
 // Close.
 func (c *Cluster) Consume(ctx context.Context, fn func(*Event)) (*Consumer, error) {
-	return c.ConsumeBatches(ctx, fn, nil)
-}
-
-// ConsumeBatches is Consume with an idle hook: idle (if not nil) is called
-// on the same goroutine as fn whenever fn has been called for every event
-// received so far, before waiting for the next one. A caller that only
-// queues in fn and writes in idle thus writes once per burst of events
-// rather than once per event: at low rates a burst is one event, at high
-// rates it grows by itself with the backlog. If idle returns a positive
-// duration, it is called again after that long unless an event arrives
-// first (then it is called after that event, as above): a caller may so
-// put off its writes.
-func (c *Cluster) ConsumeBatches(ctx context.Context, fn func(*Event), idle func() time.Duration) (*Consumer, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
 	if c.ingest != nil {
-		return c.consumeInterest(fn, idle)
+		return c.consumeInterest(fn)
 	}
 	info, err := c.streamInfo(ctx)
 	if err != nil {
@@ -133,7 +119,6 @@ func (c *Cluster) ConsumeBatches(ctx context.Context, fn func(*Event), idle func
 	k := &Consumer{
 		c:    c,
 		fn:   fn,
-		idle: idle,
 		name: sanitizeName(c.cfg.Name),
 
 		stop:      make(chan struct{}),
@@ -210,19 +195,6 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 	defer pumps.Wait()
 	c := k.c
 	backoff := 100 * time.Millisecond
-	again := time.NewTimer(time.Hour) // idle's call-me-again; armed only on request
-	again.Stop()
-	defer again.Stop()
-	var againC <-chan time.Time
-	callIdle := func() {
-		if d := k.idle(); d > 0 {
-			again.Reset(d)
-			againC = again.C
-		} else {
-			again.Stop()
-			againC = nil
-		}
-	}
 	for {
 		msgs := make(chan jetstream.Msg, pumpBuffer)
 		quit := make(chan struct{})
@@ -233,9 +205,6 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 			var ok bool
 			select {
 			case msg, ok = <-msgs:
-			case <-againC:
-				callIdle()
-				continue
 			case <-k.reset:
 				// Stalled: abandon this iterator without waiting for it
 				// (a library reset in progress can hold it for seconds);
@@ -257,9 +226,6 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 				backoff = 100 * time.Millisecond
 				k.progress(next)
 			}
-			if k.idle != nil && len(msgs) == 0 {
-				callIdle()
-			}
 		}
 		close(quit)
 		// Stop can wait seconds for a reset the library has under way
@@ -280,8 +246,6 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 					return
 				case <-wait.C:
 					break waiting
-				case <-againC: // idle asked to be called again: writes routed events
-					callIdle()
 				}
 			}
 			backoff = min(2*backoff, consumerRetry)

@@ -262,12 +262,11 @@ func (c *Cluster) lastSeqOf(ctx context.Context, subj string) (uint64, error) {
 }
 
 // consumeInterest starts the interest-mode consumer (see Consume).
-func (c *Cluster) consumeInterest(fn func(*Event), idle func() time.Duration) (*Consumer, error) {
+func (c *Cluster) consumeInterest(fn func(*Event)) (*Consumer, error) {
 	in := c.ingest
 	k := &Consumer{
 		c:         c,
 		fn:        fn,
-		idle:      idle,
 		name:      sanitizeName(c.cfg.Name),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
@@ -309,10 +308,6 @@ func (k *Consumer) runInterest() {
 		in.k = nil
 		in.mu.Unlock()
 	}()
-	again := time.NewTimer(time.Hour)
-	again.Stop()
-	defer again.Stop()
-	var againC <-chan time.Time
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
@@ -363,20 +358,9 @@ func (k *Consumer) runInterest() {
 			if full || len(recheck) > 0 {
 				later()
 			}
-		case <-againC:
-			againC = nil
 		}
 		if k.stopped() {
 			return
-		}
-		if k.idle != nil && len(in.msgs) == 0 {
-			if d := k.idle(); d > 0 {
-				again.Reset(d)
-				againC = again.C
-			} else {
-				again.Stop()
-				againC = nil
-			}
 		}
 	}
 }

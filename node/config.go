@@ -57,12 +57,6 @@ type Config struct {
 	// hold back while it replays from its cursor; past it the connection is
 	// closed as a slow consumer (the client resumes again). Zero value means 10,000.
 	ReplayBuffer int
-	// WriteDelay is the least time between two write rounds: events that
-	// arrive meanwhile go out together, several per write(2) for a
-	// connection that gets more than one, at the cost of up to WriteDelay
-	// of added latency. Zero value (the default): write as soon as the
-	// node has routed what it received.
-	WriteDelay time.Duration
 	// DrainDelay is how long Drain keeps serving and accepting connections
 	// after /readyz turned 503, so that load balancers stop sending new
 	// clients first. Zero value means none.
@@ -142,8 +136,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("shutdown.drain_window (%v) must not be negative", c.DrainWindow)
 	case c.ReplayBuffer < 0:
 		return fmt.Errorf("replay_buffer (%d) must not be negative", c.ReplayBuffer)
-	case c.WriteDelay < 0 || c.WriteDelay > MaxWriteDelay:
-		return fmt.Errorf("ws.write_delay (%v) must be between 0 and %v", c.WriteDelay, MaxWriteDelay)
 	case c.AdminToken != "" && len(c.AdminToken) < MinAdminTokenBytes:
 		return fmt.Errorf("admin.token_file: the admin token is %d bytes; at least %d", len(c.AdminToken), MinAdminTokenBytes)
 	case len(c.MetricsTenants) > MaxMetricsTenants:
@@ -179,10 +171,6 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
-
-// MaxWriteDelay bounds Config.WriteDelay: a longer one would look like a
-// stalled connection to clients.
-const MaxWriteDelay = time.Second
 
 // shutdownGrace bounds how long Shutdown waits for the HTTP server when the
 // caller's context has no deadline.

@@ -10,11 +10,12 @@
 //	a routing worker (GOMAXPROCS of them) takes a turn of one subject's
 //	  events → router.route: index lookup by subject (O(1))
 //	  → per plan group: filter + project + encode once → the same []byte
-//	  → every subscription's bounded queue (ws.Subscription.Push)
-//	worker idle (nothing ready), 2 ms of held events, or 64 events
-//	  → router.flush: each connection queued to since the last round is
-//	    written once (ws.Conn.Flush: one non-blocking write(2)), split over
-//	    up to GOMAXPROCS goroutines; Config.WriteDelay spaces rounds out
+//	  → every subscription's bounded queue, through the worker's
+//	    ws.Fanout (ws.Subscription.Push)
+//	worker idle (Fanout.Idle) or between turns (Fanout.Busy): the
+//	  Fanout's write round writes each connection once (one non-blocking
+//	  write(2)); when, and which connections it holds for coalescing, is
+//	  ws's to decide (ws.Options.CoalesceDelay, WriteDelay)
 //
 // Concurrency: the consumer's goroutine only dispatches. Each subject is
 // routed by one worker at a time, in stream order, in turns of at most 64
@@ -23,8 +24,10 @@
 // call add/remove from their connections' read goroutines. The index is
 // guarded by one RWMutex (routing holds it for reading); each
 // subscription's own mutex orders live and replayed events. Lock order:
-// index.mu → subscription.mu; scheduler.mu is a leaf (never held while
-// taking another). Every goroutine the node starts (HTTP servers, routing
+// index.mu → subscription.mu → ws (frameQueue.mu, through Push);
+// scheduler.mu is a leaf (never held while taking another). A Fanout's
+// write round runs after routeEvent released index.mu; ws's own order is
+// in its package doc. Every goroutine the node starts (HTTP servers, routing
 // workers, replays) is owned by the node or a session and waited for in
 // Shutdown. The edge listener (listener.go) closes connections still
 // pending at upgrade_timeout from a time.AfterFunc timer each, stopped when

@@ -19,8 +19,6 @@ type metrics struct {
 	delivered      atomic.Uint64
 	slowClients    atomic.Uint64
 	slowReplays    atomic.Uint64 // closed: live events held during a replay outgrew their bound
-	flushes        atomic.Uint64
-	flushedConns   atomic.Uint64
 	textReplaced   atomic.Uint64
 
 	closed          *prometheus.CounterVec // by ws.CloseReason
@@ -74,8 +72,6 @@ func newMetrics(reg *prometheus.Registry, plans func() float64) *metrics {
 		counter("fraiseql_events_received_total", "Events received from the stream.", &m.eventsReceived),
 		counter("fraiseql_event_encodes_total", "Event payloads encoded (once per matching plan group, not per subscriber).", &m.encodes),
 		counter("fraiseql_messages_delivered_total", "next messages queued to subscribers.", &m.delivered),
-		counter("fraiseql_flushes_total", "Write rounds: each writes every connection that was queued events since the last.", &m.flushes),
-		counter("fraiseql_flushed_connections_total", "Connections written by write rounds (one write for all the events a connection was queued in the round).", &m.flushedConns),
 		counter("fraiseql_slow_client_disconnects_total", "Connections closed as slow consumers (1013), for any reason; fraiseql_slow_consumer_closes_total breaks them down.", &m.slowClients),
 		counter("fraiseql_event_text_replaced_total", "Event payloads encoded with text replaced by U+FFFD (bytes not valid UTF-8, or an unpaired UTF-16 surrogate escape), once per matching plan group.", &m.textReplaced),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

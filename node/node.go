@@ -1,7 +1,6 @@
 package node
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,8 +47,7 @@ type Node struct {
 	mux      *http.ServeMux // the public listener's: /graphql, /healthz, bare /readyz
 	ops      *http.ServeMux // the ops listener's: /metrics, detailed /readyz, pprof
 
-	sched      *scheduler // routes events on workers, by subject
-	flushEvery int        // a worker flushes at least every this many events
+	sched *scheduler // routes events on workers, by subject
 
 	mu          sync.Mutex // guards started, consumer, consumerErr, stopRetry, httpSrv, ln, opsSrv, opsLn
 	started     bool
@@ -104,7 +102,6 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 		idPrefix: fmt.Sprintf("%08x", rand.Uint32()),
 		// A connection may be pushed every event of a batch: keep a batch
 		// well inside its write queue.
-		flushEvery: max(1, min(64, cmp.Or(max(cfg.WS.WriteQueue, 0), ws.DefaultWriteQueue)/4)),
 	}
 	if cfg.TracerProvider != nil {
 		n.tracer = cfg.TracerProvider.Tracer(tracerName)
@@ -135,6 +132,20 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 			Help:        "Connection writes of a write round, by path: direct (one non-blocking write by the round itself) or writer (handed to the connection's write goroutine: busy or slow socket).",
 			ConstLabels: prometheus.Labels{"path": path},
 		}, func() float64 { return float64(v()) }))
+	}
+	for _, c := range []struct {
+		name, help string
+		v          func() uint64
+	}{
+		{"fraiseql_flushes_total", "Write rounds: each writes every connection that was queued events since the last (and is not held for coalescing).",
+			func() uint64 { r, _, _ := n.wss.RoundStats(); return r }},
+		{"fraiseql_flushed_connections_total", "Connections written by write rounds (one write for all the events a connection was queued in the round).",
+			func() uint64 { _, c, _ := n.wss.RoundStats(); return c }},
+		{"fraiseql_write_holds_total", "Connection writes held for coalescing (ws.coalesce_delay): the connection was written less than the delay ago.",
+			func() uint64 { _, _, h := n.wss.RoundStats(); return h }},
+	} {
+		n.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
+			func() float64 { return float64(c.v()) }))
 	}
 	n.registerQueueMetrics()
 	n.registerOpsMetrics()

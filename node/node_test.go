@@ -67,13 +67,11 @@ func testNode(t testing.TB) *Node {
 	return n
 }
 
-// queueSink stands in for a connection's bounded queue. Like a
-// connection, it asks for a Flush on the first Push after the last one.
+// queueSink stands in for a connection's bounded queue; what it is pushed
+// is queued at once (the write rounds are ws's, tested there).
 type queueSink struct {
-	q       chan []byte
-	due     atomic.Bool
-	flushes atomic.Int64
-	errs    []error // Error calls
+	q    chan []byte
+	errs []error // Error calls
 }
 
 func (s *queueSink) Next(p []byte) bool {
@@ -84,12 +82,7 @@ func (s *queueSink) Next(p []byte) bool {
 		return false
 	}
 }
-func (s *queueSink) Push(p []byte) (queued, flush bool) {
-	queued = s.Next(p)
-	flush = queued && s.due.CompareAndSwap(false, true)
-	return queued, flush
-}
-func (s *queueSink) Flush() { s.due.Store(false); s.flushes.Add(1) }
+func (s *queueSink) Push(_ *ws.Fanout, p []byte) bool { return s.Next(p) }
 func (s *queueSink) NextWait(ctx context.Context, p []byte) bool {
 	select {
 	case s.q <- p:
@@ -183,58 +176,6 @@ func TestRouteAllocationsDoNotGrowWithSubscribers(t *testing.T) {
 	}
 }
 
-// TestFlushWritesEachConnectionOncePerRound: a round flushes every
-// connection that was pushed to, once, however many events it got; with
-// WriteDelay, idle puts the round off until the delay has passed.
-func TestFlushWritesEachConnectionOncePerRound(t *testing.T) {
-	n := testNode(t)
-	n.cfg.WriteDelay = time.Hour
-	r := newRouter(n)
-	r.flush()                          // the last round was just now
-	sinks := addSubscribers(t, n, 300) // more than a flush shard
-	ev := benchEvent(n)
-	for seq := uint64(1); seq <= 3; seq++ {
-		ev.Seq = seq
-		r.route(ev)
-	}
-	if wait := r.idle(); wait <= 0 || wait > time.Hour {
-		t.Fatalf("idle within the write delay: wait %v, want (0, 1h]", wait)
-	}
-	for i, s := range sinks {
-		if s.flushes.Load() != 0 || len(s.q) != 3 {
-			t.Fatalf("sink %d before the delay: %d flushes, %d queued", i, s.flushes.Load(), len(s.q))
-		}
-	}
-	n.cfg.WriteDelay = 0 // the delay has passed
-	if wait := r.idle(); wait != 0 {
-		t.Fatalf("idle after the delay: wait %v", wait)
-	}
-	for i, s := range sinks {
-		if s.flushes.Load() != 1 || len(s.q) != 3 {
-			t.Fatalf("sink %d: %d flushes for 3 events, %d queued", i, s.flushes.Load(), len(s.q))
-		}
-	}
-	if len(r.dirty) != 0 || r.unflushed != 0 {
-		t.Fatalf("after the round: %d connections still due, %d events unflushed", len(r.dirty), r.unflushed)
-	}
-	// Past flushEvery events, route flushes without waiting for idle.
-	n.cfg.WriteDelay = time.Hour
-	r.flush()
-	for _, s := range sinks {
-		s.drain()
-	}
-	for i := range n.flushEvery {
-		ev.Seq = uint64(10 + i)
-		r.route(ev)
-		for _, s := range sinks {
-			s.drain()
-		}
-	}
-	if got := sinks[0].flushes.Load(); got != 2 {
-		t.Fatalf("after flushEvery (%d) events: %d flushes, want 2", n.flushEvery, got)
-	}
-}
-
 // testNodeIndexReset gives n a fresh, empty routing index.
 func testNodeIndexReset(n *Node) *Node {
 	n.idx = newIndex()
@@ -270,8 +211,8 @@ func TestSubscriptionReplayThenLiveNoGapNoDuplicate(t *testing.T) {
 	sink := &queueSink{q: make(chan []byte, 16)}
 	s := testSub(sink)
 	s.replaying, s.maxHeld = true, 10
-	s.deliver(5, []byte("5")) // live, held during replay
-	s.deliver(6, []byte("6"))
+	s.deliver(nil, 5, []byte("5")) // live, held during replay
+	s.deliver(nil, 6, []byte("6"))
 	ctx := context.Background()
 	s.sendReplayed(ctx, 3, []byte("3"))
 	s.sendReplayed(ctx, 4, []byte("4"))
@@ -279,8 +220,8 @@ func TestSubscriptionReplayThenLiveNoGapNoDuplicate(t *testing.T) {
 	if again, _ := s.goLive(ctx, 5); again {
 		t.Fatal("goLive overflowed")
 	}
-	s.deliver(6, []byte("6")) // duplicate from a lagging consumer
-	s.deliver(7, []byte("7"))
+	s.deliver(nil, 6, []byte("6")) // duplicate from a lagging consumer
+	s.deliver(nil, 7, []byte("7"))
 	var got string
 	for len(sink.q) > 0 {
 		got += string(<-sink.q)
@@ -301,7 +242,7 @@ func TestSubscriptionReplayOverflow(t *testing.T) {
 	ctx := context.Background()
 	s.sendReplayed(ctx, 1, []byte("1"))
 	for i := uint64(2); i <= 4; i++ { // live during the replay: 3 > maxHeld
-		s.deliver(i, []byte{'0' + byte(i)})
+		s.deliver(nil, i, []byte{'0' + byte(i)})
 	}
 	if len(s.pending) != 0 {
 		t.Fatalf("%d events still held after the overflow", len(s.pending))
@@ -310,14 +251,14 @@ func TestSubscriptionReplayOverflow(t *testing.T) {
 	if !again || after != 1 {
 		t.Fatalf("goLive = %v, %d; want another round after 1", again, after)
 	}
-	s.deliver(5, []byte("5")) // held: the second round has begun
+	s.deliver(nil, 5, []byte("5")) // held: the second round has begun
 	for i := uint64(2); i <= 4; i++ {
 		s.sendReplayed(ctx, i, []byte{'0' + byte(i)}) // the second round reads them from the stream
 	}
 	if again, _ := s.goLive(ctx, 4); again {
 		t.Fatal("the second round overflowed")
 	}
-	s.deliver(6, []byte("6"))
+	s.deliver(nil, 6, []byte("6"))
 	var got string
 	for len(sink.q) > 0 {
 		got += string(<-sink.q)
@@ -349,11 +290,11 @@ func TestSubscriptionReplayHeldBytes(t *testing.T) {
 			sink := &queueSink{q: make(chan []byte, 16)}
 			s := testSub(sink)
 			s.replaying, s.maxHeld, s.maxBytes = true, 100, budget
-			s.deliver(1, []byte("1111"))
-			s.deliver(2, []byte("2222"))
-			s.deliver(3, []byte(strings.Repeat("3", tc.last)))
+			s.deliver(nil, 1, []byte("1111"))
+			s.deliver(nil, 2, []byte("2222"))
+			s.deliver(nil, 3, []byte(strings.Repeat("3", tc.last)))
 			if tc.overflow {
-				s.deliver(4, []byte("4")) // after an overflow: not held
+				s.deliver(nil, 4, []byte("4")) // after an overflow: not held
 				if len(s.pending) != 0 || s.heldBytes != 0 {
 					t.Fatalf("held %d events of %d bytes after the overflow", len(s.pending), s.heldBytes)
 				}
@@ -383,21 +324,21 @@ func TestSubscriptionReplayHeldBytesPerConnection(t *testing.T) {
 	for _, s := range []*subscription{a, b} {
 		s.replaying, s.maxHeld, s.maxBytes, s.held = true, 100, 10, &held
 	}
-	a.deliver(1, []byte("aaaaaa"))
-	b.deliver(1, []byte("bbb"))
+	a.deliver(nil, 1, []byte("aaaaaa"))
+	b.deliver(nil, 1, []byte("bbb"))
 	if held.Load() != 9 || len(a.pending)+len(b.pending) != 2 {
 		t.Fatalf("limit-1: held %d bytes in %d events", held.Load(), len(a.pending)+len(b.pending))
 	}
-	b.deliver(2, []byte("b"))
+	b.deliver(nil, 2, []byte("b"))
 	if held.Load() != 10 || len(b.pending) != 2 {
 		t.Fatalf("limit: held %d bytes, b holds %d events", held.Load(), len(b.pending))
 	}
-	a.deliver(2, []byte("a"))
+	a.deliver(nil, 2, []byte("a"))
 	if held.Load() != 4 || len(a.pending) != 0 || !a.overflow || b.overflow {
 		t.Fatalf("limit+1: held %d bytes, a holds %d (overflow %v), b overflow %v", held.Load(), len(a.pending), a.overflow, b.overflow)
 	}
 	b.stopHolding()
-	b.deliver(3, []byte("b"))
+	b.deliver(nil, 3, []byte("b"))
 	if held.Load() != 0 || len(b.pending) != 0 {
 		t.Fatalf("after b ended: held %d bytes, b holds %d", held.Load(), len(b.pending))
 	}
@@ -416,7 +357,7 @@ func TestEventRateDropsAreReportedOnTheNextDelivery(t *testing.T) {
 	s.events.Init(0.0001, 2) // 2 events, then (practically) no refill
 	payload := encodeNext([]byte(`{"f":1}`), "CUR")
 	for seq := uint64(1); seq <= 5; seq++ {
-		s.deliver(seq, payload)
+		s.deliver(nil, seq, payload)
 	}
 	if len(sink.q) != 2 {
 		t.Fatalf("queued %d, want 2 (burst)", len(sink.q))
@@ -426,11 +367,11 @@ func TestEventRateDropsAreReportedOnTheNextDelivery(t *testing.T) {
 		t.Fatalf("payload %s", got)
 	}
 	s.events.Init(limits.Inf, 1) // the rate recovers
-	s.deliver(6, payload)
+	s.deliver(nil, 6, payload)
 	if got := string(<-sink.q); got != `{"data":{"f":1},"extensions":{"cursor":"CUR","dropped":3}}` {
 		t.Fatalf("after drops: %s", got)
 	}
-	s.deliver(7, payload)
+	s.deliver(nil, 7, payload)
 	if got := string(<-sink.q); got != `{"data":{"f":1},"extensions":{"cursor":"CUR"}}` {
 		t.Fatalf("dropped must reset: %s", got)
 	}

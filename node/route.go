@@ -1,57 +1,40 @@
 package node
 
 import (
-	"runtime"
-	"sync"
 	"time"
 
 	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/query"
+	"github.com/fraiseql/subscriptions/ws"
 )
 
-// router is one routing worker's state (see scheduler): it queues events
-// for the local subscriptions of their subject, and flush writes what it
-// queued. Only its worker goroutine uses it.
+// router is one routing worker's state (see scheduler): it pushes events
+// to the local subscriptions of their subject through the worker's
+// ws.Fanout, which decides when each connection is written. Only its
+// worker goroutine uses it.
 type router struct {
 	n         *Node
+	fan       *ws.Fanout
 	scratch   []byte        // the projection buffer
-	dirty     []sink        // subscriptions whose connection awaits a Flush
-	unflushed int           // events routed since the last flush
-	first     time.Time     // when the first of them was routed
-	lastFlush time.Time     // kept when WriteDelay is set
-	published []time.Time   // publish times of the events queued since the last flush, for the write latency
-	traced    []tracedWrite // traced events queued since the last flush (Config.TracerProvider)
+	published []time.Time   // publish times of the events pushed since the last write pass, for the write latency
+	traced    []tracedWrite // traced events pushed since the last write pass (Config.TracerProvider)
 }
 
-func newRouter(n *Node) *router { return &router{n: n} }
+// maxPublished bounds router.published: past it, further events of the
+// same pass are not observed (a pass comes at least every flushEvery
+// events or ws.coalesce_delay, so this is only reached in bursts).
+const maxPublished = 1024
 
-// route queues ev for every local subscription of its subject, and
-// flushes after flushEvery events whatever the write delay.
+func newRouter(n *Node) *router {
+	r := &router{n: n, fan: n.wss.NewFanout()}
+	r.fan.OnWrite(r.observeWritten)
+	return r
+}
+
+// route pushes ev to every local subscription of its subject.
 func (r *router) route(ev *cluster.Event) {
 	r.n.routeEvent(r, ev)
-	if r.unflushed == 0 {
-		r.first = time.Now()
-	}
-	r.unflushed++
-	if r.unflushed >= r.n.flushEvery {
-		r.flush()
-	}
-}
-
-// idle runs when the worker has no event to route: it flushes, or, while
-// WriteDelay has not passed since the last flush, returns how long until
-// it has (the worker calls it again then, unless an event comes first).
-func (r *router) idle() time.Duration {
-	if r.unflushed == 0 {
-		return 0
-	}
-	if d := r.n.cfg.WriteDelay; d > 0 {
-		if wait := d - time.Since(r.lastFlush); wait > 0 {
-			return wait
-		}
-	}
-	r.flush()
-	return 0
+	r.fan.Routed()
 }
 
 // dispatch is the consumer's handler: it drops what no local subscription
@@ -89,67 +72,40 @@ func (n *Node) routeEvent(r *router, ev *cluster.Event) {
 		}
 		var delivered uint64
 		for _, s := range g.subs {
-			queued, flush := s.deliver(ev.Seq, payload)
-			if queued {
+			if s.deliver(r.fan, ev.Seq, payload) {
 				delivered++
-			}
-			if flush {
-				r.dirty = append(r.dirty, s.ws)
 			}
 		}
 		n.met.delivered.Add(delivered)
 		total += delivered
 	}
-	if total > 0 && !ev.Time.IsZero() {
-		r.published = append(r.published, ev.Time) // at most flushEvery: flush empties it
+	if total > 0 && !ev.Time.IsZero() && len(r.published) < maxPublished {
+		r.published = append(r.published, ev.Time)
 	}
 	if traced {
 		r.endRoute(span, len(rt.groups), total)
 	}
 }
 
-// flushShard is the least number of connections worth a flush goroutine
-// of their own.
-const flushShard = 128
-
-// flush writes the frames route queued: once per connection, however many
-// events and subscriptions it was queued since the last flush (see
-// ws.Conn.Flush). Writing is most of the cost of a delivery — a write(2)
-// per connection — so the connections are split among up to GOMAXPROCS
-// goroutines, which flush waits for: meanwhile events accumulate, and the
-// next flush writes more of them per syscall.
-func (r *router) flush() {
-	n := r.n
-	r.unflushed = 0
-	if n.cfg.WriteDelay > 0 {
-		r.lastFlush = time.Now()
+// idle is the worker's call when it has nothing to route (see
+// ws.Fanout.Idle). When its Fanout holds nothing either, the events it
+// routed since its last write pass went out in other workers' passes: a
+// subject moves between workers from turn to turn, and the first Fanout
+// to push to a connection writes it. Their latency is observed now, when
+// that write has happened or is at most ws.coalesce_delay away.
+func (r *router) idle() time.Duration {
+	d := r.fan.Idle()
+	if d == 0 {
+		r.observeWritten()
 	}
-	defer r.observeWritten()
-	dirty := r.dirty
-	if len(dirty) == 0 {
-		return
-	}
-	shards := min(runtime.GOMAXPROCS(0), len(dirty)/flushShard)
-	if shards > 1 {
-		var wg sync.WaitGroup
-		size := (len(dirty) + shards - 1) / shards
-		for i := size; i < len(dirty); i += size {
-			part := dirty[i:min(i+size, len(dirty))]
-			wg.Go(func() { flushSinks(part) }) // waited for below
-		}
-		flushSinks(dirty[:size])
-		wg.Wait()
-	} else {
-		flushSinks(dirty)
-	}
-	clear(dirty) // drop the references: connections come and go
-	r.dirty = dirty[:0]
-	n.met.flushes.Add(1)
-	n.met.flushedConns.Add(uint64(len(dirty)))
+	return d
 }
 
-// observeWritten records the write latency of the events the round just
-// wrote: once per event, not per subscriber.
+// observeWritten runs after each of the Fanout's write passes: it records
+// the write latency of the events pushed since the previous pass, once per
+// event, not per subscriber. A connection held for coalescing is written
+// in a later pass, so an event's latency is to the first write that
+// carries it.
 func (r *router) observeWritten() {
 	if len(r.published) == 0 && len(r.traced) == 0 {
 		return
@@ -162,12 +118,6 @@ func (r *router) observeWritten() {
 		r.n.om.writeLatency.Observe(now.Sub(t).Seconds())
 	}
 	r.published = r.published[:0]
-}
-
-func flushSinks(sinks []sink) {
-	for _, s := range sinks {
-		s.Flush()
-	}
 }
 
 // render filters and projects ev for plan and encodes the `next` payload

@@ -66,14 +66,13 @@ type mailbox struct {
 	busy bool
 }
 
-// Turn and round bounds. A worker routes up to turnEvents of a subject's
-// events, or turnTime of work, before taking the next subject's; it writes
-// what it routed once nothing is ready, or once maxRoundHold has passed
-// since the first event it has not written.
+// Turn bounds. A worker routes up to turnEvents of a subject's events, or
+// turnTime of work, before taking the next subject's. When it writes what
+// it routed is its ws.Fanout's to decide: it tells it when it is idle and
+// between turns.
 const (
-	turnEvents   = 64
-	turnTime     = time.Millisecond
-	maxRoundHold = 2 * time.Millisecond
+	turnEvents = 64
+	turnTime   = time.Millisecond
 )
 
 // Default mailbox bounds.
@@ -272,11 +271,12 @@ func (s *scheduler) release(b *mailbox) (more bool) {
 	return s.readyHead < len(s.ready)
 }
 
-// work is one worker: it routes turns of ready subjects and writes what it
-// routed when nothing is ready or it has held events for maxRoundHold.
+// work is one worker: it routes turns of ready subjects, and lets its
+// Fanout write when nothing is ready (Idle, again when it asks to be) and
+// between turns (Busy).
 func (s *scheduler) work() {
 	r := newRouter(s.n)
-	wait := time.NewTimer(time.Hour) // the write delay's call-me-again
+	wait := time.NewTimer(time.Hour) // the Fanout's call-me-again
 	wait.Stop()
 	defer wait.Stop()
 	for {
@@ -307,10 +307,10 @@ func (s *scheduler) work() {
 				break
 			}
 		}
-		// Other subjects are ready: write now if events have waited long
-		// enough, else after their turns (when nothing is ready, idle writes).
-		if s.release(b) && r.unflushed > 0 && time.Since(r.first) >= max(maxRoundHold, s.n.cfg.WriteDelay) {
-			r.flush()
+		// Other subjects are ready: the Fanout writes if events have
+		// waited long enough, else after their turns (Idle).
+		if s.release(b) {
+			r.fan.Busy()
 		}
 	}
 }

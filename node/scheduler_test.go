@@ -9,6 +9,7 @@ import (
 
 	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/query"
+	"github.com/fraiseql/subscriptions/ws"
 )
 
 // roomEvent is event seq of room's subject, with body {"id":"<seq>",…}.
@@ -93,10 +94,10 @@ type slowSink struct {
 	count atomic.Int64
 }
 
-func (s *slowSink) Push(p []byte) (bool, bool) {
+func (s *slowSink) Push(f *ws.Fanout, p []byte) bool {
 	time.Sleep(s.d)
 	s.count.Add(1)
-	return s.queueSink.Push(p)
+	return s.queueSink.Push(f, p)
 }
 
 // An expensive subject holds one worker at a time: another subject's

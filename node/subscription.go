@@ -19,8 +19,7 @@ import (
 // sink is where a subscription's messages go: a *ws.Subscription, or a
 // fake in benchmarks.
 type sink interface {
-	Push(payload []byte) (queued, flush bool)
-	Flush()
+	Push(f *ws.Fanout, payload []byte) bool
 	NextWait(ctx context.Context, payload []byte) bool
 	Error(err error)
 	Conn() *ws.Conn
@@ -61,11 +60,11 @@ type heldEvent struct {
 	payload []byte
 }
 
-// deliver queues one live event's shared payload with Push (see
-// ws.Subscription.Push: flush asks for a Flush once the batch is routed).
-// Events at or below the last sent sequence are dropped, so replay and live
-// never duplicate. queued reports whether the event was queued.
-func (s *subscription) deliver(seq uint64, payload []byte) (queued, flush bool) {
+// deliver queues one live event's shared payload for f's next write
+// round (ws.Subscription.Push). Events at or below the last sent sequence
+// are dropped, so replay and live never duplicate. It reports whether the
+// event was queued.
+func (s *subscription) deliver(f *ws.Fanout, seq uint64, payload []byte) bool {
 	s.mu.Lock()
 	if s.replaying {
 		size := int64(len(payload))
@@ -83,18 +82,18 @@ func (s *subscription) deliver(seq uint64, payload []byte) (queued, flush bool) 
 			s.releaseHeldLocked()
 		}
 		s.mu.Unlock()
-		return false, false
+		return false
 	}
 	if seq <= s.lastSeq {
 		s.mu.Unlock()
-		return false, false
+		return false
 	}
 	s.lastSeq = seq
 	if !s.events.Allow() {
 		s.dropped++
 		s.mu.Unlock()
 		s.drops.Inc()
-		return false, false
+		return false
 	}
 	if s.dropped > 0 {
 		// The client learns how many it missed (it may resume from its
@@ -104,7 +103,7 @@ func (s *subscription) deliver(seq uint64, payload []byte) (queued, flush bool) 
 		s.dropped = 0
 	}
 	s.mu.Unlock()
-	return s.ws.Push(payload)
+	return s.ws.Push(f, payload)
 }
 
 // holdLocked counts size more bytes held back, if the bound allows: the

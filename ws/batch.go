@@ -5,13 +5,11 @@ import (
 	"errors"
 	"net"
 	"sync"
-	"syscall"
-	"unsafe"
 )
 
 // Batching: when several frames are queued for one connection, they are
 // framed into one buffer and written to the socket in one syscall (by
-// Conn.Flush, or by the write goroutine). Each frame is still one complete WebSocket
+// a Fanout's write round, or by the write goroutine). Each frame is still one complete WebSocket
 // message; only the syscalls are shared. Under load this removes most of
 // the per-delivery syscall cost (one write per delivery is what limits
 // servers that don't batch).
@@ -39,7 +37,7 @@ type batchWriter struct {
 
 	mu  sync.Mutex
 	buf *[]byte // non-nil while a batch is open; guarded by mu
-	// leftover: the open batch holds only what a direct write (Conn.Flush)
+	// leftover: the open batch holds only what a direct write (Conn.flush)
 	// left; no write goroutine is building it yet. Guarded by mu.
 	leftover bool
 }
@@ -156,76 +154,6 @@ func (b *batchWriter) flushLocked() error {
 	_, err := b.conn.Write(*b.buf)
 	*b.buf = (*b.buf)[:0]
 	return err
-}
-
-// directWriter writes to the socket without waiting: the delivering
-// goroutine (Conn.Flush) hands a connection its frames in one write(2) of
-// its own, with no wake-up of the connection's write goroutine, when the
-// socket takes them at once — the common case. It is unused (ok is false)
-// for a socket that is not a syscall.Conn (TLS terminated in process),
-// which always goes through the write goroutine.
-type directWriter struct {
-	rc  syscall.RawConn
-	fn  func(fd uintptr) // d.write, bound once so that a write allocates nothing
-	buf []byte
-	n   int
-	err error
-}
-
-// init sets d up to write to c, if c gives access to its descriptor.
-func (d *directWriter) init(c net.Conn) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return
-	}
-	d.rc = rc
-	d.fn = d.write
-}
-
-// ok reports whether d can write: init found a descriptor.
-func (d *directWriter) ok() bool { return d.rc != nil }
-
-func (d *directWriter) write(fd uintptr) {
-	// A raw syscall: the socket is non-blocking, so the call returns at
-	// once and the scheduler need not hand this P to another thread
-	// meanwhile (syscall.Write's entersyscall/exitsyscall, and the
-	// sysmon retakes they invite, cost more than the write's own entry).
-	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(d.buf))), uintptr(len(d.buf)))
-	d.n, d.err = int(n), nil
-	if errno != 0 {
-		d.n, d.err = 0, errno
-	}
-}
-
-// tryWrite writes as much of p as the socket takes now. It returns how
-// much was written; err is a failure of the socket (a full socket buffer
-// is not one: it writes 0 bytes).
-func (d *directWriter) tryWrite(p []byte) (int, error) {
-	d.buf = p
-	// Control, not Write: it holds a reference to the descriptor, so the
-	// descriptor cannot be closed (and its number reused by another
-	// connection) during the call, which is all this write needs. Write
-	// would also take the descriptor's write lock and reset its poller
-	// state for a wait that never happens: b.mu already keeps writers
-	// apart, and what the socket does not take goes to the write
-	// goroutine. Write deadlines do not apply: the write never blocks.
-	err := d.rc.Control(d.fn)
-	d.buf = nil
-	if err != nil {
-		return 0, err
-	}
-	switch {
-	case d.err == nil:
-		return d.n, nil
-	case errors.Is(d.err, syscall.EAGAIN), errors.Is(d.err, syscall.EINTR):
-		return 0, nil
-	default:
-		return 0, d.err
-	}
 }
 
 // open reports whether a batch is open (being built, or holding bytes a

@@ -25,12 +25,12 @@ func BenchmarkNext(b *testing.B) {
 // event, so it is written by the caller with one non-blocking write(2)
 // instead of by the connection's write goroutine.
 func BenchmarkPushFlush(b *testing.B) {
+	var f *Fanout
 	benchDeliver(b, func(sub *Subscription, p []byte) bool {
-		queued, flush := sub.Push(p)
-		if flush {
-			sub.Flush()
+		if f == nil {
+			f = newFanout(sub.conn.opts, sub.conn.flushes)
 		}
-		return queued
+		return pushFlush(f, sub, p)
 	})
 }
 

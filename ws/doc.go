@@ -9,11 +9,13 @@
 //     and implemented in legacy_ws.go.
 //
 // The package owns framing, the connection handshake (connection_init
-// within Options.InitTimeout), keep-alives, close codes and the bounded
-// write queue. It knows nothing of NATS or of GraphQL schemas: a Handler
-// (the node) opens a Session per connection, and the Session decides what
-// a subscription means and feeds results to it with Subscription.Next
-// (or Push and Conn.Flush).
+// within Options.InitTimeout), keep-alives, close codes and the write
+// engine: every connection's bounded queue, the write rounds of a fan-out,
+// coalescing, write scheduling and the byte budgets. It knows nothing of
+// NATS or of GraphQL schemas: a Handler (the node) opens a Session per
+// connection, and the Session decides what a subscription means and feeds
+// results to it with Subscription.Next, or, for a deliverer that sends
+// each event to many subscriptions, through a Fanout (Subscription.Push).
 //
 // # Subprotocol negotiation
 //
@@ -34,8 +36,8 @@
 //     remaining Unsubscribe, then Close, once the last write goroutine
 //     (the one that closes the socket) is done;
 //   - a write goroutine starts when a frame is queued with Next (or a
-//     control frame, a keep-alive, a Flush that could not write
-//     everything, the close) and ends when nothing is left; at most one
+//     control frame, a keep-alive, a Fanout write that the socket did not
+//     take whole, the close) and ends when nothing is left; at most one
 //     runs at a time. It writes queued frames and keep-alives, and calls
 //     Unsubscribe for subscriptions the server ended
 //     (Subscription.Complete and Error), just before writing their end
@@ -44,8 +46,9 @@
 // Session calls of one connection never overlap. Close comes last, once,
 // after every Unsubscribe. Conn and Subscription methods are safe for
 // concurrent use from any goroutine, and none of them blocks: in
-// particular Subscription.Next, Push and Conn.Flush may be called from the
-// node's fan-out goroutines while Session methods run.
+// particular Subscription.Next and Push may be called from the node's
+// fan-out goroutines while Session methods run. A Fanout is used by one
+// goroutine at a time (one per routing worker).
 //
 // # Write path and the slow-consumer policy
 //
@@ -59,11 +62,13 @@
 // precomputed prefix, the payload and "}" are framed as one WebSocket
 // message into a pooled buffer (no allocation per frame), several queued
 // frames to a write(2). A deliverer that sends each event to many
-// connections uses Push for all of them, then Flush once per connection:
-// Flush writes what the connection was queued with one non-blocking
-// write(2) on the caller's goroutine, and leaves to a write goroutine
-// only what the socket did not take (finishing a half-written frame before
-// anything else).
+// connections pushes it to all of them through its Fanout, whose write
+// round then writes each connection once, with one non-blocking write(2)
+// on the caller's goroutine, and leaves to a write goroutine only what the
+// socket did not take (finishing a half-written frame before anything
+// else). With Options.CoalesceDelay a connection written less than the
+// delay ago is held until the delay has passed, so that a busy
+// connection gets several frames per write(2) (see Fanout).
 //
 // When the queue is full (frames or bytes), when its backlog grows while
 // the node-wide sum is over its budget, or when one write takes longer

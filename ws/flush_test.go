@@ -46,14 +46,14 @@ func TestPushThenFlushWritesDirectly(t *testing.T) {
 	// The write goroutine that sent connection_ack may still be ending; a
 	// Flush meanwhile rightly hands off to it.
 	waitNoWriter(t, sub.Conn())
+	f := e.srv.NewFanout()
 	for round := range 3 {
 		for i := range 10 {
-			queued, flush := sub.Push(numbered(round*10+i, 10))
-			if !queued || flush != (i == 0) {
-				t.Fatalf("round %d push %d: queued %v flush %v", round, i, queued, flush)
+			if !sub.Push(f, numbered(round*10+i, 10)) || len(f.dirty) != 1 {
+				t.Fatalf("round %d push %d: refused, or %d connections to write", round, i, len(f.dirty))
 			}
 		}
-		sub.Flush()
+		f.Idle()
 	}
 	expectNumbered(t, cl, 30, 10)
 	if direct, handoff := e.srv.FlushStats(); direct != 3 || handoff != 0 {
@@ -69,6 +69,7 @@ func TestPushAndNextKeepQueueOrder(t *testing.T) {
 	cl, _, sub := subscribed(t, e)
 	const n = 2000
 	done := readNumbered(t, cl, n, 100)
+	f := e.srv.NewFanout()
 	for i := range n {
 		if i%3 == 0 {
 			if !sub.Next(numbered(i, 100)) {
@@ -76,10 +77,8 @@ func TestPushAndNextKeepQueueOrder(t *testing.T) {
 			}
 			continue
 		}
-		if queued, flush := sub.Push(numbered(i, 100)); !queued {
+		if !pushFlush(f, sub, numbered(i, 100)) {
 			t.Fatalf("Push %d refused", i)
-		} else if flush {
-			sub.Flush()
 		}
 	}
 	<-done
@@ -93,12 +92,12 @@ func TestFlushDoesNotBlockOnAFullSocket(t *testing.T) {
 	e := startEnv(t, Options{WriteTimeout: time.Minute}, nil)
 	cl, _, sub := subscribed(t, e)
 	const n, size = 400, 16 << 10 // 6.4 MB: more than loopback socket buffers hold
+	f := e.srv.NewFanout()
 	start := time.Now()
 	for i := range n {
-		if queued, _ := sub.Push(numbered(i, size)); !queued {
+		if !pushFlush(f, sub, numbered(i, size)) {
 			t.Fatalf("Push %d refused", i)
 		}
-		sub.Flush()
 	}
 	// A blocking Flush would wait for the client, which reads only below.
 	if d := time.Since(start); d > 20*time.Second {
@@ -118,10 +117,10 @@ func TestCloseAfterAPartialDirectWrite(t *testing.T) {
 	e := startEnv(t, Options{WriteTimeout: time.Minute}, nil)
 	cl, _, sub := subscribed(t, e)
 	const size = 16 << 10
+	f := e.srv.NewFanout()
 	n := 0
 	for ; n < 1000; n++ {
-		sub.Push(numbered(n, size))
-		sub.Flush()
+		pushFlush(f, sub, numbered(n, size))
 		if _, handoff := e.srv.FlushStats(); handoff > 0 {
 			break
 		}
@@ -191,8 +190,9 @@ func TestPushBurstLargerThanTheQueue(t *testing.T) {
 	const n = 1000
 	done := readNumbered(t, cl, n, 10)
 	c := sub.Conn()
+	f := e.srv.NewFanout()
 	for i := range n {
-		if queued, _ := sub.Push(numbered(i, 10)); !queued {
+		if !sub.Push(f, numbered(i, 10)) {
 			t.Fatalf("Push %d refused", i)
 		}
 		// Keep below the queue's bound: only a write goroutine started by
@@ -205,7 +205,7 @@ func TestPushBurstLargerThanTheQueue(t *testing.T) {
 			time.Sleep(100 * time.Microsecond)
 		}
 	}
-	sub.Flush()
+	f.Idle()
 	<-done
 	select {
 	case ev := <-sess.events:
@@ -224,8 +224,8 @@ func TestNoNextAfterTheEndFrame(t *testing.T) {
 	sub.Complete()
 	c.enqueue(frame{sub: sub, payload: numbered(1, 1), kind: kindNext}) // behind the end frame: the write goroutine
 	cl.expect(`{"id":"1","type":"complete"}`)
-	c.queue.push(frame{sub: sub, payload: numbered(2, 1), kind: kindNext}) // after it was written: Flush
-	c.Flush()
+	c.queue.push(frame{sub: sub, payload: numbered(2, 1), kind: kindNext}) // after it was written: a round
+	c.flush()
 	cl.send(`{"type":"ping"}`)
 	cl.expect(`{"type":"pong"}`) // and nothing before it
 }
@@ -306,11 +306,8 @@ func TestPushFlushAllocs(t *testing.T) {
 	_, _, sub := subscribed(t, e)
 	waitNoWriter(t, sub.Conn())
 	payload := numbered(0, 32)
-	deliver := func() {
-		if _, flush := sub.Push(payload); flush {
-			sub.Flush()
-		}
-	}
+	f := e.srv.NewFanout()
+	deliver := func() { pushFlush(f, sub, payload) }
 	deliver() // warm the batch pool
 	// 200 frames of ~80 bytes: the socket buffers take them all unread.
 	if n := testing.AllocsPerRun(200, deliver); n != 0 {

@@ -182,6 +182,9 @@ func startEnv(t testing.TB, opts Options, setup func(*fakeSession)) *env {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if opts.CoalesceDelay == 0 {
+		opts.CoalesceDelay = -1 // tests of coalescing ask for it
+	}
 	e := &env{sessions: make(chan *fakeSession, 64), opened: make(chan struct{}, 64)}
 	e.srv = NewServer(handlerFunc(func(r *http.Request) (Session, error) {
 		e.opened <- struct{}{}
@@ -308,3 +311,11 @@ func (cl *client) initTransport() {
 }
 
 func utf8Valid(s string) bool { return utf8.ValidString(s) }
+
+// pushFlush pushes p to sub through f and lets f write, as a deliverer
+// that routed one event and has nothing more does.
+func pushFlush(f *Fanout, sub *Subscription, p []byte) bool {
+	ok := sub.Push(f, p)
+	f.Idle()
+	return ok
+}

@@ -38,7 +38,7 @@ type Options struct {
 
 	// NodeQueuedBytes bounds the bytes queued on all of the Server's
 	// connections together, counted as each connection's queued bytes at
-	// the end of its write round (Conn.Flush), i.e. what its socket did
+	// the end of its write round (see Fanout), i.e. what its socket did
 	// not take at once: connections that keep up count for nothing, so a
 	// large fan-out to clients that read does not approach it. A payload
 	// waiting in several queues counts once per queue, which makes the sum
@@ -52,6 +52,23 @@ type Options struct {
 	// the client stopped reading: the socket is closed at once (slow
 	// consumer). Zero value means 10s.
 	WriteTimeout time.Duration
+
+	// CoalesceDelay is how long a connection's fan-out writes are held to
+	// share one write(2) (see Fanout): a connection written less than
+	// CoalesceDelay ago, i.e. one receiving events faster than one per
+	// CoalesceDelay, is written CoalesceDelay after its last write, with
+	// everything it got meanwhile; a slower one is written at once. Zero
+	// value means DefaultCoalesceDelay; a negative value disables
+	// coalescing (every round writes every connection it touched). At most
+	// MaxCoalesceDelay.
+	CoalesceDelay time.Duration
+
+	// WriteDelay is the least time between two write rounds of a Fanout:
+	// events that arrive meanwhile go out together, several per write(2)
+	// for a connection that gets more than one, at the cost of up to
+	// WriteDelay of added latency for every connection. Zero value: none
+	// (write as soon as the deliverer is idle). At most MaxWriteDelay.
+	WriteDelay time.Duration
 
 	// KeepAlive is the interval of the legacy graphql-ws `ka` message and of
 	// the graphql-transport-ws server `ping`, both sent from connection_ack
@@ -82,6 +99,17 @@ const (
 	DefaultNodeQueuedBytes = 1 << 30
 	DefaultWriteTimeout    = 10 * time.Second
 	DefaultKeepAlive       = 15 * time.Second
+	DefaultCoalesceDelay   = 10 * time.Millisecond
+)
+
+// Bounds of Options.
+const (
+	// MaxCoalesceDelay bounds CoalesceDelay: it is a latency added to
+	// busy connections, meant to be a few milliseconds.
+	MaxCoalesceDelay = 100 * time.Millisecond
+	// MaxWriteDelay bounds WriteDelay: a longer one would look like a
+	// stalled connection to clients.
+	MaxWriteDelay = time.Second
 )
 
 // withDefaults returns o with every zero field set to its default.
@@ -107,6 +135,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.KeepAlive == 0 {
 		o.KeepAlive = DefaultKeepAlive
+	}
+	switch {
+	case o.CoalesceDelay == 0:
+		o.CoalesceDelay = DefaultCoalesceDelay
+	case o.CoalesceDelay < 0:
+		o.CoalesceDelay = 0 // off
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -139,6 +173,10 @@ func (o Options) Validate() error {
 		return fmt.Errorf("ws.node_queued_bytes (%d) must not be below ws.max_queued_bytes (%d)", o.NodeQueuedBytes, o.MaxQueuedBytes)
 	case o.WriteTimeout < 0:
 		return fmt.Errorf("ws.write_timeout (%v) must not be negative", o.WriteTimeout)
+	case o.CoalesceDelay > MaxCoalesceDelay:
+		return fmt.Errorf("ws.coalesce_delay (%v) must be at most %v (0 disables coalescing)", o.CoalesceDelay, MaxCoalesceDelay)
+	case o.WriteDelay < 0 || o.WriteDelay > MaxWriteDelay:
+		return fmt.Errorf("ws.write_delay (%v) must be between 0 and %v", o.WriteDelay, MaxWriteDelay)
 	}
 	return nil
 }

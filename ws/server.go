@@ -48,13 +48,24 @@ type Server struct {
 	budget  queueBudget
 }
 
-// flushStats counts Conn.Flush calls by how they wrote.
+// flushStats counts the fan-out's writes (see Fanout).
 type flushStats struct {
-	direct  atomic.Uint64 // everything written by the caller, in one write(2)
-	handoff atomic.Uint64 // the write goroutine was woken to write (some of) it
+	direct  atomic.Uint64 // connection writes done by the caller, in one write(2)
+	handoff atomic.Uint64 // connection writes that woke the write goroutine for (some of) it
+	// Write rounds, the connections they wrote, and connections a round
+	// held for coalescing.
+	rounds, roundConns, holds atomic.Uint64
 }
 
-// FlushStats reports how Conn.Flush calls wrote their frames so far:
+// RoundStats reports the fan-out's write rounds so far: how many ran, how
+// many connection writes they made (one per connection per round, however
+// many events it got), and how many times a connection's write was held
+// for coalescing (Options.CoalesceDelay).
+func (s *Server) RoundStats() (rounds, conns, holds uint64) {
+	return s.flushes.rounds.Load(), s.flushes.roundConns.Load(), s.flushes.holds.Load()
+}
+
+// FlushStats reports how the fan-out's connection writes went so far:
 // direct ones wrote everything at once on the caller's goroutine; handoffs
 // woke the connection's write goroutine (busy socket, slow client, more
 // than a batch queued, TLS).

@@ -112,9 +112,10 @@ func TestSlowConsumerQueueBytes(t *testing.T) {
 			e := startEnv(t, Options{MaxQueuedBytes: tc.budget}, nil)
 			cl, sess, sub := subscribed(t, e)
 			payload := bytes.Repeat([]byte("1"), size)
+			f := e.srv.NewFanout()
 			queued := 0
 			for range frames + 1 {
-				if ok, _ := sub.Push(payload); !ok {
+				if !sub.Push(f, payload) {
 					break
 				}
 				queued++
@@ -158,6 +159,7 @@ func TestSlowConsumerNodeBytes(t *testing.T) {
 	}
 	reader, _, rsub := subscribed(t, e)
 	payload := bytes.Repeat([]byte("1"), 1<<20)
+	f := e.srv.NewFanout()
 	var peak int64
 	pushes := 0
 	for ; pushes < 400 && (slow[0].open || slow[1].open); pushes++ { // 400 MiB: more than any socket buffers hold
@@ -165,10 +167,7 @@ func TestSlowConsumerNodeBytes(t *testing.T) {
 		if !s.open {
 			continue
 		}
-		ok, flush := s.sub.Push(payload)
-		if flush {
-			s.sub.Flush()
-		}
+		ok := pushFlush(f, s.sub, payload)
 		s.open = ok && !isDone(s.sub.Done()) && s.sub.Conn().Context().Err() == nil
 		peak = max(peak, e.srv.QueuedBytes())
 	}
@@ -204,12 +203,8 @@ func TestSlowConsumerNodeBytes(t *testing.T) {
 
 	small := []byte(`{"data":{"a":1}}`)
 	for range 100 {
-		ok, flush := rsub.Push(small)
-		if !ok {
+		if !pushFlush(f, rsub, small) {
 			t.Fatal("the reading client's push refused")
-		}
-		if flush {
-			rsub.Flush()
 		}
 		if _, err := reader.read(); err != nil {
 			t.Fatalf("reading client: %v", err)

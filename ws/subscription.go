@@ -86,24 +86,6 @@ func (s *Subscription) Next(payload []byte) bool {
 	return s.conn.enqueue(frame{sub: s, payload: payload, kind: kindNext})
 }
 
-// Push is Next for a deliverer that sends each event to many connections:
-// it queues the frame without waking the connection's write goroutine.
-// queued is what Next would return. flush reports that this Push is the
-// first since the connection's last Flush: the caller must then call
-// Conn().Flush() once it has pushed its batch (one or more events, to any
-// number of subscriptions), which writes everything the connection was
-// pushed in one write(2) — on the caller's goroutine when the socket
-// takes it at once, which spares a goroutine wake-up per delivery.
-func (s *Subscription) Push(payload []byte) (queued, flush bool) {
-	if s.state.Load() != subActive {
-		return false, false
-	}
-	return s.conn.push(frame{sub: s, payload: payload, kind: kindNext})
-}
-
-// Flush is Conn().Flush().
-func (s *Subscription) Flush() { s.conn.Flush() }
-
 // NextWait is Next for bulk senders such as a replay from a cursor: when
 // the connection's queue is full it waits for space (the client reads at
 // its own pace) instead of closing the connection, until ctx is done or

@@ -183,8 +183,12 @@ type WSConfig struct {
 	// NodeQueuedBytes bounds the backlog of all connections together; 0:
 	// 1 GiB, or half GOMEMLIMIT when lower (ws.Options).
 	NodeQueuedBytes int64 `yaml:"node_queued_bytes"`
-	// WriteDelay puts off writes to collect events (node.Config.WriteDelay).
+	// WriteDelay puts off write rounds to collect events (ws.Options.WriteDelay).
 	WriteDelay time.Duration `yaml:"write_delay"`
+	// CoalesceDelay holds the writes of connections that receive events
+	// faster than one per delay, so that several share a write(2)
+	// (ws.Options.CoalesceDelay); 0 disables it.
+	CoalesceDelay time.Duration `yaml:"coalesce_delay"`
 	// OriginPatterns are the browser origins allowed besides the node's own
 	// host (e.g. "app.example.com", "*.example.com"). Clients that send no
 	// Origin header (non-browser) are always allowed.
@@ -216,9 +220,10 @@ func defaultConfig() Config {
 			Timeout:     defaultShutdownTimeout,
 		},
 		WS: WSConfig{
-			KeepAlive:    ws.DefaultKeepAlive,
-			WriteQueue:   ws.DefaultWriteQueue,
-			WriteTimeout: ws.DefaultWriteTimeout,
+			KeepAlive:     ws.DefaultKeepAlive,
+			WriteQueue:    ws.DefaultWriteQueue,
+			WriteTimeout:  ws.DefaultWriteTimeout,
+			CoalesceDelay: ws.DefaultCoalesceDelay,
 		},
 		ProxyProtocol:   node.ProxyProtocolOff,
 		ForwardedHeader: node.ForwardedXFF,
@@ -444,14 +449,14 @@ func (c Config) validate() error {
 	if c.WS.WriteQueue < 0 {
 		return fmt.Errorf("ws.write_queue (%d) must not be negative", c.WS.WriteQueue)
 	}
-	if err := (ws.Options{MaxQueuedBytes: c.WS.MaxQueuedBytes, NodeQueuedBytes: c.WS.NodeQueuedBytes}).Validate(); err != nil {
-		return err
-	}
 	if ev := int64(c.Limits.WithDefaults().MaxEventBytes); c.WS.MaxQueuedBytes > 0 && c.WS.MaxQueuedBytes < ev {
 		return fmt.Errorf("ws.max_queued_bytes (%d) must be at least limits.max_event_bytes (%d)", c.WS.MaxQueuedBytes, ev)
 	}
-	if c.WS.WriteDelay < 0 || c.WS.WriteDelay > node.MaxWriteDelay {
-		return fmt.Errorf("ws.write_delay (%v) must be between 0 and %v", c.WS.WriteDelay, node.MaxWriteDelay)
+	if c.WS.CoalesceDelay < 0 {
+		return fmt.Errorf("ws.coalesce_delay (%v) must be between 0 and %v (0 disables coalescing)", c.WS.CoalesceDelay, ws.MaxCoalesceDelay)
+	}
+	if err := c.wsOptions().Validate(); err != nil {
+		return err
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return err
@@ -577,4 +582,23 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// wsOptions is the WebSocket transport's part of the configuration.
+func (c Config) wsOptions() ws.Options {
+	coalesce := c.WS.CoalesceDelay
+	if coalesce == 0 {
+		coalesce = -1 // ws.Options: zero means the default, negative off
+	}
+	return ws.Options{
+		KeepAlive:      c.WS.KeepAlive,
+		WriteQueue:     c.WS.WriteQueue,
+		WriteTimeout:   c.WS.WriteTimeout,
+		OriginPatterns: c.WS.OriginPatterns,
+
+		MaxQueuedBytes:  c.WS.MaxQueuedBytes,
+		NodeQueuedBytes: c.WS.NodeQueuedBytes,
+		WriteDelay:      c.WS.WriteDelay,
+		CoalesceDelay:   coalesce,
+	}
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
+
+	"github.com/fraiseql/subscriptions/ws"
 )
 
 func TestMain(m *testing.M) {
@@ -67,6 +69,8 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"unknown ingest mode", "", []string{"FRAISEQL_NATS_INGEST=all"}, "nats.ingest"},
 		{"write delay over the bound", "ws:\n  write_delay: 1001ms\n", nil, "ws.write_delay"},
 		{"negative write delay", "", []string{"FRAISEQL_WS_WRITE_DELAY=-1ms"}, "ws.write_delay"},
+		{"coalesce delay over the bound", "ws:\n  coalesce_delay: 100000001ns\n", nil, "ws.coalesce_delay"},
+		{"negative coalesce delay", "", []string{"FRAISEQL_WS_COALESCE_DELAY=-1ns"}, "ws.coalesce_delay"},
 		{"ops listen not an address", "ops_listen: metrics\n", nil, "ops_listen"},
 		{"drain longer than the shutdown timeout", "shutdown:\n  drain_delay: 20s\n  drain_window: 10s\n  timeout: 30s\n", nil, "drain_delay"},
 		{"negative drain window", "", []string{"FRAISEQL_SHUTDOWN_DRAIN_WINDOW=-1s"}, "drain_window"},
@@ -94,16 +98,43 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 // TestWriteDelayBounds: ws.write_delay is accepted from 0 up to its bound
 // (1s) and refused past it (see TestInvalidConfigNamesTheKey).
 func TestWriteDelayBounds(t *testing.T) {
+	for d, out := range checkDurations(t, "FRAISEQL_WS_WRITE_DELAY", "0s", "999ms", "1s") {
+		if !strings.Contains(out, "write_delay: "+strings.TrimSuffix(d, "0s")) && d != "0s" {
+			t.Fatalf("write_delay %s not in the effective config:\n%s", d, out)
+		}
+	}
+}
+
+// checkDurations runs `config check` with env var set to each value, which
+// must be accepted, and returns each run's output by value.
+func checkDurations(t *testing.T, env string, values ...string) map[string]string {
+	t.Helper()
 	dir := t.TempDir()
-	for _, d := range []string{"0s", "999ms", "1s"} {
+	outs := make(map[string]string)
+	for _, d := range values {
 		var stdout, stderr bytes.Buffer
-		env := []string{"FRAISEQL_DATA_DIR=" + dir, "FRAISEQL_WS_WRITE_DELAY=" + d}
+		env := []string{"FRAISEQL_DATA_DIR=" + dir, env + "=" + d}
 		if code := run(context.Background(), []string{"config", "check"}, env, nil, &stdout, &stderr); code != 0 {
-			t.Fatalf("write_delay %s: exit %d: %s", d, code, stderr.String())
+			t.Fatalf("%s: exit %d: %s", env, code, stderr.String())
 		}
-		if !strings.Contains(stdout.String(), "write_delay: "+strings.TrimSuffix(d, "0s")) && d != "0s" {
-			t.Fatalf("write_delay %s not in the effective config:\n%s", d, stdout.String())
-		}
+		outs[d] = stdout.String()
+	}
+	return outs
+}
+
+// TestCoalesceDelayBounds: ws.coalesce_delay is accepted from 0 (off) up
+// to its bound (100ms) and refused past it (see
+// TestInvalidConfigNamesTheKey); its default is ws.DefaultCoalesceDelay,
+// and 0 turns coalescing off in the transport's options.
+func TestCoalesceDelayBounds(t *testing.T) {
+	checkDurations(t, "FRAISEQL_WS_COALESCE_DELAY", "0s", "99999999ns", "100ms")
+	c := defaultConfig()
+	if got := c.wsOptions().CoalesceDelay; got != ws.DefaultCoalesceDelay {
+		t.Fatalf("default coalesce delay %v, want %v", got, ws.DefaultCoalesceDelay)
+	}
+	c.WS.CoalesceDelay = 0
+	if got := c.wsOptions().CoalesceDelay; got >= 0 {
+		t.Fatalf("coalesce_delay 0 gives the transport %v, want a negative value (off)", got)
 	}
 }
 

@@ -21,7 +21,6 @@ import (
 	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/node"
 	"github.com/fraiseql/subscriptions/query"
-	"github.com/fraiseql/subscriptions/ws"
 )
 
 // natsURLFile is where a node with an embedded NATS server writes its
@@ -152,23 +151,14 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		}
 	}()
 	ncfg := node.Config{
-		AdminToken: adminToken,
-		Listen:     cfg.Listen,
-		OpsListen:  cfg.opsListen(),
-		Schema:     schema,
-		Auth:       verifier,
-		Limits:     cfg.Limits,
-		Tenant:     cfg.Tenant,
-		WS: ws.Options{
-			KeepAlive:      cfg.WS.KeepAlive,
-			WriteQueue:     cfg.WS.WriteQueue,
-			WriteTimeout:   cfg.WS.WriteTimeout,
-			OriginPatterns: cfg.WS.OriginPatterns,
-
-			MaxQueuedBytes:  cfg.WS.MaxQueuedBytes,
-			NodeQueuedBytes: cfg.WS.NodeQueuedBytes,
-		},
-		WriteDelay:  cfg.WS.WriteDelay,
+		AdminToken:  adminToken,
+		Listen:      cfg.Listen,
+		OpsListen:   cfg.opsListen(),
+		Schema:      schema,
+		Auth:        verifier,
+		Limits:      cfg.Limits,
+		Tenant:      cfg.Tenant,
+		WS:          cfg.wsOptions(),
 		DrainDelay:  cfg.Shutdown.DrainDelay,
 		DrainWindow: cfg.Shutdown.DrainWindow,
 		Logger:      log,

@@ -371,7 +371,7 @@ func nodeMetric(t testing.TB, e *env, name string) float64 {
 // all of them, in order.
 func TestWriteDelayCollectsEvents(t *testing.T) {
 	e := startNode(t, startNATS(t), func(c *node.Config, _ *cluster.Config) {
-		c.WriteDelay = 500 * time.Millisecond
+		c.WS.WriteDelay = 500 * time.Millisecond
 	})
 	c := dialTransport(t, e.ws)
 	c.subscribe("s", roomQuery, map[string]any{"room": "wd"}, "")

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package pgtest gives tests a PostgreSQL: the shared server at
 // DATABASE_URL with a private schema per test, or a private server of
 // their own that they may kill and restart.

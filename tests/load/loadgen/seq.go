@@ -1,3 +1,5 @@
+//go:build linux
+
 package loadgen
 
 // SeqTracker checks the order of one subscription's events. The publisher

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command fraiseql-loadgen drives a FraiseQL Subscriptions node with many
 // graphql-transport-ws clients and a paced JetStream publisher, and reports
 // delivery, loss, latency and the node's CPU and memory.

@@ -34,7 +34,7 @@ type group struct {
 var groups = []group{
 	{"direct writes of the write rounds (`write(2)`)", []string{"ws.(*directWriter)"}},
 	{"write goroutines (hand-offs, keep-alives)", []string{"ws.(*Conn).writeLoop", "ws.(*Conn).keepAliveDue"}},
-	{"routing, queuing, round bookkeeping", []string{"node.(*Node).route", "node.(*Node).flush", "node.(*Node).idle", "ws.(*Conn).Flush", "cluster.(*Consumer)"}},
+	{"routing, queuing, round bookkeeping", []string{"node.(*Node).route", "node.(*router)", "ws.(*Fanout)", "ws.(*Conn).flush", "cluster.(*Consumer)"}},
 	{"connection reads", []string{"ws.(*Conn).readLoop"}},
 	{"Go runtime: sysmon", []string{"runtime.sysmon"}},
 	{"embedded NATS server", []string{"nats-server/v2/"}},

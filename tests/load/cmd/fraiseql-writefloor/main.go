@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command fraiseql-writefloor measures what a delivery costs on this
 // machine when it is nothing but its own write(2): the floor under the
 // node's CPU per delivery at low rates.
