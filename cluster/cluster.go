@@ -58,6 +58,13 @@ type Cluster struct {
 
 	ingest *ingest // nil unless Config.Ingest is "interest"
 
+	// Test hooks of the stream-mode consumer: refuseConsumers fails every
+	// consumer creation (as when no meta leader answers); dropConsumed
+	// drops the messages it returns true for, by stream sequence, as if
+	// lost on the way.
+	refuseConsumers atomic.Bool
+	dropConsumed    atomic.Pointer[func(seq uint64) bool]
+
 	mu        sync.Mutex
 	consumers map[*Consumer]struct{}
 	leases    map[*Lease]struct{}

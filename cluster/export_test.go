@@ -104,3 +104,21 @@ func FastInterestRefreshForTest(d time.Duration) (restore func()) {
 	interestRefresh = d
 	return func() { interestRefresh = r }
 }
+
+// RefuseConsumersForTest makes every creation of a stream-mode consumer
+// on c fail at once while on is true, as when no meta leader answers.
+func (c *Cluster) RefuseConsumersForTest(on bool) { c.refuseConsumers.Store(on) }
+
+// DropConsumedForTest makes c's stream-mode consumer drop the messages
+// drop returns true for (by stream sequence), as if they were lost on
+// the way; nil drops none.
+func (c *Cluster) DropConsumedForTest(drop func(seq uint64) bool) {
+	if drop == nil {
+		c.dropConsumed.Store(nil)
+		return
+	}
+	c.dropConsumed.Store(&drop)
+}
+
+// BridgedForTest returns fraiseql_delivery_bridged_events_total.
+func (c *Cluster) BridgedForTest() float64 { return testutil.ToFloat64(c.metrics.bridged) }

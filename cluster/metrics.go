@@ -32,6 +32,7 @@ type metrics struct {
 	published    *prometheus.CounterVec
 	stalls       prometheus.Counter
 	stallSeconds prometheus.Counter
+	bridged      prometheus.Counter
 
 	interestSubjects     prometheus.Gauge
 	interestGaps         prometheus.Counter
@@ -121,6 +122,10 @@ func newMetrics() *metrics {
 		Name: "fraiseql_delivery_stall_seconds_total",
 		Help: "Seconds event delivery was stalled, counted when it resumed.",
 	})
+	m.bridged = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fraiseql_delivery_bridged_events_total",
+		Help: "Events read from the stream with direct gets while this node's consumer was being re-created (also in fraiseql_nats_events_consumed_total).",
+	})
 	m.interestSubjects = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "fraiseql_ingest_subjects",
 		Help: "Subjects this node receives events of (nats.ingest: interest): those its subscriptions are on.",
@@ -187,6 +192,7 @@ func (m *metrics) replayDone(err error, byFn bool) {
 //	fraiseql_publish_total{result}
 //	fraiseql_delivery_stalls_total
 //	fraiseql_delivery_stall_seconds_total
+//	fraiseql_delivery_bridged_events_total
 //	fraiseql_replays_total{result}
 //	fraiseql_replay_reads_active, fraiseql_replay_reads_queued
 //	fraiseql_replay_read_waits_total
@@ -198,7 +204,7 @@ func (m *metrics) replayDone(err error, byFn bool) {
 //	fraiseql_ingest_resyncs_total
 func (c *Cluster) Collectors() []prometheus.Collector {
 	m := c.metrics
-	return []prometheus.Collector{m.consumed, m.skipped, m.reconnects, m.connected, m.published, m.stalls, m.stallSeconds,
+	return []prometheus.Collector{m.consumed, m.skipped, m.reconnects, m.connected, m.published, m.stalls, m.stallSeconds, m.bridged,
 		m.replays, m.replayActive, m.replayQueued, m.replayWaits, m.replayInfos, m.replayStale, m.replayShared,
 		m.interestSubjects, m.interestGaps, m.interestRepaired, m.interestRepairErrors, m.interestResyncs}
 }
