@@ -38,11 +38,14 @@ type Consumer struct {
 	cons   string          // the server consumer run reads, "" before the first
 	prefix string          // "<node id>_<random>" of the consumers' names
 	serial int             // numbers the consumers open creates
-	ctx    context.Context // cancelled by signalStop: bounds open's requests
+	ctx    context.Context // cancelled by signalStop: bounds open's requests and repairs
 	cancel context.CancelFunc
 	// deletes counts the best-effort deletions of replaced consumers in
 	// flight; Stop waits for them.
 	deletes sync.WaitGroup
+	// repairs counts the interest consumer's repair reads; runInterest
+	// waits for them.
+	repairs sync.WaitGroup
 
 	// For the stall watchdog (watch): written by run, read by watch.
 	next        atomic.Uint64 // the stream sequence run waits for
@@ -541,9 +544,7 @@ func (k *Consumer) stopped() bool {
 // signalStop asks run to return without waiting for it.
 func (k *Consumer) signalStop() {
 	k.stopOnce.Do(func() {
-		if k.cancel != nil { // nil for the interest consumer
-			k.cancel()
-		}
+		k.cancel()
 		k.mu.Lock()
 		close(k.stop)
 		if k.it != nil {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -122,3 +123,17 @@ func (c *Cluster) DropConsumedForTest(drop func(seq uint64) bool) {
 
 // BridgedForTest returns fraiseql_delivery_bridged_events_total.
 func (c *Cluster) BridgedForTest() float64 { return testutil.ToFloat64(c.metrics.bridged) }
+
+// HoldRepairsForTest makes c's interest repairs of subject wait, before
+// they read from the stream, until release is called.
+func (c *Cluster) HoldRepairsForTest(subject string) (release func()) {
+	gate := make(chan struct{})
+	hold := func(s string) {
+		if s == subject {
+			<-gate
+		}
+	}
+	c.ingest.holdRepair.Store(&hold)
+	var once sync.Once
+	return func() { once.Do(func() { close(gate) }) }
+}

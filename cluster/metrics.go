@@ -39,6 +39,7 @@ type metrics struct {
 	interestRepaired     prometheus.Counter
 	interestRepairErrors prometheus.Counter
 	interestResyncs      prometheus.Counter
+	interestHeldDrops    prometheus.Counter
 
 	replays                    *prometheus.CounterVec
 	replayActive, replayQueued prometheus.Gauge
@@ -146,6 +147,10 @@ func newMetrics() *metrics {
 		Name: "fraiseql_ingest_resyncs_total",
 		Help: "Checks of every subject against the stream, after a reconnect or a slow-consumer drop (nats.ingest: interest).",
 	})
+	m.interestHeldDrops = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fraiseql_ingest_held_overflows_total",
+		Help: "Times a subject's events held during its start or a repair passed 1024 events or 4 MiB (nats.ingest: interest); the rest were read from the stream.",
+	})
 	// Every label value exists from the start: dashboards see zeros, not gaps.
 	m.skippedSubject = m.skipped.WithLabelValues(skipBadSubject)
 	m.skippedMetadata = m.skipped.WithLabelValues(skipMetadata)
@@ -201,10 +206,11 @@ func (m *metrics) replayDone(err error, byFn bool) {
 //	fraiseql_replay_shared_total
 //	fraiseql_ingest_subjects, fraiseql_ingest_gaps_total
 //	fraiseql_ingest_repaired_events_total, fraiseql_ingest_repair_errors_total
-//	fraiseql_ingest_resyncs_total
+//	fraiseql_ingest_resyncs_total, fraiseql_ingest_held_overflows_total
 func (c *Cluster) Collectors() []prometheus.Collector {
 	m := c.metrics
 	return []prometheus.Collector{m.consumed, m.skipped, m.reconnects, m.connected, m.published, m.stalls, m.stallSeconds, m.bridged,
 		m.replays, m.replayActive, m.replayQueued, m.replayWaits, m.replayInfos, m.replayStale, m.replayShared,
-		m.interestSubjects, m.interestGaps, m.interestRepaired, m.interestRepairErrors, m.interestResyncs}
+		m.interestSubjects, m.interestGaps, m.interestRepaired, m.interestRepairErrors, m.interestResyncs,
+		m.interestHeldDrops}
 }
