@@ -137,3 +137,8 @@ func (c *Cluster) HoldRepairsForTest(subject string) (release func()) {
 	var once sync.Once
 	return func() { once.Do(func() { close(gate) }) }
 }
+
+// NoRespondersForTest makes c's next n reads of a starting subject's last
+// sequence fail with "no responders", as just after the stream was
+// created.
+func (c *Cluster) NoRespondersForTest(n int32) { c.ingest.noResponders.Store(n) }

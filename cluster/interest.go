@@ -79,6 +79,9 @@ type ingest struct {
 	// holdRepair, if set, is called by each repair before it reads
 	// (tests: a slow repair).
 	holdRepair atomic.Pointer[func(subject string)]
+	// noResponders fails that many reads of a starting subject's last
+	// sequence with "no responders" (tests: a stream just created).
+	noResponders atomic.Int32
 
 	// dropLive, if set, drops the republished messages it returns true
 	// for, as a lossy network would (tests).
@@ -212,7 +215,7 @@ func (c *Cluster) startFeed(ctx context.Context, f *feed) error {
 	if err := c.nc.FlushWithContext(ctx); err != nil {
 		return err
 	}
-	base, err := c.lastSeqOf(ctx, f.r.subj)
+	base, err := c.firstLastSeqOf(ctx, f.r.subj)
 	if err != nil {
 		return err
 	}
@@ -256,6 +259,30 @@ func (c *Cluster) unref(f *feed) {
 	c.metrics.interestSubjects.Dec()
 	if f.sub != nil {
 		_ = f.sub.Unsubscribe()
+	}
+}
+
+// firstLastSeqOf is lastSeqOf for a subject's start, retried under ctx
+// while no server answers direct gets: just after the stream is created
+// (or its servers restart) its replicas' direct-get subscriptions take a
+// moment to reach every server, and a subscription must not fail for it.
+func (c *Cluster) firstLastSeqOf(ctx context.Context, subj string) (uint64, error) {
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		var seq uint64
+		var err error
+		if n := c.ingest.noResponders.Load(); n > 0 && c.ingest.noResponders.CompareAndSwap(n, n-1) {
+			err = fmt.Errorf("last of %s: %w (test)", subj, nats.ErrNoResponders)
+		} else {
+			seq, err = c.lastSeqOf(ctx, subj)
+		}
+		if err == nil || !errors.Is(err, nats.ErrNoResponders) {
+			return seq, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, err
+		case <-time.After(wait):
+		}
 	}
 }
 

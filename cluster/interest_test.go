@@ -490,3 +490,15 @@ func TestInterestRepairDelaysOnlyItsSubject(t *testing.T) {
 		t.Fatal("no event was dropped")
 	}
 }
+
+// A subject's interest starts although no server answers direct gets at
+// first (a stream just created, whose replicas' responders have not
+// reached every server yet): the read of its last sequence is retried.
+func TestInterestStartsThroughNoResponders(t *testing.T) {
+	c := open(t, interestCfg(clustertest.RunServer(t)))
+	c.NoRespondersForTest(3)
+	const a = "fq.acme.room.a"
+	got := interestOn(t, c, a)
+	seqs := publishN(t, c, "room.a", 3)
+	got.waitSeqs(t, a, seqs)
+}
