@@ -31,6 +31,18 @@ func consumerNames(t *testing.T, c *cluster.Cluster) []string {
 	return names
 }
 
+// deleteConsumers deletes every consumer of the stream.
+func deleteConsumers(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, name := range consumerNames(t, c) {
+		if err := c.JetStream().DeleteConsumer(ctx, c.StreamName(), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // consumeLive starts consuming on c, publishes one event and waits for
 // it: the consumer is live. Events arrive on the returned channel; first
 // is that event's sequence.
@@ -61,13 +73,7 @@ func TestDeliveryBridgesWhileNoConsumerCanBeCreated(t *testing.T) {
 	events, _, _ := consumeLive(t, c)
 
 	c.RefuseConsumersForTest(true)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, name := range consumerNames(t, c) {
-		if err := c.JetStream().DeleteConsumer(ctx, c.StreamName(), name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	deleteConsumers(t, c)
 	var want []uint64
 	for i := range 20 {
 		topic := []string{"chat", "news"}[i%2]
@@ -140,5 +146,34 @@ func TestLostMessageIsDeliveredAgain(t *testing.T) {
 	noRecv(t, events, 200*time.Millisecond)
 	if dropped != 1 {
 		t.Fatalf("dropped %d messages, want 1", dropped)
+	}
+}
+
+// TestBridgeOverManyBatches: more events wait than one bridge reads (8
+// direct gets of up to 256), so run bridges several times between its
+// attempts to create a consumer: every event arrives once, in order.
+func TestBridgeOverManyBatches(t *testing.T) {
+	c := open(t, cluster.Config{})
+	events := make(chan *cluster.Event, 4000)
+	k, err := c.Consume(testCtx(t), func(e *cluster.Event) { events <- e })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	c.RefuseConsumersForTest(true)
+	deleteConsumers(t, c)
+	const n = 3000 // > 8 × 256
+	var want []uint64
+	for i := range n {
+		want = append(want, mustPublish(t, c, "acme", "chat", fmt.Sprintf(`{"n":%d}`, i), "").Seq)
+	}
+	for i, w := range want {
+		if e := recv(t, events, 15*time.Second); e.Seq != w {
+			t.Fatalf("event %d: seq %d, want %d", i, e.Seq, w)
+		}
+	}
+	noRecv(t, events, 200*time.Millisecond)
+	if got := c.BridgedForTest(); got != n {
+		t.Fatalf("bridged %v events, want %d", got, n)
 	}
 }

@@ -316,9 +316,9 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 				continue
 			case <-k.reset:
 				// Stalled: abandon this iterator without waiting for it
-				// (a library reset in progress can hold it for seconds);
-				// nothing more is read from it, and a new one starts after
-				// the last delivered sequence.
+				// (stopping it may wait on a dead server); nothing more is
+				// read from it, and a new one starts after the last
+				// delivered sequence.
 				break events
 			case <-k.stop:
 			}
@@ -404,14 +404,20 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 	}
 }
 
+// bridgeBatches bounds the direct gets of one bridge: under a steady
+// flow the stream always has more, and run must get back to creating a
+// consumer.
+const bridgeBatches = 8
+
 // bridge delivers the events stored from next on, read with batch direct
-// gets (as Replay reads), until the answering replica has no more, and
-// returns the next sequence to deliver. ok=false means a read failed.
+// gets (as Replay reads), until the answering replica has no more or
+// after bridgeBatches reads, and returns the next sequence to deliver.
+// ok=false means a read failed.
 func (k *Consumer) bridge(next uint64) (_ uint64, ok bool) {
 	c := k.c
 	r := &replayer{c: c, subj: c.cfg.Prefix + ".>", all: true}
 	var evs []*Event
-	for {
+	for range bridgeBatches {
 		ctx, cancel := context.WithTimeout(k.ctx, createFirst)
 		var more bool
 		var err error
@@ -438,6 +444,7 @@ func (k *Consumer) bridge(next uint64) (_ uint64, ok bool) {
 			return next, true
 		}
 	}
+	return next, true
 }
 
 // pumpBuffer bounds the messages read ahead of fn; the ordered consumer's
