@@ -142,3 +142,16 @@ func (c *Cluster) HoldRepairsForTest(subject string) (release func()) {
 // sequence fail with "no responders", as just after the stream was
 // created.
 func (c *Cluster) NoRespondersForTest(n int32) { c.ingest.noResponders.Store(n) }
+
+// UnansweredRepairsForTest makes c's next n repair reads get no answer,
+// as when their request was lost with a dying server; wait returns how
+// long the last of them was to wait before giving up (its deadline).
+func (c *Cluster) UnansweredRepairsForTest(n int32) (wait func() time.Duration) {
+	c.ingest.unanswered.Store(n)
+	return func() time.Duration { return time.Duration(c.ingest.unansweredWait.Load()) }
+}
+
+// RepairErrorsForTest returns fraiseql_ingest_repair_errors_total.
+func (c *Cluster) RepairErrorsForTest() float64 {
+	return testutil.ToFloat64(c.metrics.interestRepairErrors)
+}

@@ -45,8 +45,14 @@ var (
 	// repairReads bounds the repairs reading from the stream at once
 	// (each subject has at most one); the others wait for a slot.
 	repairReads = 8
-	// resyncRetry is the wait before retrying a failed repair.
+	// resyncRetry is the wait before checking subjects against the
+	// stream once more (after a reconnect, a start), and the longest
+	// wait before retrying a failed repair read.
 	resyncRetry = time.Second
+	// repairAttempt bounds each repair read (a direct get answers in
+	// milliseconds): one whose request was lost with a dying server is
+	// retried after that, not after the 5 s a resume's read may take.
+	repairAttempt = time.Second
 	// interestRefresh is how often the consumer checks the stream: its
 	// identity (cursors; a recreated stream restarts its sequences) and
 	// its RePublish (a node of an older version may have removed it).
@@ -82,6 +88,11 @@ type ingest struct {
 	// noResponders fails that many reads of a starting subject's last
 	// sequence with "no responders" (tests: a stream just created).
 	noResponders atomic.Int32
+	// unanswered makes that many repair reads get no answer (tests: a
+	// request lost with a dying server); unansweredWait records how long
+	// the last one was to wait for it.
+	unanswered     atomic.Int32
+	unansweredWait atomic.Int64
 
 	// dropLive, if set, drops the republished messages it returns true
 	// for, as a lossy network would (tests).
@@ -606,8 +617,9 @@ func (k *Consumer) deliverEvent(f *feed, ev *Event) {
 // repair starts reading f's stored events with last < seq <= upTo (upTo
 // 0: up to the subject's last stored event) on a goroutine of its own;
 // the loop gets them through ingest.repaired (onRepaired). A read that
-// fails is retried every resyncRetry until it succeeds or the consumer
-// stops. f must not be repairing already.
+// fails (or gets no answer within repairAttempt) is retried after 100 ms,
+// then twice as long each time up to resyncRetry, until it succeeds or
+// the consumer stops. f must not be repairing already.
 func (k *Consumer) repair(f *feed, upTo uint64) {
 	c, in := k.c, k.c.ingest
 	f.repairing = true
@@ -622,7 +634,7 @@ func (k *Consumer) repair(f *feed, upTo uint64) {
 		if hold := in.holdRepair.Load(); hold != nil {
 			(*hold)(f.r.subj)
 		}
-		for {
+		for wait := min(100*time.Millisecond, resyncRetry); ; {
 			r, err := k.readRepair(f, from, upTo)
 			if err == nil {
 				r.gen = gen
@@ -636,12 +648,13 @@ func (k *Consumer) repair(f *feed, upTo uint64) {
 				return // stopping: not worth a warning
 			}
 			c.metrics.interestRepairErrors.Inc()
-			c.log.Warn("cannot read missed events from the stream; retrying", "subject", f.r.subj, "after", from-1, "error", err)
+			c.log.Warn("cannot read missed events from the stream; retrying", "subject", f.r.subj, "after", from-1, "error", err, "retry_in", wait)
 			select {
-			case <-time.After(resyncRetry):
+			case <-time.After(wait):
 			case <-k.ctx.Done():
 				return
 			}
+			wait = min(2*wait, resyncRetry)
 		}
 	})
 }
@@ -652,10 +665,16 @@ func (k *Consumer) repair(f *feed, upTo uint64) {
 func (k *Consumer) readRepair(f *feed, from, upTo uint64) (repairDone, error) {
 	c := k.c
 	r := repairDone{f: f, upTo: upTo}
+	ctx, cancel := context.WithTimeout(k.ctx, repairAttempt)
+	defer cancel()
+	if n := c.ingest.unanswered.Load(); n > 0 && c.ingest.unanswered.CompareAndSwap(n, n-1) {
+		deadline, _ := ctx.Deadline()
+		c.ingest.unansweredWait.Store(int64(time.Until(deadline)))
+		<-ctx.Done()
+		return r, fmt.Errorf("direct get: %w (test)", ctx.Err())
+	}
 	if upTo == 0 {
-		ctx, cancel := context.WithTimeout(k.ctx, replayReadTimeout)
 		last, err := c.lastSeqOf(ctx, f.r.subj)
-		cancel()
 		if err != nil {
 			return r, err
 		}
@@ -667,7 +686,7 @@ func (k *Consumer) readRepair(f *feed, from, upTo uint64) (repairDone, error) {
 		return r, nil
 	}
 	var err error
-	r.evs, r.more, err = f.r.readBatch(k.ctx, from, r.upTo, c.cfg.Replicas > 1, nil)
+	r.evs, r.more, err = f.r.readBatch(ctx, from, r.upTo, c.cfg.Replicas > 1, nil)
 	return r, err
 }
 

@@ -502,3 +502,26 @@ func TestInterestStartsThroughNoResponders(t *testing.T) {
 	seqs := publishN(t, c, "room.a", 3)
 	got.waitSeqs(t, a, seqs)
 }
+
+// A repair read that gets no answer (its request lost with a dying
+// server) is given up after a second, not after the 5 s a resume's read
+// may wait, and retried: the subject's events then come complete, in
+// order.
+func TestInterestUnansweredRepairIsRetried(t *testing.T) {
+	c := open(t, interestCfg(clustertest.RunServer(t)))
+	const a = "fq.acme.room.a"
+	got := interestOn(t, c, a)
+	seqs := publishN(t, c, "room.a", 1)
+	got.waitSeqs(t, a, seqs)
+	wait := c.UnansweredRepairsForTest(1)
+	var dropped atomic.Bool
+	c.DropLiveForTest(func(string, uint64) bool { return dropped.CompareAndSwap(false, true) })
+	seqs = append(seqs, publishN(t, c, "room.a", 3)...)
+	got.waitSeqs(t, a, seqs)
+	if n := c.RepairErrorsForTest(); n != 1 {
+		t.Fatalf("repair errors %v, want 1 (the unanswered read)", n)
+	}
+	if w := wait(); w <= 0 || w > time.Second {
+		t.Fatalf("the unanswered read waited %v, want at most 1s", w)
+	}
+}
