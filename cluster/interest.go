@@ -49,9 +49,13 @@ var (
 	// stream once more (after a reconnect, a start), and the longest
 	// wait before retrying a failed repair read.
 	resyncRetry = time.Second
-	// repairAttempt bounds each repair read (a direct get answers in
-	// milliseconds): one whose request was lost with a dying server is
-	// retried after that, not after the 5 s a resume's read may take.
+	// repairFirst and repairAttempt bound each repair read (a direct get
+	// answers in milliseconds): the first waits repairFirst, each next
+	// one twice as long up to repairAttempt. A request can get no answer
+	// just after a reconnect (the reply's route to this node's new
+	// server is not known everywhere yet) or with a dying server: it is
+	// retried soon, not after the 5 s a resume's read may take.
+	repairFirst   = 250 * time.Millisecond
 	repairAttempt = time.Second
 	// interestRefresh is how often the consumer checks the stream: its
 	// identity (cursors; a recreated stream restarts its sequences) and
@@ -617,9 +621,9 @@ func (k *Consumer) deliverEvent(f *feed, ev *Event) {
 // repair starts reading f's stored events with last < seq <= upTo (upTo
 // 0: up to the subject's last stored event) on a goroutine of its own;
 // the loop gets them through ingest.repaired (onRepaired). A read that
-// fails (or gets no answer within repairAttempt) is retried after 100 ms,
-// then twice as long each time up to resyncRetry, until it succeeds or
-// the consumer stops. f must not be repairing already.
+// fails (or gets no answer in time, see repairFirst) is retried after
+// 100 ms, then twice as long each time up to resyncRetry, until it
+// succeeds or the consumer stops. f must not be repairing already.
 func (k *Consumer) repair(f *feed, upTo uint64) {
 	c, in := k.c, k.c.ingest
 	f.repairing = true
@@ -634,8 +638,8 @@ func (k *Consumer) repair(f *feed, upTo uint64) {
 		if hold := in.holdRepair.Load(); hold != nil {
 			(*hold)(f.r.subj)
 		}
-		for wait := min(100*time.Millisecond, resyncRetry); ; {
-			r, err := k.readRepair(f, from, upTo)
+		for wait, attempt := min(100*time.Millisecond, resyncRetry), repairFirst; ; attempt = min(2*attempt, repairAttempt) {
+			r, err := k.readRepair(f, from, upTo, attempt)
 			if err == nil {
 				r.gen = gen
 				select {
@@ -660,12 +664,12 @@ func (k *Consumer) repair(f *feed, upTo uint64) {
 }
 
 // readRepair reads one batch of f's events from seq from up to upTo (0:
-// the subject's last stored event). It runs on a repair's goroutine and
-// reads nothing of f but its replayer.
-func (k *Consumer) readRepair(f *feed, from, upTo uint64) (repairDone, error) {
+// the subject's last stored event), waiting up to timeout. It runs on a
+// repair's goroutine and reads nothing of f but its replayer.
+func (k *Consumer) readRepair(f *feed, from, upTo uint64, timeout time.Duration) (repairDone, error) {
 	c := k.c
 	r := repairDone{f: f, upTo: upTo}
-	ctx, cancel := context.WithTimeout(k.ctx, repairAttempt)
+	ctx, cancel := context.WithTimeout(k.ctx, timeout)
 	defer cancel()
 	if n := c.ingest.unanswered.Load(); n > 0 && c.ingest.unanswered.CompareAndSwap(n, n-1) {
 		deadline, _ := ctx.Deadline()
