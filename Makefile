@@ -65,8 +65,9 @@ test-python:
 # servers and 3 nodes as real processes on loopback, resuming clients
 # checked event by event. test-cluster runs the short subset (node SIGKILL,
 # NATS follower killed and restarted, slow reader; about a minute plus the
-# build); chaos runs every scenario at full size (about 3 minutes plus the
-# build; see docs/operations.md). CHAOS_REPORT=file appends a Markdown row
+# build); chaos runs every scenario at full size (about 3.5 minutes plus
+# the build; see docs/operations.md). CHAOS_INGEST=stream runs the nodes
+# with nats.ingest: stream. CHAOS_REPORT=file appends a Markdown row
 # per scenario; CHAOS_KEEP_LOGS=1 keeps the processes' logs.
 test-cluster:
 	$(GO) test -race -count=1 -tags chaos -short -timeout 15m -v ./tests/cluster

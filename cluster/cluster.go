@@ -26,6 +26,12 @@ const (
 	reconnectMax  = 5 * time.Second
 	// drainTimeout bounds how long Close waits for in-flight messages.
 	drainTimeout = 5 * time.Second
+	// The client pings its server every pingInterval and leaves it when
+	// maxPingsOut pings are unanswered: a server whose host vanished
+	// without closing the connection is left after 4-6 s, rather than
+	// after the library's 2-4 minutes. A ping is a few bytes.
+	pingInterval = 2 * time.Second
+	maxPingsOut  = 2
 )
 
 // Cluster is a connection to NATS JetStream (an embedded server or an
@@ -57,6 +63,13 @@ type Cluster struct {
 	replayState // read slots and shared stream info of Replay
 
 	ingest *ingest // nil unless Config.Ingest is "interest"
+
+	// Test hooks of the stream-mode consumer: refuseConsumers fails every
+	// consumer creation (as when no meta leader answers); dropConsumed
+	// drops the messages it returns true for, by stream sequence, as if
+	// lost on the way.
+	refuseConsumers atomic.Bool
+	dropConsumed    atomic.Pointer[func(seq uint64) bool]
 
 	mu        sync.Mutex
 	consumers map[*Consumer]struct{}
@@ -279,6 +292,8 @@ func (c *Cluster) connOptions() []nats.Option {
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
 		nats.CustomReconnectDelay(reconnectDelay),
+		nats.PingInterval(pingInterval),
+		nats.MaxPingsOutstanding(maxPingsOut),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			c.metrics.connected.Set(0)
 			if c.closed.Load() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -35,8 +36,18 @@ type Consumer struct {
 	fn   func(*Event)
 	name string // the node id: every consumer's name starts with it
 
-	cons jetstream.Consumer  // the ordered consumer run reads; only open and run use it
-	js   jetstream.JetStream // requests time out after consumerRequest
+	// Only open and run use these.
+	cons   string          // the server consumer run reads, "" before the first
+	prefix string          // "<node id>_<random>" of the consumers' names
+	serial int             // numbers the consumers open creates
+	ctx    context.Context // cancelled by signalStop: bounds open's requests and repairs
+	cancel context.CancelFunc
+	// deletes counts the best-effort deletions of replaced consumers in
+	// flight; Stop waits for them.
+	deletes sync.WaitGroup
+	// repairs counts the interest consumer's repair reads; runInterest
+	// waits for them.
+	repairs sync.WaitGroup
 
 	// For the stall watchdog (watch): written by run, read by watch.
 	next        atomic.Uint64 // the stream sequence run waits for
@@ -55,27 +66,33 @@ type Consumer struct {
 }
 
 // consumerRetry bounds the wait before re-creating an iterator that ended
-// without Stop (the ordered consumer gave up, or watch stopped a stalled
-// one); it doubles from 100ms. Kept short so that delivery resumes within
-// about a second of a new stream leader.
+// without Stop (its server consumer went away, a heartbeat was missed,
+// a message was lost, or watch stopped a stalled one); it doubles from
+// 50ms. Kept short so that delivery resumes within about a second of a
+// new stream leader.
 const consumerRetry = time.Second
 
 // Consumer liveness. The server sends an idle heartbeat every
-// consumerHeartbeat; the ordered consumer re-creates itself when two are
-// missed (its server died). consumerInactive lets the server delete a
-// consumer nobody pulls from (a killed node's, or one left behind by a
-// re-creation) after that long, rather than after the library's default
-// of 5 minutes. The watchdog checks every stallCheck whether events wait
-// in the stream while none has been delivered for stallAfter.
+// consumerHeartbeat; an iterator that misses two (its consumer's server
+// died) ends, and run re-creates the consumer. consumerInactive lets the
+// server delete a consumer nobody pulls from (a killed node's, or one
+// left behind by a re-creation) after that long, rather than after the
+// library's default of 5 minutes. The watchdog checks every stallCheck
+// whether events wait in the stream while none has been delivered for
+// stallAfter.
 const (
 	consumerInactive = 15 * time.Second
 	stallCheck       = 500 * time.Millisecond
 	stallAfter       = 2 * time.Second
 	streamRefresh    = 10 * time.Second
-	// consumerRequest bounds each request of the consumer's own (creating
-	// it, by the library, too): just after a server dies the meta leader
-	// may still place a new consumer on it, and a short timeout tries
-	// again (elsewhere) sooner than the library's default.
+	// createFirst and consumerRequest bound each attempt to create a
+	// consumer: the first waits createFirst, each next one twice as long
+	// up to consumerRequest. In the first seconds after a server dies
+	// the meta leader may still place a new consumer on it (the server
+	// still counts as current), and that request gets no answer; a
+	// short attempt gives up on it soon and the next one, under a fresh
+	// name, is placed anew. A live server answers in milliseconds.
+	createFirst     = 500 * time.Millisecond
 	consumerRequest = 2 * time.Second
 )
 
@@ -83,7 +100,7 @@ const (
 // watchdog recover on its own.
 var (
 	consumerExpiry    = 5 * time.Second
-	consumerHeartbeat = time.Second
+	consumerHeartbeat = 500 * time.Millisecond
 )
 
 // Consume starts this node's consumer and calls fn for every event stored
@@ -91,10 +108,10 @@ var (
 // consumer are not delivered; use Replay for those).
 //
 // fn is called sequentially from a single goroutine, in stream order,
-// without gaps or duplicates: the consumer is an ordered, ephemeral,
-// flow-controlled JetStream consumer that, after a reconnect, a server
-// restart or a missed heartbeat, is re-created from the sequence after
-// the last one delivered. A slow fn slows this node's delivery (and only
+// without gaps or duplicates: the consumer is an ephemeral JetStream pull
+// consumer, checked message by message like the library's ordered one,
+// that after a missed heartbeat, a lost message, a stall or a server
+// restart is re-created from the sequence after the last one delivered. A slow fn slows this node's delivery (and only
 // it); it must not call Stop or Close.
 //
 // With Config.Ingest "interest", fn gets only the events of the subjects
@@ -126,23 +143,29 @@ func (c *Cluster) Consume(ctx context.Context, fn func(*Event)) (*Consumer, erro
 		watchDone: make(chan struct{}),
 		reset:     make(chan struct{}, 1),
 	}
-	if k.js, err = jetstream.New(c.nc, jetstream.WithDefaultTimeout(consumerRequest)); err != nil {
-		return nil, fmt.Errorf("consume: %w", err)
-	}
+	k.ctx, k.cancel = context.WithCancel(context.Background())
 	// "Only new messages" is DeliverByStartSequence at last+1 rather than
 	// DeliverNew: if the ordered consumer is re-created before anything
 	// was delivered, it restarts from that same sequence, so events
 	// stored during the outage are not lost.
 	next := info.State.LastSeq + 1
-	it, err := k.open(ctx, next)
-	if err != nil {
-		return nil, fmt.Errorf("consume: %w", err)
+	var it jetstream.MessagesContext
+	for attempt := 0; ; attempt++ {
+		if it, err = k.open(ctx, next, createTimeout(attempt)); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			k.abandon()
+			return nil, fmt.Errorf("consume: %w", err)
+		}
+		c.log.Info("create consumer: retrying", "error", err)
 	}
 	k.it = it
 	c.mu.Lock()
 	if c.closed.Load() {
 		c.mu.Unlock()
 		it.Stop()
+		k.abandon()
 		return nil, ErrClosed
 	}
 	c.consumers[k] = struct{}{}
@@ -154,48 +177,106 @@ func (c *Cluster) Consume(ctx context.Context, fn func(*Event)) (*Consumer, erro
 	return k, nil
 }
 
-// open creates an ordered consumer starting at stream sequence start.
+// open creates this node's consumer of the stream from sequence start,
+// waiting up to timeout for the server's answer, and returns its iterator.
 //
-// Each one gets a fresh name, "<node id>_<random>_<n>": a consumer left on
+// The consumer is what the library's ordered consumer creates: ephemeral,
+// R1 in memory, no acks, one per node, delivering every subject in stream
+// order; run checks its delivery sequence and re-creates it after the
+// last delivered event on any gap. The library's own re-creation is not
+// used: it waits up to 10 s for each attempt while holding the lock that
+// stopping its iterator needs, so one attempt placed on a dead server
+// held delivery for that long.
+//
+// Each consumer gets a fresh name, "<node id>_<random>_<n>": one left on
 // the server by the previous one (its server was cut off, or it is stuck)
 // must not block the new one (the server refuses to move an existing
-// consumer's start sequence). The previous one is deleted if the server
-// answers, and expires after consumerInactive if not.
-func (k *Consumer) open(ctx context.Context, start uint64) (jetstream.MessagesContext, error) {
-	if prev := k.cons; prev != nil {
-		if info := prev.CachedInfo(); info != nil {
-			dctx, cancel := context.WithTimeout(ctx, time.Second)
-			_ = k.c.js.DeleteConsumer(dctx, k.c.cfg.Stream, info.Name) // best effort: it expires anyway
-			cancel()
-		}
+// consumer's start sequence). The previous one, and an attempt that got
+// no answer, is deleted in the background if the server answers, and
+// expires after consumerInactive if not.
+func (k *Consumer) open(ctx context.Context, start uint64, timeout time.Duration) (jetstream.MessagesContext, error) {
+	if k.cons != "" {
+		k.deleteLater(k.cons)
+		k.cons = ""
 	}
-	cons, err := k.js.OrderedConsumer(ctx, k.c.cfg.Stream, jetstream.OrderedConsumerConfig{
+	if k.prefix == "" {
+		k.prefix = fmt.Sprintf("%s_%08x", k.name, rand.Uint32())
+	}
+	k.serial++
+	name := fmt.Sprintf("%s_%d", k.prefix, k.serial)
+	if k.c.refuseConsumers.Load() {
+		return nil, fmt.Errorf("create consumer %s: %w", name, errRefusedForTest)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cons, err := k.c.js.CreateConsumer(ctx, k.c.cfg.Stream, jetstream.ConsumerConfig{
+		Name:              name,
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       start,
-		NamePrefix:        fmt.Sprintf("%s_%08x", k.name, rand.Uint32()),
+		AckPolicy:         jetstream.AckNonePolicy,
 		InactiveThreshold: consumerInactive,
+		Replicas:          1,
+		MemoryStorage:     true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create ordered consumer on %q at seq %d: %w", k.c.cfg.Stream, start, err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			// No answer: its server may have died; it may also exist.
+			k.deleteLater(name)
+		}
+		return nil, fmt.Errorf("create consumer %s on %q at seq %d: %w", name, k.c.cfg.Stream, start, err)
 	}
-	k.cons = cons
-	it, err := cons.Messages(jetstream.PullExpiry(consumerExpiry), jetstream.PullHeartbeat(consumerHeartbeat))
+	k.cons = name
+	it, err := cons.Messages(jetstream.PullExpiry(consumerExpiry), jetstream.PullHeartbeat(consumerHeartbeat),
+		jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
 		return nil, fmt.Errorf("consume %q: %w", k.c.cfg.Stream, err)
 	}
 	return it, nil
 }
 
-// run delivers events until Stop. The ordered consumer recovers from
-// reconnects by itself; if its iterator still ends without Stop, run
-// opens a new one after the last delivered sequence.
+// errRefusedForTest is the failure of a consumer creation that a test
+// refused (Cluster.refuseConsumers).
+var errRefusedForTest = errors.New("refused by a test")
+
+// createTimeout is how long attempt n (0-based) to create a consumer
+// waits for the answer: createFirst for the first ones, which covers a
+// server that just died; then longer, up to consumerRequest, in case the
+// servers are slow rather than gone. Between attempts run delivers from
+// the stream directly (bridge), so events wait at most one attempt.
+func createTimeout(n int) time.Duration {
+	return min(createFirst<<max(n/8, 0), consumerRequest)
+}
+
+// deleteLater deletes the server consumer name in the background, best
+// effort: it expires after consumerInactive anyway.
+func (k *Consumer) deleteLater(name string) {
+	k.deletes.Go(func() { // owned by k: Stop waits for it
+		ctx, cancel := context.WithTimeout(context.Background(), consumerRequest)
+		defer cancel()
+		_ = k.c.js.DeleteConsumer(ctx, k.c.cfg.Stream, name)
+	})
+}
+
+// abandon releases what a Consumer that never ran holds.
+func (k *Consumer) abandon() {
+	k.cancel()
+	if k.cons != "" {
+		k.deleteLater(k.cons)
+	}
+	k.deletes.Wait()
+}
+
+// run delivers events until Stop. When an iterator ends without Stop
+// (see open), or skips a message, run opens a new one after the last
+// delivered sequence.
 func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 	var pumps sync.WaitGroup // every pump ends once its iterator does
 	defer close(k.done)
 	defer pumps.Wait()
 	c := k.c
-	backoff := 100 * time.Millisecond
+	var backoff time.Duration // the first re-creation waits for nothing
 	for {
+		var dseq uint64 // the consumer's delivery sequence of the last message
 		msgs := make(chan jetstream.Msg, pumpBuffer)
 		quit := make(chan struct{})
 		pumps.Go(func() { pump(it, msgs, quit, c.log) }) // ends once it is stopped
@@ -207,9 +288,9 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 			case msg, ok = <-msgs:
 			case <-k.reset:
 				// Stalled: abandon this iterator without waiting for it
-				// (a library reset in progress can hold it for seconds);
-				// nothing more is read from it, and a new one starts after
-				// the last delivered sequence.
+				// (stopping it may wait on a dead server); nothing more is
+				// read from it, and a new one starts after the last
+				// delivered sequence.
 				break events
 			case <-k.stop:
 			}
@@ -221,22 +302,26 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 			if !ok {
 				break
 			}
-			if seq, ok := k.deliver(msg); ok {
+			seq, ok := k.deliver(msg, &dseq, next)
+			if !ok {
+				break events // a message was lost: re-create after the last delivered
+			}
+			if seq >= next {
 				next = seq + 1
-				backoff = 100 * time.Millisecond
+				backoff = 0
 				k.progress(next)
 			}
 		}
 		close(quit)
-		// Stop can wait seconds for a reset the library has under way
-		// against a dead server: not on this goroutine.
+		// Stopping a pull iterator may wait on its connection: not on
+		// this goroutine.
 		stopping := it
 		pumps.Go(stopping.Stop)
-		for {
-			if k.stopped() {
-				return
-			}
-			c.log.Warn("consumer stopped; re-creating it after the last delivered event", "next_seq", next, "retry_in", backoff)
+		if k.stopped() {
+			return
+		}
+		c.log.Warn("consumer stopped; re-creating it after the last delivered event", "next_seq", next, "retry_in", backoff)
+		for attempt := 0; ; attempt++ {
 			wait := time.NewTimer(backoff)
 		waiting:
 			for {
@@ -248,22 +333,82 @@ func (k *Consumer) run(it jetstream.MessagesContext, next uint64) {
 					break waiting
 				}
 			}
-			backoff = min(2*backoff, consumerRetry)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			backoff = min(max(2*backoff, 50*time.Millisecond), consumerRetry)
+			// Until a consumer runs again, read what the stream holds
+			// after next with direct gets: any replica answers them,
+			// with no consumer to place and no meta leader needed, so
+			// delivery goes on while the consumer cannot be created (its
+			// server just died; the meta leader did).
+			if n, ok := k.bridge(next); n > next {
+				next = n
+				backoff = 0
+				k.progress(next)
+			} else if !ok && k.stopped() {
+				return
+			}
 			var err error
-			it, err = k.open(ctx, next)
-			cancel()
+			it, err = k.open(k.ctx, next, createTimeout(attempt))
 			if err != nil {
-				c.log.Warn("re-create consumer", "error", err)
+				if k.stopped() {
+					return
+				}
+				c.log.Info("re-create consumer: retrying", "next_seq", next, "error", err)
 				continue
 			}
-			if k.setIter(it) {
-				break
+			if !k.setIter(it) {
+				it.Stop()
+				return
 			}
-			it.Stop()
-			return
+			select {
+			case <-k.reset: // asked for during the re-creation: done
+			default:
+			}
+			break
 		}
 	}
+}
+
+// bridgeBatches bounds the direct gets of one bridge: under a steady
+// flow the stream always has more, and run must get back to creating a
+// consumer.
+const bridgeBatches = 8
+
+// bridge delivers the events stored from next on, read with batch direct
+// gets (as Replay reads), until the answering replica has no more or
+// after bridgeBatches reads, and returns the next sequence to deliver.
+// ok=false means a read failed.
+func (k *Consumer) bridge(next uint64) (_ uint64, ok bool) {
+	c := k.c
+	r := &replayer{c: c, subj: c.cfg.Prefix + ".>", all: true}
+	var evs []*Event
+	for range bridgeBatches {
+		ctx, cancel := context.WithTimeout(k.ctx, createFirst)
+		var more bool
+		var err error
+		evs, more, err = r.read(ctx, next, math.MaxUint64, evs[:0])
+		cancel()
+		for _, ev := range evs {
+			if k.stopped() {
+				return next, false
+			}
+			next = ev.Seq + 1
+			if ev.Tenant == "" {
+				c.metrics.skippedSubject.Inc()
+				c.log.Warn("skipping event with a malformed subject", "subject", ev.Subject, "seq", ev.Seq)
+				continue
+			}
+			c.metrics.consumed.Inc()
+			c.metrics.bridged.Inc()
+			k.fn(ev)
+		}
+		if err != nil {
+			return next, false
+		}
+		if !more || len(evs) == 0 {
+			return next, true
+		}
+	}
+	return next, true
 }
 
 // pumpBuffer bounds the messages read ahead of fn; the ordered consumer's
@@ -291,17 +436,34 @@ func pump(it jetstream.MessagesContext, msgs chan<- jetstream.Msg, quit <-chan s
 	}
 }
 
-// deliver turns msg into an Event and calls fn. It returns msg's stream
-// sequence, and ok=false when the metadata could not be read.
-func (k *Consumer) deliver(msg jetstream.Msg) (seq uint64, ok bool) {
+// deliver turns msg into an Event and calls fn, unless the event was
+// delivered already (before next). It returns msg's stream sequence;
+// ok=false means that msg does not follow the consumer's last message
+// (*dseq, its delivery sequence; 0 before the first), so one was lost
+// (dropped by this client as a slow consumer, or in flight on a
+// reconnect): nothing is delivered, and the caller re-creates the
+// consumer after the last delivered event.
+func (k *Consumer) deliver(msg jetstream.Msg, dseq *uint64, next uint64) (seq uint64, ok bool) {
 	c := k.c
 	meta, err := msg.Metadata()
 	if err != nil {
 		c.metrics.skippedMetadata.Inc()
 		c.log.Warn("skipping message without JetStream metadata", "subject", msg.Subject(), "error", err)
+		return 0, true
+	}
+	if drop := c.dropConsumed.Load(); drop != nil && (*drop)(meta.Sequence.Stream) {
+		return 0, true // lost on the way (tests)
+	}
+	if d := meta.Sequence.Consumer; d != *dseq+1 {
+		c.log.Warn("consumer skipped a message; re-creating it after the last delivered event",
+			"delivered", d, "want", *dseq+1, "next_seq", next)
 		return 0, false
 	}
+	*dseq = meta.Sequence.Consumer
 	seq = meta.Sequence.Stream
+	if seq < next {
+		return seq, true
+	}
 	subj := msg.Subject()
 	tenant, topic, ok := parseSubject(c.cfg.Prefix, subj)
 	if !ok {
@@ -355,6 +517,7 @@ func (k *Consumer) stopped() bool {
 // signalStop asks run to return without waiting for it.
 func (k *Consumer) signalStop() {
 	k.stopOnce.Do(func() {
+		k.cancel()
 		k.mu.Lock()
 		close(k.stop)
 		if k.it != nil {
@@ -370,6 +533,11 @@ func (k *Consumer) Stop() {
 	k.signalStop()
 	<-k.done
 	<-k.watchDone
+	if k.cons != "" { // run has returned: k.cons is ours
+		k.deleteLater(k.cons)
+		k.cons = ""
+	}
+	k.deletes.Wait()
 	k.c.mu.Lock()
 	delete(k.c.consumers, k)
 	k.c.mu.Unlock()

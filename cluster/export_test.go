@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -103,4 +104,54 @@ func FastInterestRefreshForTest(d time.Duration) (restore func()) {
 	r := interestRefresh
 	interestRefresh = d
 	return func() { interestRefresh = r }
+}
+
+// RefuseConsumersForTest makes every creation of a stream-mode consumer
+// on c fail at once while on is true, as when no meta leader answers.
+func (c *Cluster) RefuseConsumersForTest(on bool) { c.refuseConsumers.Store(on) }
+
+// DropConsumedForTest makes c's stream-mode consumer drop the messages
+// drop returns true for (by stream sequence), as if they were lost on
+// the way; nil drops none.
+func (c *Cluster) DropConsumedForTest(drop func(seq uint64) bool) {
+	if drop == nil {
+		c.dropConsumed.Store(nil)
+		return
+	}
+	c.dropConsumed.Store(&drop)
+}
+
+// BridgedForTest returns fraiseql_delivery_bridged_events_total.
+func (c *Cluster) BridgedForTest() float64 { return testutil.ToFloat64(c.metrics.bridged) }
+
+// HoldRepairsForTest makes c's interest repairs of subject wait, before
+// they read from the stream, until release is called.
+func (c *Cluster) HoldRepairsForTest(subject string) (release func()) {
+	gate := make(chan struct{})
+	hold := func(s string) {
+		if s == subject {
+			<-gate
+		}
+	}
+	c.ingest.holdRepair.Store(&hold)
+	var once sync.Once
+	return func() { once.Do(func() { close(gate) }) }
+}
+
+// NoRespondersForTest makes c's next n reads of a starting subject's last
+// sequence fail with "no responders", as just after the stream was
+// created.
+func (c *Cluster) NoRespondersForTest(n int32) { c.ingest.noResponders.Store(n) }
+
+// UnansweredRepairsForTest makes c's next n repair reads get no answer,
+// as when their request was lost with a dying server; wait returns how
+// long the last of them was to wait before giving up (its deadline).
+func (c *Cluster) UnansweredRepairsForTest(n int32) (wait func() time.Duration) {
+	c.ingest.unanswered.Store(n)
+	return func() time.Duration { return time.Duration(c.ingest.unansweredWait.Load()) }
+}
+
+// RepairErrorsForTest returns fraiseql_ingest_repair_errors_total.
+func (c *Cluster) RepairErrorsForTest() float64 {
+	return testutil.ToFloat64(c.metrics.interestRepairErrors)
 }

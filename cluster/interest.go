@@ -35,12 +35,28 @@ var (
 	// slow consumer, and the loop repairs from the stream. It bounds the
 	// memory they hold to liveBuffer × the largest event.
 	liveBuffer = 1024
-	// liveHeld bounds the events of a subject held while its interest
-	// starts (before its base sequence is known); past it they are
-	// dropped and read from the stream instead.
-	liveHeld = 1024
-	// resyncRetry is the wait before retrying a failed repair.
+	// liveHeld and liveHeldBytes bound, per subject, the events held
+	// while its interest starts (before its base sequence is known) or
+	// while a repair of the subject is under way: their number, and the
+	// sum of their bodies. An event past either is dropped and read from
+	// the stream instead, once the subject is idle again.
+	liveHeld      = 1024
+	liveHeldBytes = 4 << 20
+	// repairReads bounds the repairs reading from the stream at once
+	// (each subject has at most one); the others wait for a slot.
+	repairReads = 8
+	// resyncRetry is the wait before checking subjects against the
+	// stream once more (after a reconnect, a start), and the longest
+	// wait before retrying a failed repair read.
 	resyncRetry = time.Second
+	// repairFirst and repairAttempt bound each repair read (a direct get
+	// answers in milliseconds): the first waits repairFirst, each next
+	// one twice as long up to repairAttempt. A request can get no answer
+	// just after a reconnect (the reply's route to this node's new
+	// server is not known everywhere yet) or with a dying server: it is
+	// retried soon, not after the 5 s a resume's read may take.
+	repairFirst   = 250 * time.Millisecond
+	repairAttempt = time.Second
 	// interestRefresh is how often the consumer checks the stream: its
 	// identity (cursors; a recreated stream restarts its sequences) and
 	// its RePublish (a node of an older version may have removed it).
@@ -63,10 +79,24 @@ type ingest struct {
 	feeds map[string]*feed // by stream subject; guarded by mu
 	k     *Consumer        // the running interest consumer; guarded by mu
 
-	msgs   chan *nats.Msg // every core subscription delivers here
-	starts chan start     // subjects whose base sequence is known
-	resync chan struct{}  // cap 1: check every subject against the stream
-	reset  chan struct{}  // cap 1: the stream was recreated
+	msgs     chan *nats.Msg  // every core subscription delivers here
+	starts   chan start      // subjects whose base sequence is known
+	repaired chan repairDone // what each repair read
+	resync   chan struct{}   // cap 1: check every subject against the stream
+	reset    chan struct{}   // cap 1: the stream was recreated
+	slots    chan struct{}   // repairReads: repairs reading at once
+
+	// holdRepair, if set, is called by each repair before it reads
+	// (tests: a slow repair).
+	holdRepair atomic.Pointer[func(subject string)]
+	// noResponders fails that many reads of a starting subject's last
+	// sequence with "no responders" (tests: a stream just created).
+	noResponders atomic.Int32
+	// unanswered makes that many repair reads get no answer (tests: a
+	// request lost with a dying server); unansweredWait records how long
+	// the last one was to wait for it.
+	unanswered     atomic.Int32
+	unansweredWait atomic.Int64
 
 	// dropLive, if set, drops the republished messages it returns true
 	// for, as a lossy network would (tests).
@@ -82,10 +112,24 @@ type feed struct {
 	err   error              // why it could not start; set before ready closes
 
 	// Owned by the ingest loop:
-	started bool
-	last    uint64      // stream sequence of the last event delivered (or the base)
-	held    []*nats.Msg // arrived before the start was processed
-	lost    bool        // held overflowed: repair up to the stream's last
+	started   bool
+	last      uint64      // stream sequence of the last event delivered (or the base)
+	repairing bool        // a repair of this subject is under way
+	held      []*nats.Msg // arrived before the start, or during the repair
+	heldBytes int         // the sum of held's bodies
+	resync    bool        // check against the stream's last once idle (held overflowed, a resync came)
+	gen       uint64      // incremented when the stream is recreated: older repairs are void
+}
+
+// repairDone is what one repair read for a subject: evs, the subject's
+// events after the feed's last up to upTo (or the first of them, a
+// batch: more then says there are others).
+type repairDone struct {
+	f    *feed
+	gen  uint64
+	evs  []*Event
+	more bool
+	upTo uint64
 }
 
 type start struct {
@@ -95,11 +139,13 @@ type start struct {
 
 func newIngest() *ingest {
 	return &ingest{
-		feeds:  make(map[string]*feed),
-		msgs:   make(chan *nats.Msg, liveBuffer),
-		starts: make(chan start, 64),
-		resync: make(chan struct{}, 1),
-		reset:  make(chan struct{}, 1),
+		feeds:    make(map[string]*feed),
+		msgs:     make(chan *nats.Msg, liveBuffer),
+		starts:   make(chan start, 64),
+		repaired: make(chan repairDone, 64),
+		resync:   make(chan struct{}, 1),
+		reset:    make(chan struct{}, 1),
+		slots:    make(chan struct{}, repairReads),
 	}
 }
 
@@ -184,7 +230,7 @@ func (c *Cluster) startFeed(ctx context.Context, f *feed) error {
 	if err := c.nc.FlushWithContext(ctx); err != nil {
 		return err
 	}
-	base, err := c.lastSeqOf(ctx, f.r.subj)
+	base, err := c.firstLastSeqOf(ctx, f.r.subj)
 	if err != nil {
 		return err
 	}
@@ -228,6 +274,30 @@ func (c *Cluster) unref(f *feed) {
 	c.metrics.interestSubjects.Dec()
 	if f.sub != nil {
 		_ = f.sub.Unsubscribe()
+	}
+}
+
+// firstLastSeqOf is lastSeqOf for a subject's start, retried under ctx
+// while no server answers direct gets: just after the stream is created
+// (or its servers restart) its replicas' direct-get subscriptions take a
+// moment to reach every server, and a subscription must not fail for it.
+func (c *Cluster) firstLastSeqOf(ctx context.Context, subj string) (uint64, error) {
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		var seq uint64
+		var err error
+		if n := c.ingest.noResponders.Load(); n > 0 && c.ingest.noResponders.CompareAndSwap(n, n-1) {
+			err = fmt.Errorf("last of %s: %w (test)", subj, nats.ErrNoResponders)
+		} else {
+			seq, err = c.lastSeqOf(ctx, subj)
+		}
+		if err == nil || !errors.Is(err, nats.ErrNoResponders) {
+			return seq, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, err
+		case <-time.After(wait):
+		}
 	}
 }
 
@@ -277,6 +347,7 @@ func (c *Cluster) consumeInterest(fn func(*Event)) (*Consumer, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
+	k.ctx, k.cancel = context.WithCancel(c.flightCtx) // signalStop cancels it: repairs stop reading
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.k != nil {
@@ -292,17 +363,23 @@ func (c *Cluster) consumeInterest(fn func(*Event)) (*Consumer, error) {
 
 // runInterest is the interest consumer's loop: it delivers each subject's
 // republished events in order, repairing from the stream any it did not
-// receive, until Stop.
+// receive, until Stop. It is the only goroutine that calls fn.
+//
+// A repair reads from the stream on its own goroutine (repair), at most
+// repairReads at once: meanwhile the loop holds that subject's later
+// events (bounded, see liveHeld) and goes on delivering every other
+// subject's, so a slow read delays only its own subject.
 //
 // Besides gaps that a later event shows (its Nats-Last-Sequence), it
 // checks subjects against the stream: all of them after a reconnect or a
 // slow-consumer drop (kick), and again resyncRetry later, as a republish
 // may still miss this node while its server's interest reaches the
-// stream leader over a route; a subject resyncRetry after its interest
-// starts, for the same reason; and any whose repair failed.
+// stream leader over a route; and a subject resyncRetry after its
+// interest starts, for the same reason.
 func (k *Consumer) runInterest() {
 	defer close(k.done)
 	in := k.c.ingest
+	defer k.repairs.Wait() // they end with k.ctx, which signalStop cancels
 	defer func() {
 		in.mu.Lock()
 		in.k = nil
@@ -325,14 +402,13 @@ func (k *Consumer) runInterest() {
 		case <-k.stop:
 			return
 		case msg := <-in.msgs:
-			if f, ok := k.onLive(msg); !ok {
-				recheck = append(recheck, f)
-				later()
-			}
+			k.onLive(msg)
 		case s := <-in.starts:
 			k.onStart(s)
 			recheck = append(recheck, s.f)
 			later()
+		case r := <-in.repaired:
+			k.onRepaired(r)
 		case <-in.resync:
 			k.resyncAll()
 			full = true
@@ -344,20 +420,13 @@ func (k *Consumer) runInterest() {
 		case <-retryC:
 			retryC = nil
 			if full {
-				full = !k.resyncAll()
-				recheck = recheck[:0]
+				k.resyncAll()
 			} else {
-				fs := recheck
-				recheck = nil
-				for _, f := range fs {
-					if !k.resyncFeed(f) {
-						recheck = append(recheck, f)
-					}
+				for _, f := range recheck {
+					k.resyncFeed(f)
 				}
 			}
-			if full || len(recheck) > 0 {
-				later()
-			}
+			full, recheck = false, nil
 		}
 		if k.stopped() {
 			return
@@ -408,14 +477,20 @@ func (k *Consumer) watchInterest() {
 	}
 }
 
-// resetAll restarts every subject from the (recreated) stream's start.
+// resetAll restarts every subject from the (recreated) stream's start;
+// repairs under way for the old stream are void.
 func (k *Consumer) resetAll() {
 	in := k.c.ingest
 	in.mu.Lock()
+	feeds := make([]*feed, 0, len(in.feeds))
 	for _, f := range in.feeds {
-		f.last = 0 // f is the loop's: only the map needs the lock
+		feeds = append(feeds, f)
 	}
 	in.mu.Unlock()
+	for _, f := range feeds { // f's fields are the loop's
+		f.last = 0
+		f.gen++
+	}
 	k.resyncAll()
 }
 
@@ -426,82 +501,98 @@ func (in *ingest) feedOf(subj string) *feed {
 	return in.feeds[subj]
 }
 
-// onLive handles one republished message; ok=false means that a repair
-// of f failed.
-func (k *Consumer) onLive(msg *nats.Msg) (f *feed, ok bool) {
+// onLive handles one republished message.
+func (k *Consumer) onLive(msg *nats.Msg) {
 	in := k.c.ingest
 	if drop := in.dropLive.Load(); drop != nil && (*drop)(msg) {
-		return nil, true
+		return
 	}
-	if f = in.feedOf(msg.Header.Get(hdrSubject)); f == nil {
-		return nil, true // interest ended
+	if f := in.feedOf(msg.Header.Get(hdrSubject)); f != nil { // else interest ended
+		k.live(f, msg)
 	}
-	if !f.started {
-		if len(f.held) < liveHeld {
-			f.held = append(f.held, msg)
-		} else {
-			f.lost = true
+}
+
+// hold keeps msg of f until f's start or repair is done; past f's bounds
+// (liveHeld, liveHeldBytes) it drops msg, to be read from the stream
+// once f is idle again.
+func (k *Consumer) hold(f *feed, msg *nats.Msg) {
+	if len(f.held)+1 > liveHeld || f.heldBytes+len(msg.Data) > liveHeldBytes {
+		if !f.resync {
+			k.c.metrics.interestHeldDrops.Inc()
 		}
-		return f, true
+		f.resync = true
+		return
 	}
-	return f, k.live(f, msg)
+	f.held = append(f.held, msg)
+	f.heldBytes += len(msg.Data)
 }
 
 // onStart processes a feed's base sequence and what it held meanwhile.
-// The loop checks the feed against the stream resyncRetry later, which
-// also repairs whatever failed here.
+// The loop checks the feed against the stream resyncRetry later.
 func (k *Consumer) onStart(s start) {
 	f := s.f
 	if k.c.ingest.feedOf(f.r.subj) != f {
 		return // interest ended meanwhile
 	}
 	f.started, f.last = true, s.base
+	k.release(f)
+}
+
+// release delivers, in order, what f held, until a gap starts a repair
+// (which holds the rest again); then, if f dropped events or a resync
+// came meanwhile, it checks f against the stream.
+func (k *Consumer) release(f *feed) {
 	held := f.held
-	f.held = nil
-	for _, msg := range held {
-		if !k.live(f, msg) {
+	f.held, f.heldBytes = nil, 0
+	for i, msg := range held {
+		if k.live(f, msg); f.repairing {
+			for _, m := range held[i+1:] {
+				k.hold(f, m)
+			}
 			return
 		}
 	}
-	if f.lost {
-		f.lost = false
-		k.resyncFeed(f)
+	if f.resync {
+		f.resync = false
+		k.repair(f, 0)
 	}
 }
 
 // live delivers one republished message of f, after the events the
 // subject stored before it that this node has not delivered, if any
 // (Nats-Last-Sequence, the subject's previous sequence, is past the
-// last delivered). false means that repair failed: the message is
-// dropped, and a later message or resync repairs from the same place.
-func (k *Consumer) live(f *feed, msg *nats.Msg) bool {
+// last delivered): those are repaired first, and msg is held meanwhile.
+func (k *Consumer) live(f *feed, msg *nats.Msg) {
 	c := k.c
 	seq, err := strconv.ParseUint(msg.Header.Get(hdrSequence), 10, 64)
 	if err != nil {
 		c.metrics.skippedMetadata.Inc()
 		c.log.Warn("skipping republished event without a sequence", "subject", f.r.subj)
-		return true
+		return
 	}
-	if seq <= f.last {
-		return true // delivered already (repaired)
+	if f.started && !f.repairing && seq <= f.last {
+		return // delivered already (repaired)
+	}
+	if !f.started || f.repairing {
+		k.hold(f, msg)
+		return
 	}
 	prev, err := strconv.ParseUint(msg.Header.Get(hdrLastSequence), 10, 64)
 	if err != nil || prev > f.last {
 		if err == nil {
 			c.metrics.interestGaps.Inc()
 		}
-		if !k.repair(f, seq-1) {
-			return false
-		}
+		k.hold(f, msg)
+		k.repair(f, seq-1)
+		return
 	}
 	ev, err := f.r.event(msg)
 	if err != nil {
 		c.metrics.skippedMetadata.Inc()
 		c.log.Warn("skipping republished event", "subject", f.r.subj, "seq", seq, "error", err)
-		return true
+		return
 	}
 	k.deliverEvent(f, ev)
-	return true
 }
 
 // deliverEvent calls fn with ev and records it as f's last.
@@ -511,68 +602,125 @@ func (k *Consumer) deliverEvent(f *feed, ev *Event) {
 	k.fn(ev)
 }
 
-// repair delivers f's stored events with last < seq <= upTo, read from
-// the stream with direct gets. false means a read failed; what was read
-// is delivered.
-func (k *Consumer) repair(f *feed, upTo uint64) bool {
-	c := k.c
-	ctx, cancel := context.WithCancel(c.flightCtx)
-	defer cancel()
-	go func() { // owned by repair: ends when it returns
+// repair starts reading f's stored events with last < seq <= upTo (upTo
+// 0: up to the subject's last stored event) on a goroutine of its own;
+// the loop gets them through ingest.repaired (onRepaired). A read that
+// fails (or gets no answer in time, see repairFirst) is retried after
+// 100 ms, then twice as long each time up to resyncRetry, until it
+// succeeds or the consumer stops. f must not be repairing already.
+func (k *Consumer) repair(f *feed, upTo uint64) {
+	c, in := k.c, k.c.ingest
+	f.repairing = true
+	from, gen := f.last+1, f.gen
+	k.repairs.Go(func() { // owned by k: ends with k.ctx; runInterest waits for it
 		select {
-		case <-k.stop:
-			cancel()
-		case <-ctx.Done():
+		case in.slots <- struct{}{}:
+		case <-k.ctx.Done():
+			return
 		}
-	}()
-	for f.last < upTo {
-		evs, more, err := f.r.readBatch(ctx, f.last+1, upTo, c.cfg.Replicas > 1, nil)
-		if err != nil {
-			if !k.stopped() && !k.c.closed.Load() { // not worth a warning while closing
-				c.metrics.interestRepairErrors.Inc()
-				c.log.Warn("cannot read missed events from the stream; retrying", "subject", f.r.subj, "after", f.last, "error", err)
+		defer func() { <-in.slots }()
+		if hold := in.holdRepair.Load(); hold != nil {
+			(*hold)(f.r.subj)
+		}
+		for wait, attempt := min(100*time.Millisecond, resyncRetry), repairFirst; ; attempt = min(2*attempt, repairAttempt) {
+			r, err := k.readRepair(f, from, upTo, attempt)
+			if err == nil {
+				r.gen = gen
+				select {
+				case in.repaired <- r:
+				case <-k.ctx.Done():
+				}
+				return
 			}
-			return false
-		}
-		for _, ev := range evs {
-			if ev.Seq > f.last {
-				c.metrics.interestRepaired.Inc()
-				k.deliverEvent(f, ev)
+			if k.ctx.Err() != nil {
+				return // stopping: not worth a warning
 			}
+			c.metrics.interestRepairErrors.Inc()
+			c.log.Warn("cannot read missed events from the stream; retrying", "subject", f.r.subj, "after", from-1, "error", err, "retry_in", wait)
+			select {
+			case <-time.After(wait):
+			case <-k.ctx.Done():
+				return
+			}
+			wait = min(2*wait, resyncRetry)
 		}
-		if !more || len(evs) == 0 {
-			return true // nothing else stored (or retention removed it)
-		}
-	}
-	return true
+	})
 }
 
-// resyncFeed repairs f up to the subject's last stored event.
-func (k *Consumer) resyncFeed(f *feed) bool {
-	if k.c.ingest.feedOf(f.r.subj) != f {
-		return true // interest ended
+// readRepair reads one batch of f's events from seq from up to upTo (0:
+// the subject's last stored event), waiting up to timeout. It runs on a
+// repair's goroutine and reads nothing of f but its replayer.
+func (k *Consumer) readRepair(f *feed, from, upTo uint64, timeout time.Duration) (repairDone, error) {
+	c := k.c
+	r := repairDone{f: f, upTo: upTo}
+	ctx, cancel := context.WithTimeout(k.ctx, timeout)
+	defer cancel()
+	if n := c.ingest.unanswered.Load(); n > 0 && c.ingest.unanswered.CompareAndSwap(n, n-1) {
+		deadline, _ := ctx.Deadline()
+		c.ingest.unansweredWait.Store(int64(time.Until(deadline)))
+		<-ctx.Done()
+		return r, fmt.Errorf("direct get: %w (test)", ctx.Err())
 	}
-	ctx, cancel := context.WithTimeout(k.c.flightCtx, replayReadTimeout)
-	last, err := k.c.lastSeqOf(ctx, f.r.subj)
-	cancel()
-	if err != nil {
-		if !k.stopped() && !k.c.closed.Load() { // not worth a warning while closing
-			k.c.metrics.interestRepairErrors.Inc()
-			k.c.log.Warn("cannot check a subject against the stream; retrying", "subject", f.r.subj, "error", err)
+	if upTo == 0 {
+		last, err := c.lastSeqOf(ctx, f.r.subj)
+		if err != nil {
+			return r, err
 		}
-		return false
+		if r.upTo = last; last >= from {
+			c.metrics.interestGaps.Inc()
+		}
 	}
-	if last <= f.last {
-		return true
+	if from > r.upTo {
+		return r, nil
 	}
-	k.c.metrics.interestGaps.Inc()
-	return k.repair(f, last)
+	var err error
+	r.evs, r.more, err = f.r.readBatch(ctx, from, r.upTo, c.cfg.Replicas > 1, nil)
+	return r, err
+}
+
+// onRepaired delivers what a repair read, then either reads on (the
+// batch was not the last) or releases the events f held meanwhile.
+func (k *Consumer) onRepaired(r repairDone) {
+	f := r.f
+	f.repairing = false
+	if k.c.ingest.feedOf(f.r.subj) != f {
+		return // interest ended meanwhile
+	}
+	if r.gen != f.gen { // the stream was recreated: read it anew
+		f.resync = true
+		k.release(f)
+		return
+	}
+	for _, ev := range r.evs {
+		if ev.Seq > f.last {
+			k.c.metrics.interestRepaired.Inc()
+			k.deliverEvent(f, ev)
+		}
+	}
+	if r.more && len(r.evs) > 0 && f.last < r.upTo {
+		k.repair(f, r.upTo)
+		return
+	}
+	k.release(f)
+}
+
+// resyncFeed checks f against the stream: it repairs f up to the
+// subject's last stored event (after the repair under way, if any).
+func (k *Consumer) resyncFeed(f *feed) {
+	switch {
+	case k.c.ingest.feedOf(f.r.subj) != f: // interest ended
+	case !f.started: // onStart reads from its base, and the loop checks it later
+	case f.repairing:
+		f.resync = true
+	default:
+		k.repair(f, 0)
+	}
 }
 
 // resyncAll checks every started subject against the stream: events may
 // have been lost without a later one showing the gap (a reconnect, a
 // slow-consumer drop).
-func (k *Consumer) resyncAll() bool {
+func (k *Consumer) resyncAll() {
 	in := k.c.ingest
 	in.mu.Lock()
 	feeds := make([]*feed, 0, len(in.feeds))
@@ -581,19 +729,9 @@ func (k *Consumer) resyncAll() bool {
 	}
 	in.mu.Unlock()
 	k.c.metrics.interestResyncs.Inc()
-	ok := true
 	for _, f := range feeds {
-		if k.stopped() {
-			return true
-		}
-		if !f.started {
-			continue // onStart reads from its base
-		}
-		if !k.resyncFeed(f) {
-			ok = false
-		}
+		k.resyncFeed(f)
 	}
-	return ok
 }
 
 // hdrLastSequence is the republish header naming the stream sequence of

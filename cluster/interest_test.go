@@ -63,6 +63,24 @@ func publishN(t *testing.T, c *cluster.Cluster, topic string, n int) []uint64 {
 	return seqs
 }
 
+// interestOn starts c's interest consumer, collecting its events, and
+// declares interest in subjects.
+func interestOn(t *testing.T, c *cluster.Cluster, subjects ...string) *collect {
+	t.Helper()
+	got := &collect{}
+	k, err := c.Consume(testCtx(t), got.fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Stop)
+	for _, s := range subjects {
+		if err := c.Interest(testCtx(t), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return got
+}
+
 func TestInterestConfig(t *testing.T) {
 	if err := (cluster.Config{Ingest: "all"}).Validate(); err == nil || !errorsContain(err, "nats.ingest:") {
 		t.Fatalf("Validate(ingest all) = %v, want an error naming nats.ingest", err)
@@ -159,16 +177,8 @@ func TestInterestFollowsSubscriptions(t *testing.T) {
 // the next event of their subject is delivered: in order, no duplicate.
 func TestInterestRepairsGap(t *testing.T) {
 	c := open(t, interestCfg(clustertest.RunServer(t)))
-	var got collect
-	k, err := c.Consume(testCtx(t), got.fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Stop()
 	const a = "fq.acme.room.a"
-	if err := c.Interest(testCtx(t), a); err != nil {
-		t.Fatal(err)
-	}
+	got := interestOn(t, c, a)
 	var mu sync.Mutex
 	dropped := map[uint64]bool{}
 	n := 0
@@ -202,16 +212,8 @@ func TestInterestRepairsGap(t *testing.T) {
 // reconnect.
 func TestInterestRepairsTailGapAfterReconnect(t *testing.T) {
 	c := open(t, interestCfg(clustertest.RunServer(t)))
-	var got collect
-	k, err := c.Consume(testCtx(t), got.fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Stop()
 	const a = "fq.acme.room.a"
-	if err := c.Interest(testCtx(t), a); err != nil {
-		t.Fatal(err)
-	}
+	got := interestOn(t, c, a)
 	seqs := publishN(t, c, "room.a", 2)
 	got.waitSeqs(t, a, seqs)
 	c.DropLiveForTest(func(string, uint64) bool { return true })
@@ -438,16 +440,8 @@ func TestInterestAcrossServers(t *testing.T) {
 // republish headers fit in the room the stream keeps for headers).
 func TestInterestLargestEvent(t *testing.T) {
 	c := open(t, interestCfg(clustertest.RunServer(t)))
-	var got collect
-	k, err := c.Consume(testCtx(t), got.fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Stop()
 	const a = "fq.acme.room.a"
-	if err := c.Interest(testCtx(t), a); err != nil {
-		t.Fatal(err)
-	}
+	got := interestOn(t, c, a)
 	body := make([]byte, c.MaxMsgSize())
 	for i := range body {
 		body[i] = 'x'
@@ -463,5 +457,71 @@ func TestInterestLargestEvent(t *testing.T) {
 	got.waitSeqs(t, a, seqs)
 	if _, gaps, _, _ := c.IngestStatsForTest(); gaps != 0 {
 		t.Fatalf("%v gaps: the largest events were not republished", gaps)
+	}
+}
+
+// A repair of one subject does not delay another: while subject A's
+// missing event is being read from the stream (held here), subject B's
+// events are delivered; A's later events wait for the repair, then come
+// in order.
+func TestInterestRepairDelaysOnlyItsSubject(t *testing.T) {
+	c := open(t, interestCfg(clustertest.RunServer(t)))
+	const a, b = "fq.acme.room.a", "fq.acme.room.b"
+	got := interestOn(t, c, a, b)
+	sa := publishN(t, c, "room.a", 1)
+	got.waitSeqs(t, a, sa)
+
+	release := c.HoldRepairsForTest(a)
+	defer release()
+	var dropped atomic.Bool
+	c.DropLiveForTest(func(subj string, _ uint64) bool {
+		return subj == a && dropped.CompareAndSwap(false, true) // A's next event is lost
+	})
+	sa = append(sa, publishN(t, c, "room.a", 3)...) // the 2nd and 3rd show the gap
+	sb := publishN(t, c, "room.b", 5)
+	got.waitSeqs(t, b, sb) // B goes on while A's repair is held
+	if s := got.seqs(a); fmt.Sprint(s) != fmt.Sprint(sa[:1]) {
+		t.Fatalf("%s delivered %v during its repair, want only %v: later events must wait for the missing one", a, s, sa[:1])
+	}
+	release()
+	got.waitSeqs(t, a, sa)
+	got.waitSeqs(t, b, sb)
+	if !dropped.Load() {
+		t.Fatal("no event was dropped")
+	}
+}
+
+// A subject's interest starts although no server answers direct gets at
+// first (a stream just created, whose replicas' responders have not
+// reached every server yet): the read of its last sequence is retried.
+func TestInterestStartsThroughNoResponders(t *testing.T) {
+	c := open(t, interestCfg(clustertest.RunServer(t)))
+	c.NoRespondersForTest(3)
+	const a = "fq.acme.room.a"
+	got := interestOn(t, c, a)
+	seqs := publishN(t, c, "room.a", 3)
+	got.waitSeqs(t, a, seqs)
+}
+
+// A repair read that gets no answer (its request lost with a dying
+// server, or its reply just after a reconnect) is given up after 250 ms
+// the first time, not after the 5 s a resume's read may wait, and
+// retried: the subject's events then come complete, in order.
+func TestInterestUnansweredRepairIsRetried(t *testing.T) {
+	c := open(t, interestCfg(clustertest.RunServer(t)))
+	const a = "fq.acme.room.a"
+	got := interestOn(t, c, a)
+	seqs := publishN(t, c, "room.a", 1)
+	got.waitSeqs(t, a, seqs)
+	wait := c.UnansweredRepairsForTest(1)
+	var dropped atomic.Bool
+	c.DropLiveForTest(func(string, uint64) bool { return dropped.CompareAndSwap(false, true) })
+	seqs = append(seqs, publishN(t, c, "room.a", 3)...)
+	got.waitSeqs(t, a, seqs)
+	if n := c.RepairErrorsForTest(); n != 1 {
+		t.Fatalf("repair errors %v, want 1 (the unanswered read)", n)
+	}
+	if w := wait(); w <= 0 || w > 250*time.Millisecond {
+		t.Fatalf("the unanswered read waited %v, want at most 250ms", w)
 	}
 }

@@ -32,12 +32,14 @@ type metrics struct {
 	published    *prometheus.CounterVec
 	stalls       prometheus.Counter
 	stallSeconds prometheus.Counter
+	bridged      prometheus.Counter
 
 	interestSubjects     prometheus.Gauge
 	interestGaps         prometheus.Counter
 	interestRepaired     prometheus.Counter
 	interestRepairErrors prometheus.Counter
 	interestResyncs      prometheus.Counter
+	interestHeldDrops    prometheus.Counter
 
 	replays                    *prometheus.CounterVec
 	replayActive, replayQueued prometheus.Gauge
@@ -121,6 +123,10 @@ func newMetrics() *metrics {
 		Name: "fraiseql_delivery_stall_seconds_total",
 		Help: "Seconds event delivery was stalled, counted when it resumed.",
 	})
+	m.bridged = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fraiseql_delivery_bridged_events_total",
+		Help: "Events read from the stream with direct gets while this node's consumer was being re-created (also in fraiseql_nats_events_consumed_total).",
+	})
 	m.interestSubjects = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "fraiseql_ingest_subjects",
 		Help: "Subjects this node receives events of (nats.ingest: interest): those its subscriptions are on.",
@@ -140,6 +146,10 @@ func newMetrics() *metrics {
 	m.interestResyncs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fraiseql_ingest_resyncs_total",
 		Help: "Checks of every subject against the stream, after a reconnect or a slow-consumer drop (nats.ingest: interest).",
+	})
+	m.interestHeldDrops = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fraiseql_ingest_held_overflows_total",
+		Help: "Times a subject's events held during its start or a repair passed 1024 events or 4 MiB (nats.ingest: interest); the rest were read from the stream.",
 	})
 	// Every label value exists from the start: dashboards see zeros, not gaps.
 	m.skippedSubject = m.skipped.WithLabelValues(skipBadSubject)
@@ -187,6 +197,7 @@ func (m *metrics) replayDone(err error, byFn bool) {
 //	fraiseql_publish_total{result}
 //	fraiseql_delivery_stalls_total
 //	fraiseql_delivery_stall_seconds_total
+//	fraiseql_delivery_bridged_events_total
 //	fraiseql_replays_total{result}
 //	fraiseql_replay_reads_active, fraiseql_replay_reads_queued
 //	fraiseql_replay_read_waits_total
@@ -195,12 +206,13 @@ func (m *metrics) replayDone(err error, byFn bool) {
 //	fraiseql_replay_shared_total
 //	fraiseql_ingest_subjects, fraiseql_ingest_gaps_total
 //	fraiseql_ingest_repaired_events_total, fraiseql_ingest_repair_errors_total
-//	fraiseql_ingest_resyncs_total
+//	fraiseql_ingest_resyncs_total, fraiseql_ingest_held_overflows_total
 //	fraiseql_nats_stream_last_seq, fraiseql_nats_consumer_delivered_seq,
 //	fraiseql_nats_consumer_lag (see lagCollector)
 func (c *Cluster) Collectors() []prometheus.Collector {
 	m := c.metrics
-	return []prometheus.Collector{m.consumed, m.skipped, m.reconnects, m.connected, m.published, m.stalls, m.stallSeconds,
+	return []prometheus.Collector{m.consumed, m.skipped, m.reconnects, m.connected, m.published, m.stalls, m.stallSeconds, m.bridged,
 		m.replays, m.replayActive, m.replayQueued, m.replayWaits, m.replayInfos, m.replayStale, m.replayShared,
-		m.interestSubjects, m.interestGaps, m.interestRepaired, m.interestRepairErrors, m.interestResyncs, newLagCollector(c)}
+		m.interestSubjects, m.interestGaps, m.interestRepaired, m.interestRepairErrors, m.interestResyncs,
+		m.interestHeldDrops, newLagCollector(c)}
 }

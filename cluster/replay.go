@@ -277,6 +277,9 @@ type replayer struct {
 	c             *Cluster
 	subj          string
 	tenant, topic string
+	// all: subj is "<prefix>.>", every subject of the stream; each
+	// event's tenant and topic come from its own subject.
+	all bool
 }
 
 // directGetRequest is the body of a batch direct get
@@ -362,7 +365,14 @@ func (r *replayer) event(msg *nats.Msg) (*Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("direct get: bad %s header %q", hdrSequence, msg.Header.Get(hdrSequence))
 	}
-	if s := msg.Header.Get(hdrSubject); s != r.subj {
+	s := msg.Header.Get(hdrSubject)
+	tenant, topic := r.tenant, r.topic
+	if r.all {
+		var ok bool
+		if tenant, topic, ok = parseSubject(r.c.cfg.Prefix, s); !ok {
+			return &Event{Subject: s, Seq: seq}, nil // no tenant: the caller skips it
+		}
+	} else if s != r.subj {
 		return nil, fmt.Errorf("direct get: message %d is on %q, asked for %q", seq, s, r.subj)
 	}
 	ts, err := time.Parse(time.RFC3339Nano, msg.Header.Get(hdrTimeStamp))
@@ -370,13 +380,13 @@ func (r *replayer) event(msg *nats.Msg) (*Event, error) {
 		return nil, fmt.Errorf("direct get: bad %s header %q", hdrTimeStamp, msg.Header.Get(hdrTimeStamp))
 	}
 	return &Event{
-		Subject: r.subj,
-		Tenant:  r.tenant,
-		Topic:   r.topic,
+		Subject: s,
+		Tenant:  tenant,
+		Topic:   topic,
 		Seq:     seq,
 		Time:    ts,
 		Data:    msg.Data,
-		Cursor:  r.c.Cursor(r.tenant, seq),
+		Cursor:  r.c.Cursor(tenant, seq),
 
 		TraceParent: traceParent(msg.Header), // republished with the event (nats.ingest: interest)
 	}, nil

@@ -37,16 +37,7 @@ func collector(t *testing.T, c *cluster.Cluster, name string) prometheus.Collect
 func TestStallIsDetectedAndRepaired(t *testing.T) {
 	url := clustertest.RunServer(t)
 	c := open(t, cluster.Config{URL: url, Name: "node-7"})
-	events := make(chan *cluster.Event, 100)
-	k, err := c.Consume(testCtx(t), func(e *cluster.Event) { events <- e })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Stop()
-	first := mustPublish(t, c, "acme", "chat", `{"n":0}`, "")
-	if e := recv(t, events, 10*time.Second); e.Seq != first.Seq {
-		t.Fatalf("seq %d, want %d", e.Seq, first.Seq)
-	}
+	events, k, _ := consumeLive(t, c)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -54,9 +45,8 @@ func TestStallIsDetectedAndRepaired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := st.ConsumerNames(ctx)
 	var paused int
-	for name := range names.Name() {
+	for _, name := range consumerNames(t, c) {
 		// The consumer is named after the node, and the server drops it
 		// 15 s after nobody pulls from it (a killed node's, a replaced one).
 		if !strings.HasPrefix(name, "node-7_") {

@@ -27,10 +27,17 @@ func testIngest() string { return os.Getenv("FRAISEQL_TEST_INGEST") }
 // startNodeIngest starts a node whose cluster uses the given ingest mode.
 func startNodeIngest(t *testing.T, ingest string) *Node {
 	t.Helper()
+	return startNodeOn(t, clustertest.RunServer(t), ingest)
+}
+
+// startNodeOn starts a node on the NATS server at url with the given
+// ingest mode.
+func startNodeOn(t *testing.T, url, ingest string) *Node {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cl, err := cluster.Open(ctx, cluster.Config{URL: clustertest.RunServer(t), Ingest: ingest}, log)
+	cl, err := cluster.Open(ctx, cluster.Config{URL: url, Ingest: ingest}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,5 +215,45 @@ func TestIngestModesPublishSubscribeResume(t *testing.T) {
 				waitFor(t, "every event", func() bool { return consumed() == 9 })
 			}
 		})
+	}
+}
+
+// A cursor from a node of one ingest mode resumes on a node of the other,
+// both ways: cursors do not depend on the mode, so a deployment can
+// change it node by node while clients keep their cursors.
+func TestCursorsAcrossIngestModes(t *testing.T) {
+	url := clustertest.RunServer(t)
+	stream := startNodeOn(t, url, cluster.IngestStream)
+	interest := startNodeOn(t, url, cluster.IngestInterest)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	publish := func(id int) {
+		t.Helper()
+		body := `{"id":"` + strconv.Itoa(id) + `","room":"r1","text":"t"}`
+		if _, err := stream.cl.Publish(ctx, "public", "chat.r1", []byte(body), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	from, to := stream, interest
+	next := 1
+	cursor := ""
+	for range 2 { // stream → interest, then interest → stream
+		a := dialGQL(t, from)
+		a.subscribe("r1", cursor)
+		waitFor(t, "the subscription", func() bool { return from.met.subsOpen.Load() == 1 })
+		publish(next)
+		publish(next + 1)
+		cursor = a.expect(next, next+1)
+		a.c.Close(websocket.StatusNormalClosure, "")
+		waitFor(t, "the subscription to end", func() bool { return from.met.subsOpen.Load() == 0 })
+		publish(next + 2)
+		b := dialGQL(t, to)
+		b.subscribe("r1", cursor) // resumes after next+1 on the other mode's node
+		b.expect(next + 2)
+		publish(next + 3)
+		cursor = b.expect(next + 3)
+		b.c.Close(websocket.StatusNormalClosure, "")
+		waitFor(t, "the subscription to end", func() bool { return to.met.subsOpen.Load() == 0 })
+		from, to, next = to, from, next+4
 	}
 }

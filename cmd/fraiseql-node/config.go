@@ -139,9 +139,9 @@ type NATSConfig struct {
 	MaxReplayQueue int          `yaml:"max_replay_queue"`
 	Embedded       EmbeddedNATS `yaml:"embedded"`
 
-	// Ingest is how the node receives live events: "stream" (every
-	// event) or "interest" (only its subscriptions' subjects). See
-	// docs/architecture.md, Ingest by interest.
+	// Ingest is how the node receives live events: "interest" (only its
+	// subscriptions' subjects; the default) or "stream" (every event).
+	// See docs/architecture.md, Ingest by interest.
 	Ingest string `yaml:"ingest"`
 }
 
@@ -211,7 +211,7 @@ func defaultConfig() Config {
 			DuplicateWindow: cluster.DefaultDuplicateWindow,
 			MaxReplays:      cluster.DefaultMaxReplays,
 			MaxReplayQueue:  cluster.DefaultMaxReplayQueue,
-			Ingest:          cluster.IngestStream,
+			Ingest:          cluster.IngestInterest,
 			Embedded:        EmbeddedNATS{Host: cluster.DefaultEmbeddedHost},
 		},
 		Shutdown: ShutdownConfig{

@@ -5,6 +5,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,7 +130,9 @@ func startPublisher(w *world, rooms []string, perRoom float64, textBytes int) *p
 }
 
 func (p *publisher) run(ctx context.Context, r *room, perSecond float64) {
-	tick := time.NewTicker(time.Duration(float64(time.Second) / perSecond))
+	period := time.Duration(float64(time.Second) / perSecond)
+	sleepCtx(ctx, rand.N(period)) // rooms publish spread over the period, not in bursts
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	subject := "fraiseql.public.chat." + r.name
 	for id := int64(1); id <= maxEvents; id++ {

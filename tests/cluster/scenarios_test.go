@@ -4,6 +4,7 @@ package cluster
 
 import (
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -271,6 +272,51 @@ func TestResumeStorm(t *testing.T) {
 		t.Errorf("%d disconnects, want %d", r.disconnects, n)
 	}
 	t.Logf("coded errors in the storm: %s (known: replays may fail under a big storm; the clients resubscribe)", fmtCounts(r.errs))
+}
+
+// TestInterestSplit runs 4 nodes with nats.ingest: interest, each
+// serving the clients of a disjoint quarter of 10,000 subjects (one
+// client per subject). Each node must consume at most 30 % of the events
+// published (its fraiseql_nats_events_consumed_total: a stream-mode node
+// consumes all of them), and every client's sequence must be complete.
+func TestInterestSplit(t *testing.T) {
+	onlyFull(t)
+	const nodes, subjects, maxShare = 4, 10_000, 0.30
+	w := newWorld(t, worldConfig{nodes: nodes, nodeEnv: []string{"FRAISEQL_NATS_INGEST=interest"}})
+	rooms := make([]string, subjects)
+	for i := range rooms {
+		rooms[i] = fmt.Sprintf("s%05d", i)
+	}
+	// 500 events/s in all: each subject's every 20 s.
+	perRoom := 500.0 / subjects
+	s := start(w, rooms, perRoom, 16, func(w *world) []clientConfig {
+		cfgs := make([]clientConfig, subjects)
+		for i := range cfgs {
+			n := w.nodes[i%nodes] // subject i is served by node i mod 4 only
+			cfgs[i] = clientConfig{room: rooms[i], first: n.endpoint(), endpoints: func() []string { return []string{n.endpoint()} }}
+		}
+		return cfgs
+	})
+	s.fault("none: every subject gets events for 20 s more")
+	s.run(20 * time.Second)
+	r := s.finish()
+	published := r.acked + r.unacked
+	for _, n := range w.nodes {
+		consumed, err := n.metric("fraiseql_nats_events_consumed_total")
+		if err != nil {
+			t.Fatal(err)
+		}
+		share := consumed / float64(published)
+		s.note("%s consumed %.0f of %d events published (%.1f %%)", n.name, consumed, published, 100*share)
+		if share > maxShare {
+			t.Errorf("%s consumed %.1f %% of the events published, want at most %.0f %%", n.name, 100*share, 100*maxShare)
+		}
+		if consumed == 0 {
+			t.Errorf("%s consumed nothing", n.name)
+		}
+	}
+	t.Log(strings.Join(s.notes, "; "))
+	noCodedErrors(t, r)
 }
 
 // noCodedErrors fails the test on any coded error a client received.

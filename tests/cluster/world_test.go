@@ -5,6 +5,7 @@ package cluster
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -107,8 +108,9 @@ type node struct {
 	*proc
 	idx int
 
-	mu sync.Mutex
-	ws string // ws://127.0.0.1:port/graphql
+	mu  sync.Mutex
+	ws  string // ws://127.0.0.1:port/graphql
+	ops string // host:port of the operations listener (/metrics)
 	// live: clients may (re)connect here; false from the moment the test
 	// stops or drains it (a load balancer watching /readyz would stop
 	// routing to it then).
@@ -121,7 +123,36 @@ func (n *node) endpoint() string {
 	return n.ws
 }
 
-var wsAddrRE = regexp.MustCompile(`ws://(127\.0\.0\.1:\d+)/graphql`)
+var (
+	wsAddrRE  = regexp.MustCompile(`ws://(127\.0\.0\.1:\d+)/graphql`)
+	opsAddrRE = regexp.MustCompile(`operations:\s+http://(127\.0\.0\.1:\d+)/metrics`)
+)
+
+// metric reads the value of an unlabelled counter or gauge from the
+// node's /metrics.
+func (n *node) metric(name string) (float64, error) {
+	n.mu.Lock()
+	ops := n.ops
+	n.mu.Unlock()
+	if ops == "" {
+		return 0, fmt.Errorf("%s printed no operations address", n.name)
+	}
+	resp, err := httpClient.Get("http://" + ops + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no metric %s", n.name, name)
+}
 
 // startAndWait starts the node and waits for its banner and /readyz.
 func (n *node) startAndWait() error {
@@ -146,8 +177,13 @@ func (n *node) startAndWait() error {
 	if err != nil {
 		return err
 	}
+	ops := opsAddrRE.FindStringSubmatch(n.logText())
 	n.mu.Lock()
 	n.ws = "ws://" + addr + "/graphql"
+	n.ops = ""
+	if ops != nil {
+		n.ops = ops[1]
+	}
 	n.mu.Unlock()
 	n.live.Store(true)
 	return nil
@@ -156,6 +192,17 @@ func (n *node) startAndWait() error {
 // worldConfig sizes a world.
 type worldConfig struct {
 	nodeEnv []string // extra FRAISEQL_* settings for every node
+	nodes   int      // how many nodes; 0 means 3
+}
+
+// ingestEnv is the nodes' ingest mode setting from CHAOS_INGEST
+// ("stream" or "interest"; unset: the node's default), so that the whole
+// suite can run in either mode.
+func ingestEnv() []string {
+	if m := os.Getenv("CHAOS_INGEST"); m != "" {
+		return []string{"FRAISEQL_NATS_INGEST=" + m}
+	}
+	return nil
 }
 
 // world is one test's cluster: 3 NATS servers and 3 nodes, with their
@@ -203,6 +250,7 @@ var baseNodeEnv = []string{
 
 // newWorld starts the NATS cluster, waits until every server is healthy,
 // then starts the nodes one after another (the first creates the stream).
+// Settings in cfg.nodeEnv win over CHAOS_INGEST's.
 func newWorld(t *testing.T, cfg worldConfig) *world {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "fraiseql-chaos-"+t.Name()+"-")
@@ -249,8 +297,12 @@ cluster {
 			t.Fatalf("NATS cluster: %v", err)
 		}
 	}
-	env := childEnv(append(append([]string(nil), baseNodeEnv...), cfg.nodeEnv...)...)
-	for i := range 3 {
+	env := childEnv(append(append(append([]string(nil), baseNodeEnv...), ingestEnv()...), cfg.nodeEnv...)...)
+	nodes := cfg.nodes
+	if nodes == 0 {
+		nodes = 3
+	}
+	for i := range nodes {
 		data := filepath.Join(dir, fmt.Sprintf("node%d-data", i+1))
 		n := &node{idx: i, proc: &proc{
 			name: fmt.Sprintf("node%d", i+1),
