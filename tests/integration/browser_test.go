@@ -130,6 +130,12 @@ func TestTokenWithinClockSkewStaysUntilSkewEnds(t *testing.T) {
 	t.Cleanup(v.Close)
 	e := startNode(t, startNATS(t), func(c *node.Config, _ *cluster.Config) { c.Auth = v })
 
+	// exp has whole seconds: minted at S+f it is S-1, and the connection
+	// closes at S+2, 2s-f from now. Start early in a second, so that the
+	// waits below (1.2 s) fit before it whatever f was.
+	if f := time.Since(time.Now().Truncate(time.Second)); f > 200*time.Millisecond {
+		time.Sleep(time.Second - f)
+	}
 	expired := time.Now().Add(-time.Second) // past exp, inside the skew: Verify accepts it
 	c := dialAs(t, e, token(t, testSecret, "acme", "ann", jwt.MapClaims{"exp": expired.Unix()}))
 	// Still open well after connecting (the old timer fired at once).
