@@ -55,6 +55,7 @@ func run(ctx context.Context, cfg config) error {
 	if cfg.killAfter <= 0 || cfg.killAfter >= cfg.events {
 		return fmt.Errorf("--kill-after must be between 1 and --events-1")
 	}
+	cfg.log = &lockedWriter{w: cfg.log} // the client's goroutine logs too
 	dir, err := os.MkdirTemp("", "fraiseql-recovery-")
 	if err != nil {
 		return err
@@ -106,9 +107,11 @@ func run(ctx context.Context, cfg config) error {
 
 	c := &client{urls: urls, log: cfg.log, got: make(chan int, cfg.events+16)}
 	cctx, stopClient := context.WithCancel(ctx)
-	defer stopClient()
 	clientDone := make(chan error, 1)
-	go func() { clientDone <- c.run(cctx) }() // ends with cctx
+	var clientWG sync.WaitGroup
+	clientWG.Add(1)
+	go func() { defer clientWG.Done(); clientDone <- c.run(cctx) }() // ends with cctx
+	defer func() { stopClient(); clientWG.Wait() }()
 
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
@@ -167,7 +170,7 @@ func run(ctx context.Context, cfg config) error {
 		}
 	}
 	stopClient()
-	<-clientDone
+	clientWG.Wait()
 	for i, id := range received {
 		if id != i+1 {
 			return fmt.Errorf("sequence broken at position %d: got %d (received %d events)", i, id, len(received))
@@ -294,6 +297,18 @@ func (c *client) session(ctx context.Context, url string, cursor *string) error 
 			return fmt.Errorf("subscription ended: %s", data)
 		}
 	}
+}
+
+// lockedWriter serializes writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func freeAddr() (string, error) {

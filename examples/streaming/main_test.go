@@ -5,9 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,10 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/fraiseql/subscriptions/cluster"
-	"github.com/fraiseql/subscriptions/cluster/clustertest"
-	"github.com/fraiseql/subscriptions/node"
-	"github.com/fraiseql/subscriptions/query"
+	"github.com/fraiseql/subscriptions/examples/internal/nodetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -29,7 +23,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // every message of the filtered author is printed once, in order, and no
 // other author's.
 func TestResumesAfterRestart(t *testing.T) {
-	url, cl := startNode(t)
+	n := nodetest.Start(t)
+	url, cl := "ws://"+n.Addr+"/graphql", n.Cluster
 	var anns []string // ann's message ids, as published
 	publish := func(id int, author string) {
 		t.Helper()
@@ -129,41 +124,3 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 func (s *syncBuffer) Len() int       { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Len() }
-
-// startNode runs an embedded NATS server and a node with the demo schema.
-func startNode(t *testing.T) (wsURL string, cl *cluster.Cluster) {
-	t.Helper()
-	sdl, err := os.ReadFile("../../cmd/fraiseql-node/demo.graphql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema, err := query.LoadSchema("demo.graphql", string(sdl))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl, err = cluster.Open(ctx, cluster.Config{URL: clustertest.RunServer(t)}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := node.New(node.Config{Schema: schema, Logger: log}, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(ctx, ln); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n.Shutdown(sctx)
-		cl.Close()
-	})
-	return "ws://" + n.Addr() + "/graphql", cl
-}
