@@ -48,12 +48,6 @@ func (fe *fanoutEnv) event(t *testing.T, at time.Duration) time.Duration {
 	return fe.f.Idle()
 }
 
-// idleAt calls Idle at time at.
-func (fe *fanoutEnv) idleAt(at time.Duration) time.Duration {
-	fe.clock = int64(time.Second + at)
-	return fe.f.Idle()
-}
-
 // checkBound checks that every frame was written, in order, within delay
 // of its push, and that the client got them all.
 func (fe *fanoutEnv) checkBound(t *testing.T, delay time.Duration) {
