@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -427,4 +428,25 @@ func TestStopDeliversNoBacklog(t *testing.T) {
 	if n := calls.Load(); n > 2 {
 		t.Fatalf("%d events delivered after Stop began", n-1)
 	}
+}
+
+// TestStopFromTwoGoroutines stops a consumer from two goroutines at once,
+// as a node's Shutdown and its Cluster's Close do (run with -race).
+func TestStopFromTwoGoroutines(t *testing.T) {
+	c, err := cluster.Open(testCtx(t), cluster.Config{Embedded: cluster.EmbeddedConfig{StoreDir: t.TempDir()}}, testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := c.Consume(testCtx(t), func(*cluster.Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(k.Stop)
+	wg.Go(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	wg.Wait()
 }

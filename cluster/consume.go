@@ -533,10 +533,14 @@ func (k *Consumer) Stop() {
 	k.signalStop()
 	<-k.done
 	<-k.watchDone
-	if k.cons != "" { // run has returned: k.cons is ours
+	// run has returned, so k.cons is the Stop callers'; k.mu orders them,
+	// and the deletion is started under it, before any of them waits.
+	k.mu.Lock()
+	if k.cons != "" {
 		k.deleteLater(k.cons)
 		k.cons = ""
 	}
+	k.mu.Unlock()
 	k.deletes.Wait()
 	k.c.mu.Lock()
 	delete(k.c.consumers, k)
