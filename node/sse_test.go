@@ -27,6 +27,7 @@ type sseClient struct {
 	c    net.Conn
 	br   *bufio.Reader
 	resp *http.Response
+	body *bufio.Reader // resp.Body
 }
 
 const roomQuery = `subscription { messageAdded(room: "r1") { id } }`
@@ -63,7 +64,7 @@ func sseOpen(t *testing.T, n *Node, method, body string, hdr map[string]string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &sseClient{t: t, c: c, br: br, resp: resp}
+	return &sseClient{t: t, c: c, br: br, resp: resp, body: bufio.NewReader(resp.Body)}
 }
 
 func ssePost(t *testing.T, n *Node, query string, hdr map[string]string) *sseClient {
@@ -83,7 +84,7 @@ func (s *sseClient) event() sseEvent {
 	s.c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var e sseEvent
 	for {
-		l, err := readLine(s.resp.Body)
+		l, err := readLine(s.body)
 		if err != nil {
 			s.t.Fatalf("reading the stream: %v", err)
 		}
@@ -104,19 +105,10 @@ func (s *sseClient) event() sseEvent {
 	}
 }
 
-// readLine reads one line of r byte by byte (test only).
-func readLine(r io.Reader) (string, error) {
-	var b []byte
-	one := make([]byte, 1)
-	for {
-		if _, err := io.ReadFull(r, one); err != nil {
-			return string(b), err
-		}
-		if one[0] == '\n' {
-			return string(b), nil
-		}
-		b = append(b, one[0])
-	}
+// readLine reads one line of r, without its "\n".
+func readLine(r *bufio.Reader) (string, error) {
+	l, err := r.ReadString('\n')
+	return strings.TrimSuffix(l, "\n"), err
 }
 
 // next reads events up to the next `next` (skipping keep-alives) and
@@ -229,7 +221,7 @@ func TestSSEValidationError(t *testing.T) {
 	if e := s.event(); e.event != "complete" {
 		t.Fatalf("got %+v, want complete", e)
 	}
-	if _, err := readLine(s.resp.Body); err != io.EOF {
+	if _, err := readLine(s.body); err != io.EOF {
 		t.Fatalf("stream did not end after complete: %v", err)
 	}
 }

@@ -77,7 +77,9 @@ var (
 	sseIDLine     = []byte("\nid: ")
 	sseEventEnd   = []byte("\n\n")
 	sseCursorKey  = []byte(`"cursor":"`)
-	sseCursorTail = []byte(`"}}`)
+	sseObjectsEnd = []byte(`}}`)
+	sseQuote      = []byte(`"`)
+	sseDroppedKey = []byte(`,"dropped":`)
 )
 
 // sseHead starts the stream (the kindAck frame of an SSE connection).
@@ -142,21 +144,38 @@ func appendSSENext(buf, prefix, payload []byte) []byte {
 }
 
 // sseCursor returns the cursor of a payload the node encoded as
-// {…,"extensions":{"cursor":"<cursor>"}} (URL-safe base64: nothing to
-// escape), or nil for any other payload.
+// {…,"extensions":{"cursor":"<cursor>"}}, or {…"cursor":"<cursor>",
+// "dropped":<n>}} for a subscriber that missed events (URL-safe base64:
+// nothing to escape), or nil for any other payload.
 func sseCursor(payload []byte) []byte {
-	if !bytes.HasSuffix(payload, sseCursorTail) {
+	p, ok := bytes.CutSuffix(payload, sseObjectsEnd)
+	if !ok {
 		return nil
 	}
-	i := bytes.LastIndex(payload, sseCursorKey)
+	if i := bytes.LastIndex(p, sseDroppedKey); i >= 0 && allDigits(p[i+len(sseDroppedKey):]) {
+		p = p[:i]
+	}
+	if p, ok = bytes.CutSuffix(p, sseQuote); !ok {
+		return nil
+	}
+	i := bytes.LastIndex(p, sseCursorKey)
 	if i < 0 {
 		return nil
 	}
-	id := payload[i+len(sseCursorKey) : len(payload)-len(sseCursorTail)]
-	if bytes.ContainsAny(id, "\"\\\r\n\x00") {
+	id := p[i+len(sseCursorKey):]
+	if len(id) == 0 || bytes.ContainsAny(id, "\"\\\r\n\x00") {
 		return nil
 	}
 	return id
+}
+
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
 }
 
 // wantsSSE reports whether r asks for an event stream rather than a
@@ -443,23 +462,31 @@ func (c *Conn) readSSE() {
 	c.startClosing()
 }
 
-// closeSSE ends an SSE connection (closeSocket): after the last event, a
-// comment saying why when the close is not the client's or the socket's,
-// then the socket closes. Write goroutine only.
+// closeSSE ends an SSE connection (closeSocket): when the close is not the
+// client's, the socket's or a normal end, a comment saying why (": close
+// <code> <reason>", the WebSocket close code it stands for) is offered to
+// the socket without waiting — a slow consumer's full socket, or half an
+// event left unwritten, gets none — then the socket closes. Write
+// goroutine only.
 func (c *Conn) closeSSE() {
 	code, text, why, hard := c.closeInfo()
-	if !hard && c.sseStarted && code != CloseNormal {
+	if !hard && c.sseStarted && code != CloseNormal && !c.batch.open() {
+		note := []byte(": close " + strconv.Itoa(int(code)) + " " + text + "\n\n")
 		c.wmu.Lock()
-		c.batch.begin()
-		ok := c.writeText([]byte(": close "+strconv.Itoa(int(code))+" "+text+"\n\n"), nil, nil)
-		if ok {
-			c.flushBatch()
+		if c.direct.ok() {
+			_, _ = c.direct.tryWrite(note)
+		} else if c.raw.SetWriteDeadline(time.Now().Add(sseNoteTimeout)) == nil {
+			_, _ = c.raw.Write(note)
 		}
 		c.wmu.Unlock()
 	}
 	c.logger().Debug("sse: closing", "code", int(code), "reason", why.String())
 	_ = c.raw.Close()
 }
+
+// sseNoteTimeout bounds the write of the closing comment where it cannot
+// be written without waiting (TLS in process).
+const sseNoteTimeout = 100 * time.Millisecond
 
 // endSSE writes a server-ended subscription's last events — its error as
 // a `next` event, then `complete` — and ends the stream: an SSE

@@ -40,6 +40,9 @@ func TestAppendSSENext(t *testing.T) {
 			"event: next\ndata: {\"data\":{\"a\":1},\"extensions\":{\"cursor\":\"AbC-_9\"}}\nid: AbC-_9\n\n"},
 		{"{\"data\":\n{\"a\":1}}", "event: next\ndata: {\"data\":\ndata: {\"a\":1}}\n\n"},
 		{`{"errors":[]}`, "event: next\ndata: {\"errors\":[]}\n\n"},
+		{`{"data":{},"extensions":{"cursor":"Xy","dropped":12}}`,
+			"event: next\ndata: {\"data\":{},\"extensions\":{\"cursor\":\"Xy\",\"dropped\":12}}\nid: Xy\n\n"},
+		{`{"data":{"cursor":"a\"b"}}`, "event: next\ndata: {\"data\":{\"cursor\":\"a\\\"b\"}}\n\n"},
 	} {
 		if got := string(appendSSENext(nil, sseNextPrefix, []byte(tc.payload))); got != tc.want {
 			t.Errorf("got %q, want %q", got, tc.want)
