@@ -17,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/fraiseql/subscriptions/auth"
+	"github.com/fraiseql/subscriptions/cluster/clustertest"
 	"github.com/fraiseql/subscriptions/ws"
 )
 
@@ -326,4 +327,57 @@ func TestSSEKeepAlive(t *testing.T) {
 	if el := time.Since(start); el < ws.MinSSEKeepAlive {
 		t.Fatalf("two keep-alives in %v, before the interval", el)
 	}
+}
+
+// A page of an origin ws.origin_patterns allows gets the CORS headers
+// that let it read the stream, and its preflight is answered; other
+// origins are refused.
+func TestSSECrossOrigin(t *testing.T) {
+	n := startNode(t, func(c *Config) { c.WS.OriginPatterns = []string{"app.example.com"} })
+	const page = "https://app.example.com"
+	s := ssePost(t, n, roomQuery, map[string]string{"Origin": page})
+	if s.resp.StatusCode != http.StatusOK || s.resp.Header.Get("Access-Control-Allow-Origin") != page ||
+		s.resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("allowed origin: got %d %v", s.resp.StatusCode, s.resp.Header)
+	}
+	if s := ssePost(t, n, roomQuery, map[string]string{"Origin": "https://evil.example"}); s.resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("other origin: got %d, want 403", s.resp.StatusCode)
+	}
+	if s := ssePost(t, n, roomQuery, nil); s.resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatal("CORS headers on a request without Origin")
+	}
+	for origin, want := range map[string]int{page: http.StatusNoContent, "https://evil.example": http.StatusForbidden} {
+		req, _ := http.NewRequest(http.MethodOptions, "http://"+n.Addr()+"/graphql", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "content-type, authorization")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want || want == http.StatusNoContent && resp.Header.Get("Access-Control-Allow-Origin") != page {
+			t.Fatalf("preflight from %s: got %d %v, want %d", origin, resp.StatusCode, resp.Header, want)
+		}
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
+
+// Last-Event-ID resumes on another node of the cluster: the cursor names
+// a position in the stream, not a connection.
+func TestSSEResumeOnAnotherNode(t *testing.T) {
+	url := clustertest.RunServer(t)
+	a := startNodeOn(t, url, testIngest())
+	b := startNodeOn(t, url, testIngest())
+	s := ssePost(t, a, roomQuery, nil)
+	waitFor(t, "the subscription", func() bool { return a.met.subsOpen.Load() == 1 })
+	publishRoom(t, a, "public", 1, 2)
+	cursor := s.expect(1)
+	s.c.Close() // 2 is lost with the connection, or not: the resume decides
+	publishRoom(t, a, "public", 3)
+	r := sseOpen(t, b, http.MethodGet, "", map[string]string{"Last-Event-ID": cursor})
+	r.expect(2, 3)
+	waitFor(t, "the resumed subscription", func() bool { return b.met.subsOpen.Load() == 1 })
+	publishRoom(t, b, "public", 4)
+	r.expect(4)
 }

@@ -157,6 +157,10 @@ func NewServer(h Handler, opts Options) *Server {
 // server (503), and whatever Handler.Open refuses. A request that accepts
 // text/event-stream instead is served GraphQL over SSE (sse.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if wantsPreflight(r) {
+		s.preflight(w, r)
+		return
+	}
 	if wantsSSE(r) {
 		s.serveSSE(w, r)
 		return

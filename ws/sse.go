@@ -82,17 +82,27 @@ var (
 	sseDroppedKey = []byte(`,"dropped":`)
 )
 
-// sseHead starts the stream (the kindAck frame of an SSE connection).
-var sseHead = []byte("HTTP/1.1 200 OK\r\n" +
-	"Content-Type: text/event-stream; charset=utf-8\r\n" +
-	"Cache-Control: no-cache\r\n" +
-	"Connection: close\r\n" +
-	"X-Accel-Buffering: no\r\n" +
-	"\r\n")
+// sseHead starts the stream (the kindAck frame of an SSE connection);
+// cors is the allowed Origin of a cross-origin request, or "".
+func sseHead(cors string) []byte {
+	h := "HTTP/1.1 200 OK\r\n" +
+		"Content-Type: text/event-stream; charset=utf-8\r\n" +
+		"Cache-Control: no-cache\r\n" +
+		"Connection: close\r\n" +
+		"X-Accel-Buffering: no\r\n"
+	if cors != "" {
+		h += "Access-Control-Allow-Origin: " + cors + "\r\n" +
+			"Access-Control-Allow-Credentials: true\r\n" +
+			"Vary: Origin\r\n"
+	}
+	return []byte(h + "\r\n")
+}
 
 // sseProtocol frames server messages as SSE events. Client messages do
 // not exist: the request is the only one.
-type sseProtocol struct{}
+type sseProtocol struct {
+	head []byte // the response head (sseHead)
+}
 
 var _ protocol = sseProtocol{}
 
@@ -100,7 +110,7 @@ func (sseProtocol) name() string                       { return SubprotocolSSE }
 func (sseProtocol) messageType(string) (msgType, bool) { return 0, false }
 func (sseProtocol) nextPrefix([]byte) []byte           { return sseNextPrefix }
 func (sseProtocol) completeFrame([]byte) []byte        { return sseComplete }
-func (sseProtocol) ackFrame(json.RawMessage) []byte    { return sseHead }
+func (p sseProtocol) ackFrame(json.RawMessage) []byte  { return p.head }
 func (sseProtocol) keepAliveFrame() []byte             { return sseKeepAlive }
 func (sseProtocol) keepAliveOnAck() bool               { return false }
 func (sseProtocol) handle(*Conn, clientMessage)        {}
@@ -292,33 +302,66 @@ func withCursor(ext json.RawMessage, id string) (json.RawMessage, error) {
 
 // checkOrigin applies Options.OriginPatterns as coder/websocket does for
 // an upgrade: no Origin (not a browser) or the request's own host passes;
-// another origin passes only if its host matches a pattern.
-func checkOrigin(r *http.Request, patterns []string) error {
+// another origin passes only if its host matches a pattern, and is
+// returned (cross) for the CORS headers that let the page read the
+// response.
+func checkOrigin(r *http.Request, patterns []string) (cross string, err error) {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
-		return nil
+		return "", nil
 	}
 	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return errors.New("origin header is not a URL")
+	if err != nil || u.Host == "" || strings.ContainsAny(origin, "\r\n") {
+		return "", errors.New("origin header is not a URL")
 	}
 	if strings.EqualFold(r.Host, u.Host) {
-		return nil
+		return "", nil
 	}
 	host := strings.ToLower(u.Host)
 	for _, p := range patterns {
 		if ok, _ := path.Match(strings.ToLower(p), host); ok {
-			return nil
+			return origin, nil
 		}
 	}
-	return errors.New("origin " + strconv.Quote(origin) + " is not allowed")
+	return "", errors.New("origin " + strconv.Quote(origin) + " is not allowed")
+}
+
+// wantsPreflight reports whether r is a CORS preflight request.
+func wantsPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+}
+
+// preflight answers a CORS preflight for an SSE request from a page of an
+// allowed origin (Options.OriginPatterns): GET or POST, with the headers
+// graphql-sse clients send. Other origins get 403.
+func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
+	cross, err := checkOrigin(r, s.opts.OriginPatterns)
+	if err != nil || cross == "" {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", cross)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Set("Access-Control-Allow-Methods", "GET, POST")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Last-Event-ID")
+	h.Set("Access-Control-Max-Age", "600")
+	h.Add("Vary", "Origin")
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // serveSSE serves one graphql-sse request (distinct connections mode).
 func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
-	if err := checkOrigin(r, s.opts.OriginPatterns); err != nil {
+	cross, err := checkOrigin(r, s.opts.OriginPatterns)
+	if err != nil {
 		writeSSERefusal(w, &sseRequestError{status: http.StatusForbidden, code: CodeForbidden, message: err.Error()})
 		return
+	}
+	if cross != "" {
+		// Refusals too: a page of an allowed origin reads why.
+		w.Header().Set("Access-Control-Allow-Origin", cross)
+		w.Header().Set("Access-Control-Allow-Credentials", "true")
+		w.Header().Add("Vary", "Origin")
 	}
 	req, rerr := sseRequest(w, r, s.opts.ReadLimit)
 	if rerr != nil {
@@ -353,7 +396,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	batch := &batchWriter{conn: raw, sse: true}
-	c := newConn(nil, raw, batch, sseProtocol{}, r.RemoteAddr, &s.opts, sess, &s.budget)
+	c := newConn(nil, raw, batch, sseProtocol{head: sseHead(cross)}, r.RemoteAddr, &s.opts, sess, &s.budget)
 	c.kaEvery = s.opts.SSEKeepAlive
 	c.sseIn = brw.Reader
 	c.flushes, c.slow = &s.flushes, &s.slow
