@@ -1,6 +1,11 @@
 package ws
 
 import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +52,76 @@ func TestAppendSSENext(t *testing.T) {
 		if got := string(appendSSENext(nil, sseNextPrefix, []byte(tc.payload))); got != tc.want {
 			t.Errorf("got %q, want %q", got, tc.want)
 		}
+	}
+}
+
+// sseDial opens an SSE stream on e with a POST and returns the client's
+// socket, its reader past the response head, and the session.
+func sseDial(t *testing.T, e *env) (net.Conn, *bufio.Reader, *fakeSession) {
+	t.Helper()
+	c, err := net.Dial("tcp", e.hs.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	body := `{"query":"subscription { a }"}`
+	if _, err := io.WriteString(c, "POST /graphql HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: "+
+		strconv.Itoa(len(body))+"\r\n\r\n"+body); err != nil {
+		t.Fatal(err)
+	}
+	sess := e.session(t)
+	sess.expect(t, "init")
+	sess.expect(t, "subscribe")
+	br := bufio.NewReader(c)
+	c.SetReadDeadline(time.Now().Add(waitFor))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("response: %v %v", err, resp)
+	}
+	return c, br, sess
+}
+
+// An SSE client sends nothing after its request; what it sends anyway is
+// discarded up to sseTrailingLimit bytes, and one byte more closes the
+// connection as a bad message.
+func TestSSETrailingBytesLimit(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	for _, tc := range []struct {
+		n    int
+		want CloseReason
+	}{
+		{sseTrailingLimit - 1, ClientClosed},
+		{sseTrailingLimit, ClientClosed},
+		{sseTrailingLimit + 1, BadMessage},
+	} {
+		c, _, sess := sseDial(t, e)
+		if _, err := c.Write(make([]byte, tc.n)); err != nil {
+			t.Fatal(err)
+		}
+		c.(*net.TCPConn).CloseWrite()
+		sess.expect(t, "unsubscribe")
+		if ev := sess.expect(t, "close"); ev.reason != tc.want {
+			t.Errorf("%d bytes after the request: closed as %v, want %v", tc.n, ev.reason, tc.want)
+		}
+		c.Close()
+	}
+}
+
+// Server.Shutdown ends an SSE stream with a comment giving the close code
+// and reason, as it closes a WebSocket with 1001.
+func TestSSEShutdownComment(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	_, br, sess := sseDial(t, e)
+	go e.srv.Shutdown(t.Context()) // waited for by the cleanup's Shutdown
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(rest) != ": close 1001 server shutting down\n\n" {
+		t.Fatalf("stream ended with %q", rest)
+	}
+	sess.expect(t, "unsubscribe")
+	if ev := sess.expect(t, "close"); ev.reason != ServerShutdown {
+		t.Fatalf("closed as %v", ev.reason)
 	}
 }
