@@ -1,12 +1,7 @@
 package ws
 
 import (
-	"bufio"
 	"bytes"
-	"io"
-	"net"
-	"net/http"
-	"strconv"
 	"sync/atomic"
 	"testing"
 )
@@ -17,23 +12,7 @@ import (
 // by their blank line.
 func BenchmarkPushFlushSSE(b *testing.B) {
 	e := startEnv(b, Options{}, nil)
-	c, err := net.Dial("tcp", e.hs.Listener.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	body := `{"query":"subscription { a }"}`
-	if _, err := io.WriteString(c, "POST /graphql HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: "+
-		strconv.Itoa(len(body))+"\r\n\r\n"+body); err != nil {
-		b.Fatal(err)
-	}
-	sess := e.session(b)
-	sess.expect(b, "init")
-	sub := sess.expect(b, "subscribe").sub
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		b.Fatalf("response: %v %v", err, resp)
-	}
+	c, br, _, sub := sseDial(b, e)
 	payload := []byte(`{"data":{"messageAdded":{"id":"7","room":"r1","text":"hello, world"}},"extensions":{"cursor":"AAAAAAAAAAE"}}`)
 
 	var received atomic.Int64

@@ -56,8 +56,9 @@ func TestAppendSSENext(t *testing.T) {
 }
 
 // sseDial opens an SSE stream on e with a POST and returns the client's
-// socket, its reader past the response head, and the session.
-func sseDial(t *testing.T, e *env) (net.Conn, *bufio.Reader, *fakeSession) {
+// socket, its reader past the response head, the session and the
+// subscription.
+func sseDial(t testing.TB, e *env) (net.Conn, *bufio.Reader, *fakeSession, *Subscription) {
 	t.Helper()
 	c, err := net.Dial("tcp", e.hs.Listener.Addr().String())
 	if err != nil {
@@ -71,14 +72,15 @@ func sseDial(t *testing.T, e *env) (net.Conn, *bufio.Reader, *fakeSession) {
 	}
 	sess := e.session(t)
 	sess.expect(t, "init")
-	sess.expect(t, "subscribe")
+	sub := sess.expect(t, "subscribe").sub
 	br := bufio.NewReader(c)
 	c.SetReadDeadline(time.Now().Add(waitFor))
 	resp, err := http.ReadResponse(br, nil)
+	c.SetReadDeadline(time.Time{})
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("response: %v %v", err, resp)
 	}
-	return c, br, sess
+	return c, br, sess, sub
 }
 
 // An SSE client sends nothing after its request; what it sends anyway is
@@ -94,7 +96,7 @@ func TestSSETrailingBytesLimit(t *testing.T) {
 		{sseTrailingLimit, ClientClosed},
 		{sseTrailingLimit + 1, BadMessage},
 	} {
-		c, _, sess := sseDial(t, e)
+		c, _, sess, _ := sseDial(t, e)
 		if _, err := c.Write(make([]byte, tc.n)); err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +113,7 @@ func TestSSETrailingBytesLimit(t *testing.T) {
 // and reason, as it closes a WebSocket with 1001.
 func TestSSEShutdownComment(t *testing.T) {
 	e := startEnv(t, Options{}, nil)
-	_, br, sess := sseDial(t, e)
+	_, br, sess, _ := sseDial(t, e)
 	go e.srv.Shutdown(t.Context()) // waited for by the cleanup's Shutdown
 	rest, err := io.ReadAll(br)
 	if err != nil {
