@@ -85,23 +85,30 @@ var (
 // sseHead starts the stream (the kindAck frame of an SSE connection);
 // cors is the allowed Origin of a cross-origin request, or "".
 func sseHead(cors string) []byte {
-	h := "HTTP/1.1 200 OK\r\n" +
+	return []byte("HTTP/1.1 200 OK\r\n" +
 		"Content-Type: text/event-stream; charset=utf-8\r\n" +
 		"Cache-Control: no-cache\r\n" +
 		"Connection: close\r\n" +
-		"X-Accel-Buffering: no\r\n"
-	if cors != "" {
-		h += "Access-Control-Allow-Origin: " + cors + "\r\n" +
-			"Access-Control-Allow-Credentials: true\r\n" +
-			"Vary: Origin\r\n"
+		"X-Accel-Buffering: no\r\n" +
+		corsHeaders(cors) + "\r\n")
+}
+
+// corsHeaders are the header lines that let a page of the allowed origin
+// cors read a response ("" for none).
+func corsHeaders(cors string) string {
+	if cors == "" {
+		return ""
 	}
-	return []byte(h + "\r\n")
+	return "Access-Control-Allow-Origin: " + cors + "\r\n" +
+		"Access-Control-Allow-Credentials: true\r\n" +
+		"Vary: Origin\r\n"
 }
 
 // sseProtocol frames server messages as SSE events. Client messages do
 // not exist: the request is the only one.
 type sseProtocol struct {
 	head []byte // the response head (sseHead)
+	cors string // the allowed Origin of a cross-origin request, or ""
 }
 
 var _ protocol = sseProtocol{}
@@ -396,7 +403,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	batch := &batchWriter{conn: raw, sse: true}
-	c := newConn(nil, raw, batch, sseProtocol{head: sseHead(cross)}, r.RemoteAddr, &s.opts, sess, &s.budget)
+	c := newConn(nil, raw, batch, sseProtocol{head: sseHead(cross), cors: cross}, r.RemoteAddr, &s.opts, sess, &s.budget)
 	c.kaEvery = s.opts.SSEKeepAlive
 	c.sseIn = brw.Reader
 	c.flushes, c.slow = &s.flushes, &s.slow
@@ -455,11 +462,12 @@ func writeSSERefusal(w http.ResponseWriter, e *sseRequestError) {
 
 // rawSSERefusal is writeSSERefusal on a hijacked connection (a refusal by
 // Session.Init, which runs once the connection is a Conn).
-func rawSSERefusal(e *sseRequestError) []byte {
+func rawSSERefusal(e *sseRequestError, cors string) []byte {
 	body := sseErrorBody(e)
 	return []byte("HTTP/1.1 " + strconv.Itoa(e.status) + " " + http.StatusText(e.status) + "\r\n" +
 		"Content-Type: application/json; charset=utf-8\r\n" +
 		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n" +
+		corsHeaders(cors) +
 		"Connection: close\r\n\r\n" + string(body))
 }
 
@@ -488,7 +496,7 @@ func (c *Conn) refuseSSE(ce *CloseError) {
 	}
 	c.setClose(ce.Code, ce.Reason, reasonForCode(ce.Code), true)
 	_ = c.raw.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
-	_, _ = c.raw.Write(rawSSERefusal(e))
+	_, _ = c.raw.Write(rawSSERefusal(e, c.proto.(sseProtocol).cors))
 	c.startClosing()
 }
 

@@ -2,6 +2,8 @@ package ws
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -125,5 +127,31 @@ func TestSSEShutdownComment(t *testing.T) {
 	sess.expect(t, "unsubscribe")
 	if ev := sess.expect(t, "close"); ev.reason != ServerShutdown {
 		t.Fatalf("closed as %v", ev.reason)
+	}
+}
+
+// A connection Session.Init refuses gets an HTTP 403 with a coded GraphQL
+// error, readable by a page of an allowed origin.
+func TestSSEInitRefusal(t *testing.T) {
+	e := startEnv(t, Options{OriginPatterns: []string{"app.example.com"}}, func(s *fakeSession) {
+		s.init = func(context.Context, *Conn, json.RawMessage) (json.RawMessage, error) {
+			return nil, &CloseError{Code: CloseForbidden, Reason: "Forbidden: no token"}
+		}
+	})
+	req, _ := http.NewRequest(http.MethodGet, e.hs.URL+"/graphql?query=subscription%7Ba%7D", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Origin", "https://app.example.com")
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
+		string(body) != `{"errors":[{"message":"Forbidden: no token","extensions":{"code":"FORBIDDEN"}}]}` {
+		t.Fatalf("got %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	if ev := e.session(t).expect(t, "init"); ev.kind != "init" {
+		t.Fatal(ev)
 	}
 }
