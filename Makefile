@@ -123,7 +123,7 @@ lint:
 	$(STATICCHECK) -tags chaos ./tests/cluster
 
 # The npm clients of the integration suite: graphql-ws (the README tour's
-# example client) and clients/js with Apollo Client and urql.
+# example client) and clients/js with Apollo Client, urql and graphql-sse.
 deps: examples/js/node_modules/graphql-ws/package.json clients/js/node_modules/graphql-ws/package.json
 
 examples/js/node_modules/graphql-ws/package.json: examples/js/package.json examples/js/package-lock.json

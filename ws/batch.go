@@ -34,6 +34,9 @@ var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return
 // writes through. Safe for concurrent use.
 type batchWriter struct {
 	conn net.Conn
+	// sse: the connection speaks graphql-sse: frames are written as
+	// they are, and `next` events get their id line (appendSSENext).
+	sse bool
 
 	mu  sync.Mutex
 	buf *[]byte // non-nil while a batch is open; guarded by mu
@@ -86,11 +89,39 @@ func (b *batchWriter) appendText(a, p, z []byte) error {
 	if b.buf == nil {
 		return errNoBatch
 	}
-	*b.buf = appendTextFrame(*b.buf, a, p, z)
+	if b.sse {
+		*b.buf = append(append(append(*b.buf, a...), p...), z...)
+	} else {
+		*b.buf = appendTextFrame(*b.buf, a, p, z)
+	}
 	if len(*b.buf) >= batchFlushBytes {
 		return b.flushLocked()
 	}
 	return nil
+}
+
+// appendNext appends a `next` frame, prefix then the shared payload, to
+// the open batch.
+func (b *batchWriter) appendNext(prefix, payload []byte) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf == nil {
+		return errNoBatch
+	}
+	*b.buf = b.frameNext(*b.buf, prefix, payload)
+	if len(*b.buf) >= batchFlushBytes {
+		return b.flushLocked()
+	}
+	return nil
+}
+
+// frameNext appends a `next` frame to buf in b's framing: a WebSocket text
+// message prefix + payload + "}", or an SSE event.
+func (b *batchWriter) frameNext(buf, prefix, payload []byte) []byte {
+	if b.sse {
+		return appendSSENext(buf, prefix, payload)
+	}
+	return appendTextFrame(buf, prefix, payload, closingBrace)
 }
 
 // appendTextFrame appends to buf one complete text message holding a, then

@@ -70,7 +70,13 @@ func benchDeliver(b *testing.B, deliver func(*Subscription, []byte) bool) {
 		_ = cl.c.CloseNow()
 		<-readDone
 	})
+	benchSend(b, sub, payload, deliver, &received, progress)
+}
 
+// benchSend delivers b.N frames of payload to sub, keeping at most window
+// of them unread by the client, which counts them in received and wakes
+// progress.
+func benchSend(b *testing.B, sub *Subscription, payload []byte, deliver func(*Subscription, []byte) bool, received *atomic.Int64, progress chan struct{}) {
 	const window = 512
 	send := func(n int) {
 		base := received.Load()

@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"bufio"
 	"context"
 	"log/slog"
 	"net"
@@ -51,6 +52,7 @@ type Conn struct {
 	cancel context.CancelFunc
 
 	kaDue      atomic.Bool   // a keep-alive is due
+	kaEvery    time.Duration // keep-alive interval: Options.KeepAlive, or SSEKeepAlive for SSE
 	kaTimer    *time.Timer   // keep-alives, from connection_ack on; write goroutine only
 	closing    chan struct{} // closed once, when the connection starts closing
 	closeOnce  sync.Once
@@ -80,6 +82,10 @@ type Conn struct {
 	writeStart    atomic.Int64 // monotonic() when the current write began; 0 when idle
 
 	onWrite func(frames int) // tests: called after each direct write with the frames it carried
+
+	// SSE connections (sse.go): ws is nil.
+	sseIn      *bufio.Reader // the hijacked request's reader
+	sseStarted bool          // the stream's head was written; write goroutine only
 }
 
 func newConn(wsc *websocket.Conn, raw net.Conn, batch *batchWriter, p protocol, r string, opts *Options, sess Session, budget *queueBudget) *Conn {
@@ -97,6 +103,7 @@ func newConn(wsc *websocket.Conn, raw net.Conn, batch *batchWriter, p protocol, 
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 		subs:       make(map[string]*Subscription),
+		kaEvery:    opts.KeepAlive,
 	}
 	c.queue.init(opts.WriteQueue, opts.MaxQueuedBytes, budget)
 	c.direct.init(raw)
@@ -265,6 +272,10 @@ func (c *Conn) drop(why CloseReason) {
 // recorded code, or at once when the socket is broken or stuck. It runs on
 // the write goroutine, after the last frame.
 func (c *Conn) closeSocket() {
+	if c.ws == nil {
+		c.closeSSE()
+		return
+	}
 	code, text, why, hard := c.closeInfo()
 	if !hard {
 		// A direct write may have left part of a frame unwritten: finish

@@ -82,6 +82,11 @@ func (c *Conn) slowConsumer(why slowCause) {
 			"queue_frames", c.queue.limit, "max_queued_bytes", c.queue.maxBytes)
 	}
 	c.startClosing()
+	if c.ws == nil {
+		// SSE has no close handshake to wait for: a write blocked on the
+		// full socket ends now rather than at WriteTimeout.
+		_ = c.raw.Close()
+	}
 }
 
 // enqueueWait queues f, waiting for space while the queue is full (in

@@ -32,7 +32,7 @@ func (c *Conn) writeLoop() {
 		ok := true
 		if c.kaDue.Swap(false) {
 			ok = c.writeAlone(c.proto.keepAliveFrame())
-			c.kaTimer.Reset(c.opts.KeepAlive)
+			c.kaTimer.Reset(c.kaEvery)
 		}
 		f, more := c.queue.pop()
 		if !more && c.batch.open() {
@@ -135,7 +135,7 @@ func (c *Conn) flushDirect() (rest bool) {
 		if f.sub.dropsNext() {
 			continue
 		}
-		*buf = appendTextFrame(*buf, f.sub.prefix, f.payload, closingBrace)
+		*buf = b.frameNext(*buf, f.sub.prefix, f.payload)
 		frames++
 	}
 	rest = c.queue.len() > 0
@@ -188,11 +188,11 @@ func (c *Conn) writeOne(f frame) bool {
 	if !c.writeFrame(f) {
 		return false
 	}
-	if f.kind == kindAck && c.opts.KeepAlive > 0 && c.kaTimer == nil {
+	if f.kind == kindAck && c.kaEvery > 0 && c.kaTimer == nil {
 		if c.proto.keepAliveOnAck() && !c.writeText(c.proto.keepAliveFrame(), nil, nil) {
 			return false
 		}
-		c.kaTimer = time.AfterFunc(c.opts.KeepAlive, c.keepAliveDue)
+		c.kaTimer = time.AfterFunc(c.kaEvery, c.keepAliveDue)
 	}
 	return true
 }
@@ -216,17 +216,30 @@ func (c *Conn) writeFrame(f frame) bool {
 		if f.sub.dropsNext() {
 			return true
 		}
-		return c.writeText(f.sub.prefix, f.payload, closingBrace)
+		c.startWrite()
+		err := c.batch.appendNext(f.sub.prefix, f.payload)
+		c.writeStart.Store(0)
+		if err != nil {
+			c.closeNow(ConnectionLost)
+			return false
+		}
+		return true
 	case kindEnd:
 		f.sub.ended = true
 		c.endSub(f.sub)
+		if c.ws == nil {
+			return c.endSSE(f.payload)
+		}
 		return c.writeText(f.payload, nil, nil)
 	case kindClose:
 		c.startClosing()
 		return true
 	case kindFlush:
 		return true
-	default: // kindRaw, kindAck
+	case kindAck:
+		c.sseStarted = c.ws == nil
+		return c.writeText(f.payload, nil, nil)
+	default: // kindRaw
 		return c.writeText(f.payload, nil, nil)
 	}
 }

@@ -75,6 +75,12 @@ type Options struct {
 	// on. Zero value means 15s; a negative value disables them.
 	KeepAlive time.Duration
 
+	// SSEKeepAlive is the interval of the comment line (":") an SSE
+	// stream sends while idle, so that proxies do not close it for
+	// inactivity. Zero value means DefaultSSEKeepAlive (15s); otherwise it
+	// is between MinSSEKeepAlive (1s) and MaxSSEKeepAlive (5m).
+	SSEKeepAlive time.Duration
+
 	// OriginPatterns lists the host patterns of cross-origin pages allowed
 	// to connect (coder/websocket AcceptOptions.OriginPatterns, matched with
 	// path.Match against the Origin host). The request's own host is always
@@ -133,6 +139,9 @@ func (o Options) withDefaults() Options {
 	if o.WriteTimeout <= 0 { // negative: Validate rejects it; never use it
 		o.WriteTimeout = DefaultWriteTimeout
 	}
+	if o.SSEKeepAlive == 0 {
+		o.SSEKeepAlive = DefaultSSEKeepAlive
+	}
 	if o.KeepAlive == 0 {
 		o.KeepAlive = DefaultKeepAlive
 	}
@@ -175,6 +184,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("ws.write_timeout (%v) must not be negative", o.WriteTimeout)
 	case o.CoalesceDelay > MaxCoalesceDelay:
 		return fmt.Errorf("ws.coalesce_delay (%v) must be at most %v (0 disables coalescing)", o.CoalesceDelay, MaxCoalesceDelay)
+	case o.SSEKeepAlive != 0 && (o.SSEKeepAlive < MinSSEKeepAlive || o.SSEKeepAlive > MaxSSEKeepAlive):
+		return fmt.Errorf("ws.sse_keep_alive (%v) must be between %v and %v (0: %v)", o.SSEKeepAlive, MinSSEKeepAlive, MaxSSEKeepAlive, DefaultSSEKeepAlive)
 	case o.WriteDelay < 0 || o.WriteDelay > MaxWriteDelay:
 		return fmt.Errorf("ws.write_delay (%v) must be between 0 and %v", o.WriteDelay, MaxWriteDelay)
 	}

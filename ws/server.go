@@ -154,8 +154,17 @@ func NewServer(h Handler, opts Options) *Server {
 // until it ends. Before upgrading it refuses, with an HTTP status and no
 // WebSocket state: an offer of only unknown subprotocols (400, naming the
 // supported ones), a request that is not an upgrade (426), a shutting-down
-// server (503), and whatever Handler.Open refuses.
+// server (503), and whatever Handler.Open refuses. A request that accepts
+// text/event-stream instead is served GraphQL over SSE (sse.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if wantsPreflight(r) {
+		s.preflight(w, r)
+		return
+	}
+	if wantsSSE(r) {
+		s.serveSSE(w, r)
+		return
+	}
 	proto, ok := negotiate(r.Header)
 	if !ok {
 		http.Error(w, "unsupported WebSocket subprotocol; supported: "+strings.Join(supportedSubprotocols, ", "), http.StatusBadRequest)

@@ -173,7 +173,10 @@ const (
 
 // WSConfig tunes the WebSocket transport.
 type WSConfig struct {
-	KeepAlive    time.Duration `yaml:"keep_alive"`
+	KeepAlive time.Duration `yaml:"keep_alive"`
+	// SSEKeepAlive is the interval of the comments that keep an idle
+	// GraphQL-over-SSE stream open through proxies (ws.Options).
+	SSEKeepAlive time.Duration `yaml:"sse_keep_alive"`
 	WriteQueue   int           `yaml:"write_queue"`
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 
@@ -221,6 +224,7 @@ func defaultConfig() Config {
 		},
 		WS: WSConfig{
 			KeepAlive:     ws.DefaultKeepAlive,
+			SSEKeepAlive:  ws.DefaultSSEKeepAlive,
 			WriteQueue:    ws.DefaultWriteQueue,
 			WriteTimeout:  ws.DefaultWriteTimeout,
 			CoalesceDelay: ws.DefaultCoalesceDelay,
@@ -592,6 +596,7 @@ func (c Config) wsOptions() ws.Options {
 	}
 	return ws.Options{
 		KeepAlive:      c.WS.KeepAlive,
+		SSEKeepAlive:   c.WS.SSEKeepAlive,
 		WriteQueue:     c.WS.WriteQueue,
 		WriteTimeout:   c.WS.WriteTimeout,
 		OriginPatterns: c.WS.OriginPatterns,

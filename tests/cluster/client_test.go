@@ -40,6 +40,9 @@ type clientConfig struct {
 	// rcvBuf > 0 sets the socket's receive buffer (bytes), so that a
 	// client that stops reading fills its window quickly.
 	rcvBuf int
+	// sse: the client speaks GraphQL over SSE (sse_client_test.go) and
+	// resumes with Last-Event-ID.
+	sse bool
 }
 
 // recovery is one interruption of a client's subscription: a lost
@@ -114,7 +117,11 @@ func (c *client) run(ctx context.Context) {
 			sleepCtx(ctx, backoff)
 			continue
 		}
-		conn, err := c.dial(ctx, url)
+		connect := c.connectWS
+		if c.cfg.sse {
+			connect = c.connectSSE
+		}
+		reason, err := connect(ctx, url, rec)
 		if err != nil {
 			c.mu.Lock()
 			c.dialFailures++
@@ -124,11 +131,6 @@ func (c *client) run(ctx context.Context) {
 			continue
 		}
 		backoff = backoffMin
-		c.mu.Lock()
-		c.segs = append(c.segs, segment{from: len(c.ids), ep: url})
-		c.mu.Unlock()
-		reason := c.session(ctx, conn, rec)
-		conn.CloseNow()
 		if ctx.Err() != nil {
 			return
 		}
@@ -165,6 +167,25 @@ func (c *client) pick(n int) string {
 		return ""
 	}
 	return eps[(c.id+n)%len(eps)]
+}
+
+// connectWS connects to url and runs a session on it: it returns why the
+// session ended, or the error of a connection that could not be made.
+func (c *client) connectWS(ctx context.Context, url string, rec *recovery) (string, error) {
+	conn, err := c.dial(ctx, url)
+	if err != nil {
+		return "", err
+	}
+	defer conn.CloseNow()
+	c.connected(url)
+	return c.session(ctx, conn, rec), nil
+}
+
+// connected starts the segment of the events that come from url.
+func (c *client) connected(url string) {
+	c.mu.Lock()
+	c.segs = append(c.segs, segment{from: len(c.ids), ep: url})
+	c.mu.Unlock()
 }
 
 // dial opens a connection and completes connection_init/ack.
@@ -317,29 +338,8 @@ func (c *client) session(ctx context.Context, conn *websocket.Conn, rec *recover
 		}
 		switch m.Type {
 		case "next":
-			var p nextPayload
-			if err := json.Unmarshal(m.Payload, &p); err != nil || p.Data.MessageAdded == nil || len(p.Errors) > 0 {
-				return fmt.Sprintf("bad next %.200s", m.Payload)
-			}
-			id, err := strconv.ParseInt(p.Data.MessageAdded.ID, 10, 64)
-			if err != nil {
-				return fmt.Sprintf("bad id %q", p.Data.MessageAdded.ID)
-			}
-			c.mu.Lock()
-			c.ids = append(c.ids, id)
-			c.at = append(c.at, now.UnixNano())
-			if p.Extensions.Cursor != "" {
-				c.cursor = p.Extensions.Cursor
-			}
-			c.dropped += p.Extensions.Dropped
-			c.mu.Unlock()
-			if rec != nil {
-				if rec.first.IsZero() {
-					rec.first = now
-				}
-				if rec.live.IsZero() && id >= rec.target {
-					rec.live = now
-				}
+			if bad := c.next(m.Payload, now, rec); bad != "" {
+				return bad
 			}
 		case "error", "complete":
 			code := m.Type
@@ -351,15 +351,7 @@ func (c *client) session(ctx context.Context, conn *websocket.Conn, rec *recover
 					code = errs[0].Extensions.Code
 				}
 			}
-			c.mu.Lock()
-			c.errs[code]++
-			n := 0
-			for _, v := range c.errs {
-				n += v
-			}
-			c.mu.Unlock()
-			if n > maxCodedErrors {
-				c.giveUp(fmt.Sprintf("%d coded errors", n))
+			if !c.countError(code) {
 				return ""
 			}
 			rec = &recovery{down: now, reason: "error " + code, had: c.last()}
@@ -372,6 +364,53 @@ func (c *client) session(ctx context.Context, conn *websocket.Conn, rec *recover
 			}
 		}
 	}
+}
+
+// next records one `next` payload: its id, cursor and dropped count, and
+// the recovery's progress. It returns why the payload is wrong, or "".
+func (c *client) next(payload []byte, now time.Time, rec *recovery) string {
+	var p nextPayload
+	if err := json.Unmarshal(payload, &p); err != nil || p.Data.MessageAdded == nil || len(p.Errors) > 0 {
+		return fmt.Sprintf("bad next %.200s", payload)
+	}
+	id, err := strconv.ParseInt(p.Data.MessageAdded.ID, 10, 64)
+	if err != nil {
+		return fmt.Sprintf("bad id %q", p.Data.MessageAdded.ID)
+	}
+	c.mu.Lock()
+	c.ids = append(c.ids, id)
+	c.at = append(c.at, now.UnixNano())
+	if p.Extensions.Cursor != "" {
+		c.cursor = p.Extensions.Cursor
+	}
+	c.dropped += p.Extensions.Dropped
+	c.mu.Unlock()
+	if rec != nil {
+		if rec.first.IsZero() {
+			rec.first = now
+		}
+		if rec.live.IsZero() && id >= rec.target {
+			rec.live = now
+		}
+	}
+	return ""
+}
+
+// countError counts a subscription that ended with code; false: the
+// client gives up (too many).
+func (c *client) countError(code string) bool {
+	c.mu.Lock()
+	c.errs[code]++
+	n := 0
+	for _, v := range c.errs {
+		n += v
+	}
+	c.mu.Unlock()
+	if n > maxCodedErrors {
+		c.giveUp(fmt.Sprintf("%d coded errors", n))
+		return false
+	}
+	return true
 }
 
 // errReason shortens a connection error to a countable reason.

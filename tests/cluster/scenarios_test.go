@@ -21,10 +21,17 @@ func standard(w *world) *scenario {
 
 // TestNodeSIGKILL kills a node outright: its clients see the TCP
 // connection end, reconnect to the other nodes and resume by cursor. The
-// node is then started again and takes clients.
+// node is then started again and takes clients. Every other client speaks
+// GraphQL over SSE and resumes with Last-Event-ID.
 func TestNodeSIGKILL(t *testing.T) {
 	w := newWorld(t, worldConfig{})
-	s := standard(w)
+	s := start(w, twoRooms, float64(size(30, 50)), 16, func(w *world) []clientConfig {
+		cfgs := spread(w, size(45, 300), twoRooms)
+		for i := range cfgs {
+			cfgs[i].sse = i%2 == 1
+		}
+		return cfgs
+	})
 	s.run(2 * time.Second)
 	s.fault("SIGKILL node1")
 	w.killNode(w.nodes[0])

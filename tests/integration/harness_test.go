@@ -83,6 +83,16 @@ func startNATS(t testing.TB) string {
 // startNode starts a node against the NATS server at url.
 func startNode(t testing.TB, url string, mutate func(*node.Config, *cluster.Config)) *env {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startNodeListening(t, url, ln, mutate)
+}
+
+// startNodeListening is startNode serving on ln.
+func startNodeListening(t testing.TB, url string, ln net.Listener, mutate func(*node.Config, *cluster.Config)) *env {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// FRAISEQL_TEST_INGEST=interest runs the suite with nats.ingest: interest.
@@ -99,10 +109,6 @@ func startNode(t testing.TB, url string, mutate func(*node.Config, *cluster.Conf
 	if err != nil {
 		cl.Close()
 		t.Fatalf("node.New: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
 	}
 	if err := n.Start(ctx, ln); err != nil {
 		t.Fatalf("node.Start: %v", err)

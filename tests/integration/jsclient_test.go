@@ -294,13 +294,7 @@ func (js *jsClients) summary() string {
 func TestLegacyAndBrowserClients(t *testing.T) {
 	dir := filepath.Join(repoRoot(t), "clients", "js")
 	nodeBin := needNPMPackages(t, dir, "subscriptions-transport-ws", "playwright-core", "graphql-ws", "ws")
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("Chromium is required for the browser client test: apt-get install chromium (or set CHROMIUM): %v", err)
-	}
+	chromium := needChromium(t)
 	// The page and the graphql-ws browser build, served from another origin.
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -364,6 +358,21 @@ func TestLegacyAndBrowserClients(t *testing.T) {
 			}
 		})
 	}
+}
+
+// needChromium returns the path of Chromium ($CHROMIUM, default
+// /usr/bin/chromium), and fails the test, saying how to install it, when
+// it is missing.
+func needChromium(t *testing.T) string {
+	t.Helper()
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("Chromium is required for the browser client test: apt-get install chromium (or set CHROMIUM): %v", err)
+	}
+	return chromium
 }
 
 // runScript runs a Node.js script of dir with env and returns its stdout

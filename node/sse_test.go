@@ -1,0 +1,383 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/fraiseql/subscriptions/auth"
+	"github.com/fraiseql/subscriptions/cluster/clustertest"
+	"github.com/fraiseql/subscriptions/ws"
+)
+
+// sseClient is a graphql-sse client (distinct connections mode) on a raw
+// socket, so that a test controls when it reads.
+type sseClient struct {
+	t    *testing.T
+	c    net.Conn
+	br   *bufio.Reader
+	resp *http.Response
+	body *bufio.Reader // resp.Body
+}
+
+const roomQuery = `subscription { messageAdded(room: "r1") { id } }`
+
+// sseOpen sends one SSE request: a POST with body, or a GET with the query
+// in the URL when body is "".
+func sseOpen(t *testing.T, n *Node, method, body string, hdr map[string]string) *sseClient {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", n.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	target := "/graphql"
+	if method == http.MethodGet {
+		target += "?query=" + url.QueryEscape(roomQuery)
+	}
+	var b strings.Builder
+	b.WriteString(method + " " + target + " HTTP/1.1\r\nHost: " + n.Addr() + "\r\nAccept: text/event-stream\r\n")
+	for k, v := range hdr {
+		b.WriteString(k + ": " + v + "\r\n")
+	}
+	if method == http.MethodPost {
+		b.WriteString("Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n")
+	}
+	b.WriteString("\r\n" + body)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, b.String()); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &sseClient{t: t, c: c, br: br, resp: resp, body: bufio.NewReader(resp.Body)}
+}
+
+func ssePost(t *testing.T, n *Node, query string, hdr map[string]string) *sseClient {
+	b, _ := json.Marshal(map[string]any{"query": query})
+	return sseOpen(t, n, http.MethodPost, string(b), hdr)
+}
+
+// sseEvent is one event of the stream; comment is set for a comment line
+// block (a keep-alive).
+type sseEvent struct {
+	event, data, id string
+	comment         bool
+}
+
+func (s *sseClient) event() sseEvent {
+	s.t.Helper()
+	s.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var e sseEvent
+	for {
+		l, err := readLine(s.body)
+		if err != nil {
+			s.t.Fatalf("reading the stream: %v", err)
+		}
+		switch {
+		case l == "":
+			if e.event != "" || e.comment {
+				return e
+			}
+		case strings.HasPrefix(l, ":"):
+			e.comment = true
+		case strings.HasPrefix(l, "event: "):
+			e.event = l[len("event: "):]
+		case strings.HasPrefix(l, "id: "):
+			e.id = l[len("id: "):]
+		case strings.HasPrefix(l, "data:"):
+			e.data += strings.TrimPrefix(l[len("data:"):], " ")
+		}
+	}
+}
+
+// readLine reads one line of r, without its "\n".
+func readLine(r *bufio.Reader) (string, error) {
+	l, err := r.ReadString('\n')
+	return strings.TrimSuffix(l, "\n"), err
+}
+
+// next reads events up to the next `next` (skipping keep-alives) and
+// returns its message id and the SSE id, which must be its cursor.
+func (s *sseClient) next() (msg, id string) {
+	s.t.Helper()
+	for {
+		e := s.event()
+		if e.comment {
+			continue
+		}
+		if e.event != "next" {
+			s.t.Fatalf("got event %q %s, want next", e.event, e.data)
+		}
+		var p struct {
+			Data struct {
+				MessageAdded struct{ ID string } `json:"messageAdded"`
+			} `json:"data"`
+			Extensions struct{ Cursor string } `json:"extensions"`
+		}
+		if err := json.Unmarshal([]byte(e.data), &p); err != nil {
+			s.t.Fatal(err)
+		}
+		if e.id == "" || e.id != p.Extensions.Cursor {
+			s.t.Fatalf("event id %q is not its cursor %q", e.id, p.Extensions.Cursor)
+		}
+		return p.Data.MessageAdded.ID, e.id
+	}
+}
+
+func (s *sseClient) expect(ids ...int) (lastID string) {
+	s.t.Helper()
+	for _, want := range ids {
+		msg, id := s.next()
+		if msg != strconv.Itoa(want) {
+			s.t.Fatalf("got message %s, want %d", msg, want)
+		}
+		lastID = id
+	}
+	return lastID
+}
+
+func publishRoom(t *testing.T, n *Node, tenant string, ids ...int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, id := range ids {
+		body := `{"id":"` + strconv.Itoa(id) + `","room":"r1","text":"t"}`
+		if _, err := n.cl.Publish(ctx, tenant, "chat.r1", []byte(body), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// errorBody decodes a refusal's GraphQL error body and returns its code.
+func errorBody(t *testing.T, r *http.Response) string {
+	t.Helper()
+	var b struct {
+		Errors []struct {
+			Message    string
+			Extensions struct{ Code string }
+		}
+	}
+	if err := json.NewDecoder(r.Body).Decode(&b); err != nil || len(b.Errors) != 1 {
+		t.Fatalf("body is not a GraphQL error: %v %+v", err, b)
+	}
+	return b.Errors[0].Extensions.Code
+}
+
+// Receive, the end of the subscription when the client goes away, and a
+// resume by Last-Event-ID (POST, then a GET reconnect) with a complete
+// sequence: no gap, no duplicate.
+func TestSSEReceiveDisconnectResume(t *testing.T) {
+	n := startNode(t, nil)
+	a := ssePost(t, n, roomQuery, nil)
+	if a.resp.StatusCode != http.StatusOK || !strings.HasPrefix(a.resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("got %d %q, want 200 text/event-stream", a.resp.StatusCode, a.resp.Header.Get("Content-Type"))
+	}
+	waitFor(t, "the subscription", func() bool { return n.met.subsOpen.Load() == 1 })
+	publishRoom(t, n, "public", 1, 2, 3)
+	cursor := a.expect(1, 2)
+	a.expect(3)
+	a.c.Close()
+	waitFor(t, "the subscription to end with its client", func() bool { return n.met.subsOpen.Load() == 0 && n.wss.Conns() == 0 })
+	publishRoom(t, n, "public", 4, 5)
+
+	b := sseOpen(t, n, http.MethodGet, "", map[string]string{"Last-Event-ID": cursor})
+	if b.resp.StatusCode != http.StatusOK {
+		t.Fatalf("resume: got %d", b.resp.StatusCode)
+	}
+	b.expect(3, 4, 5)
+	waitFor(t, "the resumed subscription", func() bool { return n.met.subsOpen.Load() == 1 })
+	publishRoom(t, n, "public", 6)
+	b.expect(6)
+}
+
+// A subscription the node refuses after the request was accepted (here:
+// validation) is reported in the stream, as the protocol requires: a
+// `next` carrying the coded error, then `complete`, then the end.
+func TestSSEValidationError(t *testing.T) {
+	n := startNode(t, nil)
+	s := ssePost(t, n, `subscription { noSuchField }`, nil)
+	if s.resp.StatusCode != http.StatusOK {
+		t.Fatalf("got %d, want 200", s.resp.StatusCode)
+	}
+	e := s.event()
+	if e.event != "next" || !strings.Contains(e.data, `"code":"GRAPHQL_VALIDATION_FAILED"`) {
+		t.Fatalf("got %+v, want next with GRAPHQL_VALIDATION_FAILED", e)
+	}
+	if e := s.event(); e.event != "complete" {
+		t.Fatalf("got %+v, want complete", e)
+	}
+	if _, err := readLine(s.body); err != io.EOF {
+		t.Fatalf("stream did not end after complete: %v", err)
+	}
+}
+
+// Malformed requests are refused with an HTTP status and a GraphQL error
+// body; the body's size limit (limits.max_message_bytes) holds at
+// limit-1, limit and limit+1.
+func TestSSERequestRefusals(t *testing.T) {
+	const limit = 1000
+	n := startNode(t, func(c *Config) {
+		c.Limits.MaxMessageBytes = limit
+		c.Limits.MaxQueryBytes = limit / 2
+	})
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		code       string
+	}{
+		{"not JSON", "{", http.StatusBadRequest, ws.CodeBadRequest},
+		{"no query", "{}", http.StatusBadRequest, ws.CodeBadRequest},
+	} {
+		s := sseOpen(t, n, http.MethodPost, tc.body, nil)
+		if s.resp.StatusCode != tc.status || errorBody(t, s.resp) != tc.code {
+			t.Errorf("%s: got %d, want %d %s", tc.name, s.resp.StatusCode, tc.status, tc.code)
+		}
+	}
+	q, _ := json.Marshal(map[string]any{"query": roomQuery})
+	for _, size := range []int{limit - 1, limit, limit + 1} {
+		body := string(q[:len(q)-1]) + strings.Repeat(" ", size-len(q)) + "}"
+		s := sseOpen(t, n, http.MethodPost, body, nil)
+		want := http.StatusOK
+		if size > limit {
+			want = http.StatusRequestEntityTooLarge
+		}
+		if s.resp.StatusCode != want {
+			t.Fatalf("body of %d bytes: got %d, want %d", size, s.resp.StatusCode, want)
+		}
+		if want != http.StatusOK {
+			if code := errorBody(t, s.resp); code != ws.CodeQueryTooLarge {
+				t.Fatalf("body of %d bytes: code %s", size, code)
+			}
+		}
+		s.c.Close()
+	}
+}
+
+// With authentication on, a request without a valid token, or from a
+// page of another origin, is refused (403 FORBIDDEN) before any stream;
+// the Authorization header and the cookie authenticate, and the token's
+// tenant scopes the subscription.
+func TestSSEAuth(t *testing.T) {
+	const secret = "sse-test-secret-0123456789abcdefghij"
+	v, err := auth.New(auth.Config{HS256Secret: secret, Cookie: "session"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"tenant": "acme", "sub": "u1", "exp": time.Now().Add(time.Hour).Unix(),
+	}).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, func(c *Config) { c.Auth = v })
+	for name, hdr := range map[string]map[string]string{
+		"no token":     nil,
+		"bad token":    {"Authorization": "Bearer not-a-token"},
+		"cross-origin": {"Cookie": "session=" + token, "Origin": "https://evil.example"},
+	} {
+		s := ssePost(t, n, roomQuery, hdr)
+		if s.resp.StatusCode != http.StatusForbidden || errorBody(t, s.resp) != ws.CodeForbidden {
+			t.Errorf("%s: got %d, want 403 FORBIDDEN", name, s.resp.StatusCode)
+		}
+	}
+	if got := n.met.subsOpen.Load(); got != 0 {
+		t.Fatalf("%d subscriptions opened by refused requests", got)
+	}
+	h := ssePost(t, n, roomQuery, map[string]string{"Authorization": "Bearer " + token})
+	c := ssePost(t, n, roomQuery, map[string]string{"Cookie": "session=" + token, "Origin": "http://" + n.Addr()})
+	for _, s := range []*sseClient{h, c} {
+		if s.resp.StatusCode != http.StatusOK {
+			t.Fatalf("authenticated: got %d", s.resp.StatusCode)
+		}
+	}
+	waitFor(t, "the subscriptions", func() bool { return n.met.subsOpen.Load() == 2 })
+	publishRoom(t, n, "public", 1) // another tenant's room
+	publishRoom(t, n, "acme", 2)
+	h.expect(2)
+	c.expect(2)
+}
+
+// An idle stream carries keep-alive comments every ws.sse_keep_alive.
+func TestSSEKeepAlive(t *testing.T) {
+	n := startNode(t, func(c *Config) { c.WS.SSEKeepAlive = ws.MinSSEKeepAlive })
+	s := ssePost(t, n, roomQuery, nil)
+	start := time.Now()
+	for range 2 {
+		if e := s.event(); !e.comment {
+			t.Fatalf("got %+v, want a keep-alive comment", e)
+		}
+	}
+	if el := time.Since(start); el < ws.MinSSEKeepAlive {
+		t.Fatalf("two keep-alives in %v, before the interval", el)
+	}
+}
+
+// A page of an origin ws.origin_patterns allows gets the CORS headers
+// that let it read the stream, and its preflight is answered; other
+// origins are refused.
+func TestSSECrossOrigin(t *testing.T) {
+	n := startNode(t, func(c *Config) { c.WS.OriginPatterns = []string{"app.example.com"} })
+	const page = "https://app.example.com"
+	s := ssePost(t, n, roomQuery, map[string]string{"Origin": page})
+	if s.resp.StatusCode != http.StatusOK || s.resp.Header.Get("Access-Control-Allow-Origin") != page ||
+		s.resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("allowed origin: got %d %v", s.resp.StatusCode, s.resp.Header)
+	}
+	if s := ssePost(t, n, roomQuery, map[string]string{"Origin": "https://evil.example"}); s.resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("other origin: got %d, want 403", s.resp.StatusCode)
+	}
+	if s := ssePost(t, n, roomQuery, nil); s.resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatal("CORS headers on a request without Origin")
+	}
+	for origin, want := range map[string]int{page: http.StatusNoContent, "https://evil.example": http.StatusForbidden} {
+		req, _ := http.NewRequest(http.MethodOptions, "http://"+n.Addr()+"/graphql", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "content-type, authorization")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want || want == http.StatusNoContent && resp.Header.Get("Access-Control-Allow-Origin") != page {
+			t.Fatalf("preflight from %s: got %d %v, want %d", origin, resp.StatusCode, resp.Header, want)
+		}
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
+
+// Last-Event-ID resumes on another node of the cluster: the cursor names
+// a position in the stream, not a connection.
+func TestSSEResumeOnAnotherNode(t *testing.T) {
+	url := clustertest.RunServer(t)
+	a := startNodeOn(t, url, testIngest())
+	b := startNodeOn(t, url, testIngest())
+	s := ssePost(t, a, roomQuery, nil)
+	waitFor(t, "the subscription", func() bool { return a.met.subsOpen.Load() == 1 })
+	publishRoom(t, a, "public", 1, 2)
+	cursor := s.expect(1)
+	s.c.Close() // 2 is lost with the connection, or not: the resume decides
+	publishRoom(t, a, "public", 3)
+	r := sseOpen(t, b, http.MethodGet, "", map[string]string{"Last-Event-ID": cursor})
+	r.expect(2, 3)
+	waitFor(t, "the resumed subscription", func() bool { return b.met.subsOpen.Load() == 1 })
+	publishRoom(t, b, "public", 4)
+	r.expect(4)
+}

@@ -1,0 +1,553 @@
+package ws
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// GraphQL over Server-Sent Events, the graphql-sse library's protocol in
+// its "distinct connections" mode: one HTTP request (Accept:
+// text/event-stream) carries one subscription, in a POST body or in GET
+// query parameters, on the same endpoint as WebSocket. The response is an
+// event stream:
+//
+//	event: next
+//	data: {"data":{…},"extensions":{"cursor":"…"}}
+//	id: <the same cursor>
+//
+//	event: complete
+//	data:
+//
+// An SSE connection is a Conn like a WebSocket one: the same Session
+// (Open, Init, Subscribe, Unsubscribe, Close), the same write queue and
+// byte budgets, the same Fanout write rounds and slow-consumer closes. Only
+// the framing differs: a `next` event is prefix + payload + the id line,
+// written from the shared payload, with no copy of its own.
+//
+// Before the stream starts, refusals are HTTP responses whose body is a
+// GraphQL error ({"errors":[{"message","extensions":{"code"}}]}): a
+// malformed request (400 BAD_REQUEST), a body over Options.ReadLimit (413
+// QUERY_TOO_LARGE), a disallowed Origin or a refused token (403
+// FORBIDDEN), connection caps (429 RATE_LIMITED, 503
+// SERVICE_UNAVAILABLE). Once the request is well formed and authorised,
+// the stream starts (200), and the subscription's own errors — validation,
+// limits, CURSOR_EXPIRED — arrive as a `next` event carrying `errors`,
+// then `complete`, as the protocol requires (an EventSource cannot read
+// the body of a non-200 response).
+//
+// The server ends the stream after `complete`; the client ends the
+// subscription by closing the request. A reconnect with Last-Event-ID
+// resumes after that cursor (it becomes extensions.cursor), on any node.
+
+// SubprotocolSSE names the graphql-sse transport in logs and metrics
+// (Conn.Protocol).
+const SubprotocolSSE = "graphql-sse"
+
+// Bounds of Options.SSEKeepAlive.
+const (
+	DefaultSSEKeepAlive = 15 * time.Second
+	// MinSSEKeepAlive: a comment more often is traffic for nothing.
+	MinSSEKeepAlive = time.Second
+	// MaxSSEKeepAlive: proxies commonly drop a response idle for 60 s or
+	// more; beyond a few minutes keep-alives would not keep any open.
+	MaxSSEKeepAlive = 5 * time.Minute
+)
+
+// sseTrailingLimit bounds what a client may send after its request (an
+// SSE client sends nothing): more closes the connection.
+const sseTrailingLimit = 4 << 10
+
+// SSE framing.
+var (
+	sseNextPrefix = []byte("event: next\ndata: ")
+	sseComplete   = []byte("event: complete\ndata:\n\n")
+	sseKeepAlive  = []byte(":\n\n")
+	sseDataLine   = []byte("\ndata: ")
+	sseIDLine     = []byte("\nid: ")
+	sseEventEnd   = []byte("\n\n")
+	sseCursorKey  = []byte(`"cursor":"`)
+	sseObjectsEnd = []byte(`}}`)
+	sseQuote      = []byte(`"`)
+	sseDroppedKey = []byte(`,"dropped":`)
+)
+
+// sseHead starts the stream (the kindAck frame of an SSE connection);
+// cors is the allowed Origin of a cross-origin request, or "".
+func sseHead(cors string) []byte {
+	return []byte("HTTP/1.1 200 OK\r\n" +
+		"Content-Type: text/event-stream; charset=utf-8\r\n" +
+		"Cache-Control: no-cache\r\n" +
+		"Connection: close\r\n" +
+		"X-Accel-Buffering: no\r\n" +
+		corsHeaders(cors) + "\r\n")
+}
+
+// corsHeaders are the header lines that let a page of the allowed origin
+// cors read a response ("" for none).
+func corsHeaders(cors string) string {
+	if cors == "" {
+		return ""
+	}
+	return "Access-Control-Allow-Origin: " + cors + "\r\n" +
+		"Access-Control-Allow-Credentials: true\r\n" +
+		"Vary: Origin\r\n"
+}
+
+// sseProtocol frames server messages as SSE events. Client messages do
+// not exist: the request is the only one.
+type sseProtocol struct {
+	head []byte // the response head (sseHead)
+	cors string // the allowed Origin of a cross-origin request, or ""
+}
+
+var _ protocol = sseProtocol{}
+
+func (sseProtocol) name() string                       { return SubprotocolSSE }
+func (sseProtocol) messageType(string) (msgType, bool) { return 0, false }
+func (sseProtocol) nextPrefix([]byte) []byte           { return sseNextPrefix }
+func (sseProtocol) completeFrame([]byte) []byte        { return sseComplete }
+func (p sseProtocol) ackFrame(json.RawMessage) []byte  { return p.head }
+func (sseProtocol) keepAliveFrame() []byte             { return sseKeepAlive }
+func (sseProtocol) keepAliveOnAck() bool               { return false }
+func (sseProtocol) handle(*Conn, clientMessage)        {}
+func (sseProtocol) badMessage(*Conn, *CloseError)      {}
+
+// errorFrame is a `next` event whose result carries the errors; the
+// writer follows it with `complete` (see Conn.writeFrame).
+func (sseProtocol) errorFrame(_ []byte, errs gqlerror.List) ([]byte, error) {
+	b, err := json.Marshal(struct {
+		Errors gqlerror.List `json:"errors"`
+	}{errs})
+	if err != nil {
+		return nil, err
+	}
+	return concat(sseNextPrefix, b, sseEventEnd), nil
+}
+
+// appendSSENext appends one `next` event: prefix, the payload as data
+// lines, and the cursor found at the payload's end as the event's id. It
+// allocates nothing beyond buf's growth.
+func appendSSENext(buf, prefix, payload []byte) []byte {
+	buf = append(buf, prefix...)
+	// A JSON text holds a line break only as whitespace between tokens
+	// (strings escape theirs): each one starts a new data line, which
+	// the client joins back with "\n".
+	for p := payload; ; {
+		i := bytes.IndexAny(p, "\r\n")
+		if i < 0 {
+			buf = append(buf, p...)
+			break
+		}
+		buf = append(buf, p[:i]...)
+		buf = append(buf, sseDataLine...)
+		p = p[i+1:]
+	}
+	if id := sseCursor(payload); len(id) > 0 {
+		buf = append(buf, sseIDLine...)
+		buf = append(buf, id...)
+	}
+	return append(buf, sseEventEnd...)
+}
+
+// sseCursor returns the cursor of a payload the node encoded as
+// {…,"extensions":{"cursor":"<cursor>"}}, or {…"cursor":"<cursor>",
+// "dropped":<n>}} for a subscriber that missed events (URL-safe base64:
+// nothing to escape), or nil for any other payload.
+func sseCursor(payload []byte) []byte {
+	p, ok := bytes.CutSuffix(payload, sseObjectsEnd)
+	if !ok {
+		return nil
+	}
+	if i := bytes.LastIndex(p, sseDroppedKey); i >= 0 && allDigits(p[i+len(sseDroppedKey):]) {
+		p = p[:i]
+	}
+	if p, ok = bytes.CutSuffix(p, sseQuote); !ok {
+		return nil
+	}
+	i := bytes.LastIndex(p, sseCursorKey)
+	if i < 0 {
+		return nil
+	}
+	id := p[i+len(sseCursorKey):]
+	if len(id) == 0 || bytes.ContainsAny(id, "\"\\\r\n\x00") {
+		return nil
+	}
+	return id
+}
+
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// wantsSSE reports whether r asks for an event stream rather than a
+// WebSocket upgrade.
+func wantsSSE(r *http.Request) bool {
+	if headerHasToken(r.Header, "Upgrade", "websocket") {
+		return false
+	}
+	for _, v := range r.Header.Values("Accept") {
+		for t := range strings.SplitSeq(v, ",") {
+			mt, _, _ := strings.Cut(t, ";")
+			if strings.EqualFold(strings.TrimSpace(mt), "text/event-stream") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sseRequestError is a refusal answered with an HTTP status and a
+// GraphQL error body.
+type sseRequestError struct {
+	status     int
+	code       string
+	message    string
+	retryAfter time.Duration
+}
+
+func (e *sseRequestError) Error() string { return e.message }
+
+// Error codes of SSE refusals that are not GraphQL errors of a
+// subscription.
+const (
+	CodeBadRequest         = "BAD_REQUEST"
+	CodeForbidden          = "FORBIDDEN"
+	CodeRateLimited        = "RATE_LIMITED"
+	CodeQueryTooLarge      = "QUERY_TOO_LARGE"
+	CodeServiceUnavailable = "SERVICE_UNAVAILABLE"
+	CodeInternal           = "INTERNAL_SERVER_ERROR"
+)
+
+func badSSERequest(msg string) *sseRequestError {
+	return &sseRequestError{status: http.StatusBadRequest, code: CodeBadRequest, message: msg}
+}
+
+// sseRequest reads the GraphQL request of r: the JSON body of a POST (at
+// most limit bytes), or the query parameters of a GET (query,
+// operationName, variables and extensions as JSON). A Last-Event-ID header
+// becomes extensions.cursor.
+func sseRequest(w http.ResponseWriter, r *http.Request, limit int64) (Request, *sseRequestError) {
+	var req Request
+	switch r.Method {
+	case http.MethodPost:
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
+			return req, &sseRequestError{status: http.StatusRequestEntityTooLarge, code: CodeQueryTooLarge,
+				message: "request body is larger than " + strconv.FormatInt(limit, 10) + " bytes"}
+		}
+		if err != nil {
+			return req, badSSERequest("cannot read the request body")
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			return req, badSSERequest("request body must be a JSON object {query, operationName, variables, extensions}")
+		}
+	case http.MethodGet:
+		q := r.URL.Query()
+		req.Query, req.OperationName = q.Get("query"), q.Get("operationName")
+		for _, p := range []struct {
+			name string
+			dst  *json.RawMessage
+		}{{"variables", &req.Variables}, {"extensions", &req.Extensions}} {
+			if v := q.Get(p.name); v != "" {
+				if !json.Valid([]byte(v)) {
+					return req, badSSERequest(p.name + " must be JSON")
+				}
+				*p.dst = json.RawMessage(v)
+			}
+		}
+	default:
+		return req, &sseRequestError{status: http.StatusMethodNotAllowed, code: CodeBadRequest,
+			message: "GraphQL over SSE takes GET or POST"}
+	}
+	if req.Query == "" {
+		return req, badSSERequest("the request has no query")
+	}
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		ext, err := withCursor(req.Extensions, id)
+		if err != nil {
+			return req, badSSERequest("extensions must be a JSON object")
+		}
+		req.Extensions = ext
+	}
+	if string(req.Variables) == "null" {
+		req.Variables = nil
+	}
+	if string(req.Extensions) == "null" {
+		req.Extensions = nil
+	}
+	return req, nil
+}
+
+// withCursor returns extensions with its cursor set to id: the
+// Last-Event-ID of a reconnect is newer than any cursor in the URL.
+func withCursor(ext json.RawMessage, id string) (json.RawMessage, error) {
+	m := map[string]json.RawMessage{}
+	if len(ext) > 0 && string(ext) != "null" {
+		if err := json.Unmarshal(ext, &m); err != nil {
+			return nil, err
+		}
+	}
+	m["cursor"] = jsonString(id)
+	return json.Marshal(m)
+}
+
+// checkOrigin applies Options.OriginPatterns as coder/websocket does for
+// an upgrade: no Origin (not a browser) or the request's own host passes;
+// another origin passes only if its host matches a pattern, and is
+// returned (cross) for the CORS headers that let the page read the
+// response.
+func checkOrigin(r *http.Request, patterns []string) (cross string, err error) {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return "", nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || strings.ContainsAny(origin, "\r\n") {
+		return "", errors.New("origin header is not a URL")
+	}
+	if strings.EqualFold(r.Host, u.Host) {
+		return "", nil
+	}
+	host := strings.ToLower(u.Host)
+	for _, p := range patterns {
+		if ok, _ := path.Match(strings.ToLower(p), host); ok {
+			return origin, nil
+		}
+	}
+	return "", errors.New("origin " + strconv.Quote(origin) + " is not allowed")
+}
+
+// wantsPreflight reports whether r is a CORS preflight request.
+func wantsPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+}
+
+// preflight answers a CORS preflight for an SSE request from a page of an
+// allowed origin (Options.OriginPatterns): GET or POST, with the headers
+// graphql-sse clients send. Other origins get 403.
+func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
+	cross, err := checkOrigin(r, s.opts.OriginPatterns)
+	if err != nil || cross == "" {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", cross)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Set("Access-Control-Allow-Methods", "GET, POST")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Last-Event-ID")
+	h.Set("Access-Control-Max-Age", "600")
+	h.Add("Vary", "Origin")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// serveSSE serves one graphql-sse request (distinct connections mode).
+func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
+	cross, err := checkOrigin(r, s.opts.OriginPatterns)
+	if err != nil {
+		writeSSERefusal(w, &sseRequestError{status: http.StatusForbidden, code: CodeForbidden, message: err.Error()})
+		return
+	}
+	if cross != "" {
+		// Refusals too: a page of an allowed origin reads why.
+		w.Header().Set("Access-Control-Allow-Origin", cross)
+		w.Header().Set("Access-Control-Allow-Credentials", "true")
+		w.Header().Add("Vary", "Origin")
+	}
+	req, rerr := sseRequest(w, r, s.opts.ReadLimit)
+	if rerr != nil {
+		writeSSERefusal(w, rerr)
+		return
+	}
+	if !s.enter() {
+		writeSSERefusal(w, &sseRequestError{status: http.StatusServiceUnavailable, code: CodeServiceUnavailable, message: reasonShuttingDown})
+		return
+	}
+	sess, err := s.h.Open(r)
+	if err != nil {
+		s.leave()
+		writeSSERefusal(w, s.openRefusal(err))
+		return
+	}
+	raw, brw, err := http.NewResponseController(w).Hijack()
+	if err == nil {
+		err = brw.Writer.Flush()
+	}
+	if err != nil {
+		// HTTP/2 cannot be hijacked: the event stream needs HTTP/1.1.
+		s.leave()
+		s.log.Debug("sse: hijack failed", "remote", r.RemoteAddr, "proto", r.Proto, "err", err)
+		if raw == nil {
+			writeSSERefusal(w, &sseRequestError{status: http.StatusHTTPVersionNotSupported, code: CodeBadRequest,
+				message: "GraphQL over SSE needs HTTP/1.1"})
+		} else {
+			_ = raw.Close()
+		}
+		closeSession(s.log, sess, HandshakeFailed)
+		return
+	}
+	batch := &batchWriter{conn: raw, sse: true}
+	c := newConn(nil, raw, batch, sseProtocol{head: sseHead(cross), cors: cross}, r.RemoteAddr, &s.opts, sess, &s.budget)
+	c.kaEvery = s.opts.SSEKeepAlive
+	c.sseIn = brw.Reader
+	c.flushes, c.slow = &s.flushes, &s.slow
+	s.track(c)
+	go func() { // owned by s, as a WebSocket connection's read goroutine (see ServeHTTP)
+		defer s.leave()
+		defer s.untrack(c)
+		c.serveSSE(req)
+	}()
+}
+
+// openRefusal maps a Handler.Open error to its SSE refusal.
+func (s *Server) openRefusal(err error) *sseRequestError {
+	he, ok := errors.AsType[*HTTPError](err)
+	if !ok || he.Status < 400 || he.Status > 599 {
+		s.log.Error("sse: open failed", "err", err)
+		return &sseRequestError{status: http.StatusInternalServerError, code: CodeInternal, message: reasonInternal}
+	}
+	e := &sseRequestError{status: he.Status, message: he.Message, retryAfter: he.RetryAfter}
+	switch {
+	case he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden:
+		e.code = CodeForbidden
+	case he.Status == http.StatusTooManyRequests:
+		e.code = CodeRateLimited
+	case he.Status == http.StatusServiceUnavailable:
+		e.code = CodeServiceUnavailable
+	case he.Status >= 500:
+		e.code = CodeInternal
+	default:
+		e.code = CodeBadRequest
+	}
+	if e.message == "" {
+		e.message = http.StatusText(he.Status)
+	}
+	return e
+}
+
+// sseErrorBody is the GraphQL response of a refusal.
+func sseErrorBody(e *sseRequestError) []byte {
+	b, _ := json.Marshal(struct {
+		Errors gqlerror.List `json:"errors"`
+	}{gqlerror.List{{Message: e.message, Extensions: map[string]any{"code": e.code}}}})
+	return b
+}
+
+// writeSSERefusal answers a request refused before its stream started.
+func writeSSERefusal(w http.ResponseWriter, e *sseRequestError) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	if e.retryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64(math.Ceil(e.retryAfter.Seconds())), 10))
+	}
+	w.WriteHeader(e.status)
+	_, _ = w.Write(sseErrorBody(e))
+}
+
+// rawSSERefusal is writeSSERefusal on a hijacked connection (a refusal by
+// Session.Init, which runs once the connection is a Conn).
+func rawSSERefusal(e *sseRequestError, cors string) []byte {
+	body := sseErrorBody(e)
+	return []byte("HTTP/1.1 " + strconv.Itoa(e.status) + " " + http.StatusText(e.status) + "\r\n" +
+		"Content-Type: application/json; charset=utf-8\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n" +
+		corsHeaders(cors) +
+		"Connection: close\r\n\r\n" + string(body))
+}
+
+// serveSSE runs an SSE connection on the calling goroutine until it ends:
+// Session.Init (the request's credentials), the stream's head, the
+// subscription, then a wait for the client to go away while the writer
+// streams.
+func (c *Conn) serveSSE(req Request) {
+	c.initReceived.Store(true)
+	if ce := c.init(nil); ce != nil {
+		c.refuseSSE(ce)
+	} else {
+		c.subscribe("sse", req)
+		c.readSSE()
+	}
+	<-c.writerDone
+	c.finish()
+}
+
+// refuseSSE answers an Init refusal with an HTTP error and closes. Nothing
+// was queued or written before it.
+func (c *Conn) refuseSSE(ce *CloseError) {
+	e := &sseRequestError{status: http.StatusForbidden, code: CodeForbidden, message: ce.Reason}
+	if ce.Code != CloseForbidden && ce.Code != CloseUnauthorized {
+		e.status, e.code = http.StatusInternalServerError, CodeInternal
+	}
+	c.setClose(ce.Code, ce.Reason, reasonForCode(ce.Code), true)
+	_ = c.raw.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+	_, _ = c.raw.Write(rawSSERefusal(e, c.proto.(sseProtocol).cors))
+	c.startClosing()
+}
+
+// readSSE waits for the client to close its end. An SSE client sends
+// nothing after its request: what it sends is discarded, up to
+// sseTrailingLimit.
+func (c *Conn) readSSE() {
+	n, _ := io.Copy(io.Discard, io.LimitReader(c.sseIn, sseTrailingLimit+1))
+	if n > sseTrailingLimit {
+		c.closeWith(CloseBadRequest, "unexpected data after the request", BadMessage)
+		return
+	}
+	c.setClose(CloseNormal, reasonNormal, ClientClosed, true)
+	c.startClosing()
+}
+
+// closeSSE ends an SSE connection (closeSocket): when the close is not the
+// client's, the socket's or a normal end, a comment saying why (": close
+// <code> <reason>", the WebSocket close code it stands for) is offered to
+// the socket without waiting — a slow consumer's full socket, or half an
+// event left unwritten, gets none — then the socket closes. Write
+// goroutine only.
+func (c *Conn) closeSSE() {
+	code, text, why, hard := c.closeInfo()
+	if !hard && c.sseStarted && code != CloseNormal && !c.batch.open() {
+		note := []byte(": close " + strconv.Itoa(int(code)) + " " + text + "\n\n")
+		c.wmu.Lock()
+		if c.direct.ok() {
+			_, _ = c.direct.tryWrite(note)
+		} else if c.raw.SetWriteDeadline(time.Now().Add(sseNoteTimeout)) == nil {
+			_, _ = c.raw.Write(note)
+		}
+		c.wmu.Unlock()
+	}
+	c.logger().Debug("sse: closing", "code", int(code), "reason", why.String())
+	_ = c.raw.Close()
+}
+
+// sseNoteTimeout bounds the write of the closing comment where it cannot
+// be written without waiting (TLS in process).
+const sseNoteTimeout = 100 * time.Millisecond
+
+// endSSE writes a server-ended subscription's last events — its error as
+// a `next` event, then `complete` — and ends the stream: an SSE
+// connection carries one subscription. Write goroutine, c.wmu held.
+func (c *Conn) endSSE(payload []byte) bool {
+	ok := c.writeText(payload, nil, nil)
+	if ok && !bytes.Equal(payload, sseComplete) {
+		ok = c.writeText(sseComplete, nil, nil)
+	}
+	c.setClose(CloseNormal, "complete", ServerClosed, false)
+	c.startClosing()
+	return ok
+}
