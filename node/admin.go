@@ -24,6 +24,7 @@ import (
 //	GET  /admin/connections?tenant=T&user=U&limit=N   list connections and their subscriptions
 //	POST /admin/disconnect  {"conn"|"tenant"[,"user"], "reason"}   close them with 4403
 //	POST /admin/revoke      {"tenant","user","before"}   refuse the user's tokens issued before a time
+//	POST /admin/reload-schema   load the schema again from its file (reload.go)
 //
 // Lock order: registry.sessMu, then session.mu or registry.revokeMu.
 
@@ -113,6 +114,7 @@ func (n *Node) adminHandler() http.Handler {
 	mux.HandleFunc("GET /admin/connections", n.adminList)
 	mux.HandleFunc("POST /admin/disconnect", n.adminDisconnect)
 	mux.HandleFunc("POST /admin/revoke", n.adminRevoke)
+	mux.HandleFunc("POST /admin/reload-schema", n.adminReloadSchema)
 	want := []byte("Bearer " + n.cfg.AdminToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if got := []byte(r.Header.Get("Authorization")); subtle.ConstantTimeCompare(got, want) != 1 {

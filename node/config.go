@@ -38,6 +38,10 @@ type Config struct {
 	ForwardedHeader string
 	// Schema is the loaded SDL. Required.
 	Schema *query.Schema
+	// LoadSchema loads the schema again from its source, for the admin
+	// API's POST /admin/reload-schema (Node.ReloadSchema). Nil: that
+	// endpoint answers 501.
+	LoadSchema func() (*query.Schema, error)
 	// Limits are the node's limits (sizes, complexity, rates, caps); zero
 	// fields take the defaults of DESIGN.md (limits.Config.WithDefaults).
 	Limits limits.Config

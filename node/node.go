@@ -31,7 +31,8 @@ type Node struct {
 	cfg      Config
 	log      *slog.Logger
 	cl       *cluster.Cluster
-	compiler *query.Compiler
+	compiler atomic.Pointer[query.Compiler] // replaced by ReloadSchema
+	reload   reloader
 	wss      *ws.Server
 	idx      *index
 	met      *metrics
@@ -96,13 +97,14 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		cl:       cl,
-		compiler: query.NewCompiler(cfg.Schema, cfg.queryOptions(), cfg.PlanCache),
 		idx:      newIndex(),
 		reg:      prometheus.NewRegistry(),
 		idPrefix: fmt.Sprintf("%08x", rand.Uint32()),
 		// A connection may be pushed every event of a batch: keep a batch
 		// well inside its write queue.
 	}
+	n.compiler.Store(query.NewCompiler(cfg.Schema, cfg.queryOptions(), cfg.PlanCache))
+	n.reload = newReloader(n.reg)
 	if cfg.TracerProvider != nil {
 		n.tracer = cfg.TracerProvider.Tracer(tracerName)
 	}

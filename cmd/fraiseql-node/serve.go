@@ -155,6 +155,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		Listen:      cfg.Listen,
 		OpsListen:   cfg.opsListen(),
 		Schema:      schema,
+		LoadSchema:  schemaLoader(cfg.Schema),
 		Auth:        verifier,
 		Limits:      cfg.Limits,
 		Tenant:      cfg.Tenant,
@@ -183,6 +184,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if err := n.Start(ctx, ln); err != nil {
 		return err
 	}
+	defer reloadOnHUP(n, log)()
 	if cfg.DebugListen != "" {
 		stop, err := serveDebug(cfg.DebugListen, n.OpsHandler(), log)
 		if err != nil {
