@@ -39,6 +39,7 @@ type Node struct {
 	om       *opsMetrics
 
 	admin    registry      // initialised connections and revocations, for the admin API
+	fleet    *fleet        // the admin API's actions on every node; set by Start before serving
 	tracer   trace.Tracer  // nil: tracing off (Config.TracerProvider)
 	idPrefix string        // random, per node start: the connection ids' prefix
 	connSeq  atomic.Uint64 // the connection ids' counter
@@ -210,6 +211,17 @@ func (n *Node) Start(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("ops_listen %s: %w", n.cfg.OpsListen, err)
 		}
 	}
+	if n.cfg.AdminToken != "" {
+		f, err := n.startFleet(ctx)
+		if err != nil {
+			ln.Close()
+			if opsLn != nil {
+				opsLn.Close()
+			}
+			return fmt.Errorf("admin API: cluster-wide actions: %w", err)
+		}
+		n.fleet = f
+	}
 	n.sched.start()
 	n.started = true
 	if consumer, err := n.cl.Consume(ctx, n.dispatch); err == nil {
@@ -366,7 +378,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if opsSrv != nil { // last: it reported 503 on /readyz meanwhile
 		err = errors.Join(err, opsSrv.Shutdown(ctx))
 	}
-	n.bg.Wait() // the servers and the consumer's retries have ended
+	n.bg.Wait()    // the servers and the consumer's retries have ended
+	n.fleet.stop() // no admin request runs any more
 	n.mu.Lock()
 	consumer := n.consumer
 	n.mu.Unlock()

@@ -214,6 +214,7 @@ func defaultConfig() Config {
 			Ingest:          cluster.IngestInterest,
 			Embedded:        EmbeddedNATS{Host: cluster.DefaultEmbeddedHost},
 		},
+		Admin: AdminConfig{RevocationTTL: node.DefaultRevocationTTL},
 		Shutdown: ShutdownConfig{
 			DrainDelay:  defaultDrainDelay,
 			DrainWindow: defaultDrainWindow,
