@@ -27,6 +27,22 @@ func gauges(t *testing.T, c *cluster.Cluster) map[string]float64 {
 	return out
 }
 
+// heldConsumer starts c's consumer, each event waiting for a value on
+// hold before its sequence goes to got; it stops at cleanup.
+func heldConsumer(t *testing.T, c *cluster.Cluster) (hold chan<- struct{}, got <-chan uint64) {
+	t.Helper()
+	h, g := make(chan struct{}), make(chan uint64, 16)
+	k, err := c.Consume(testCtx(t), func(ev *cluster.Event) {
+		<-h
+		g <- ev.Seq
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { close(h); k.Stop() })
+	return h, g
+}
+
 // TestConsumerLagMetrics: the stream's last sequence is reported with or
 // without a consumer; the consumer's lag grows while it is held up and
 // returns to 0 once it has delivered everything.
@@ -49,17 +65,7 @@ func TestConsumerLagMetrics(t *testing.T) {
 		t.Fatal("fraiseql_nats_consumer_lag reported without a consumer")
 	}
 
-	hold := make(chan struct{})
-	got := make(chan uint64, 16)
-	k, err := c.Consume(ctx, func(ev *cluster.Event) {
-		<-hold
-		got <- ev.Seq
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Stop()
-	defer close(hold)
+	hold, got := heldConsumer(t, c)
 	publish(3) // the first blocks the consumer: 2 of them wait at least
 	waitLag := func(cond func(float64) bool) map[string]float64 {
 		t.Helper()
@@ -94,17 +100,7 @@ func TestConsumerLagInterestMode(t *testing.T) {
 	if _, ok := gauges(t, c)["fraiseql_nats_consumer_lag"]; ok {
 		t.Fatal("fraiseql_nats_consumer_lag reported without a consumer")
 	}
-	hold := make(chan struct{})
-	got := make(chan uint64, 16)
-	k, err := c.Consume(ctx, func(ev *cluster.Event) {
-		<-hold
-		got <- ev.Seq
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Stop()
-	defer close(hold)
+	hold, got := heldConsumer(t, c)
 	subj, _ := c.Subject("acme", "chat.r1")
 	if err := c.Interest(ctx, subj); err != nil {
 		t.Fatal(err)
