@@ -235,6 +235,9 @@ func (c Config) Validate() error {
 	if !validToken(c.Prefix) {
 		bad("prefix", "%q is not one subject token (no '.', '*', '>', whitespace or control characters)", c.Prefix)
 	}
+	if c.Prefix == adminPrefix {
+		bad("prefix", "%q is reserved for the cluster-wide admin actions", c.Prefix)
+	}
 	if !validStreamName(c.Stream) {
 		bad("stream", "%q is not a valid stream name", c.Stream)
 	}

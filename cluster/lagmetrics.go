@@ -20,8 +20,11 @@ const lagScrapeTimeout = time.Second
 // It asks the stream once per scrape (bounded by lagScrapeTimeout); when
 // the stream cannot answer, the stream series are absent for that scrape
 // (fraiseql_nats_connected and the node's /readyz tell why). The consumer
-// series exist while a stream-wide consumer runs (nats.ingest: stream); with
-// nats.ingest: interest the node reads per subject and they are absent.
+// series exist while a stream-wide consumer runs (nats.ingest: stream).
+// With nats.ingest: interest, fraiseql_nats_consumer_lag is the events
+// republished to this node that its ingest loop has not taken yet (at most
+// liveBuffer), and the delivered sequence is absent: the node receives
+// its subjects' events only, so no stream-wide position exists.
 type lagCollector struct {
 	c                     *Cluster
 	last, delivered, lags *prometheus.Desc
@@ -54,6 +57,19 @@ func (l *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	last := info.State.LastSeq
 	ch <- prometheus.MustNewConstMetric(l.last, prometheus.GaugeValue, float64(last))
+	if in := l.c.ingest; in != nil {
+		// Interest mode: the stream republishes each event at once to
+		// the subscribed subjects; what this node has not taken yet waits
+		// in their shared buffer (past it NATS drops, and the node
+		// repairs from the stream: fraiseql_ingest_gaps_total).
+		in.mu.Lock()
+		running := in.k != nil
+		in.mu.Unlock()
+		if running {
+			ch <- prometheus.MustNewConstMetric(l.lags, prometheus.GaugeValue, float64(len(in.msgs)))
+		}
+		return
+	}
 	next, ok := l.c.consumerNext()
 	if !ok {
 		return

@@ -26,6 +26,14 @@ type PubResult struct {
 // ErrBadTopic, in both cases before anything is sent. Events published
 // to one subject by one caller are stored in call order.
 func (c *Cluster) Publish(ctx context.Context, tenant, topic string, data []byte, msgID string) (PubResult, error) {
+	return c.PublishTraced(ctx, tenant, topic, data, msgID, "")
+}
+
+// PublishTraced is Publish with the W3C traceparent of the event's source
+// as the message's traceparent header, so that the trace continues
+// through the nodes (docs/monitoring.md, Traces). A traceparent that is
+// not a valid one (ValidTraceParent) is left out; the event is published.
+func (c *Cluster) PublishTraced(ctx context.Context, tenant, topic string, data []byte, msgID, traceparent string) (PubResult, error) {
 	if c.closed.Load() {
 		return PubResult{}, ErrClosed
 	}
@@ -43,6 +51,9 @@ func (c *Cluster) Publish(ctx context.Context, tenant, topic string, data []byte
 		return PubResult{}, fmt.Errorf("publish %s: msg id is %d bytes (max %d)", subj, len(msgID), maxMsgIDLen)
 	}
 	msg := &nats.Msg{Subject: subj, Data: data}
+	if traceparent != "" && ValidTraceParent(traceparent) {
+		msg.Header = nats.Header{"traceparent": []string{traceparent}}
+	}
 	var ack *jetstream.PubAck
 	if msgID != "" {
 		ack, err = c.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))

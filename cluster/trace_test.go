@@ -41,3 +41,35 @@ func TestEventCarriesTraceParent(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishTraced: a bridge's traceparent reaches the consumer's event
+// as the message's traceparent header; one that is not a valid W3C
+// traceparent is left out, and the event still published.
+func TestPublishTraced(t *testing.T) {
+	c := open(t, cluster.Config{})
+	got := make(chan *cluster.Event, 8)
+	k, err := c.Consume(testCtx(t), func(ev *cluster.Event) { got <- ev })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for _, tc := range []struct{ in, want string }{
+		{tp, tp},
+		{"", ""},
+		{"00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01", ""}, // upper case
+		{tp[:54], ""},  // 54 bytes
+		{tp + "0", ""}, // 56 bytes
+		{"00-00000000000000000000000000000000-00f067aa0ba902b7-01", ""},
+		{"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", ""},
+		{"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", ""},
+		{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0\n", ""},
+	} {
+		if _, err := c.PublishTraced(testCtx(t), "acme", "chat.r1", []byte(`{"id":"1"}`), "", tc.in); err != nil {
+			t.Fatal(err)
+		}
+		if ev := recv(t, got, 5*time.Second); ev.TraceParent != tc.want {
+			t.Errorf("traceparent %q: event has %q, want %q", tc.in, ev.TraceParent, tc.want)
+		}
+	}
+}

@@ -17,13 +17,14 @@ import (
 	"github.com/fraiseql/subscriptions/ws"
 )
 
-// The admin API (Config.AdminToken) acts on this node's connections from
-// the ops listener. Every request carries "Authorization: Bearer <token>";
+// The admin API (Config.AdminToken) acts on connections from the ops
+// listener: disconnects and revocations on every node (fleet.go). Every request carries "Authorization: Bearer <token>";
 // without the token configured the routes do not exist (404).
 //
 //	GET  /admin/connections?tenant=T&user=U&limit=N   list connections and their subscriptions
 //	POST /admin/disconnect  {"conn"|"tenant"[,"user"], "reason"}   close them with 4403
 //	POST /admin/revoke      {"tenant","user","before"}   refuse the user's tokens issued before a time
+//	POST /admin/reload-schema   load the schema again from its file (reload.go)
 //
 // Lock order: registry.sessMu, then session.mu or registry.revokeMu.
 
@@ -113,6 +114,7 @@ func (n *Node) adminHandler() http.Handler {
 	mux.HandleFunc("GET /admin/connections", n.adminList)
 	mux.HandleFunc("POST /admin/disconnect", n.adminDisconnect)
 	mux.HandleFunc("POST /admin/revoke", n.adminRevoke)
+	mux.HandleFunc("POST /admin/reload-schema", n.adminReloadSchema)
 	want := []byte("Bearer " + n.cfg.AdminToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if got := []byte(r.Header.Get("Authorization")); subtle.ConstantTimeCompare(got, want) != 1 {
@@ -215,21 +217,33 @@ func (n *Node) adminDisconnect(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusBadRequest, "BAD_REQUEST", err.Error())
 		return
 	}
+	closed := n.disconnect(req.Conn, req.Tenant, req.User, req.Reason)
+	if err := n.fleet.publishDisconnect(n, req.Conn, req.Tenant, req.User, req.Reason); err != nil {
+		adminError(w, http.StatusServiceUnavailable, "CLUSTER_UNREACHABLE",
+			fmt.Sprintf("closed %d connections on this node; the other nodes were not told: %v", closed, err))
+		return
+	}
+	adminJSON(w, map[string]int{"closed": closed})
+}
+
+// disconnect closes this node's connections named by conn, or by tenant
+// (and user), with 4403 and the reason; it returns how many.
+func (n *Node) disconnect(conn, tenant, user, reason string) int {
 	found := n.matching(func(s *session) bool {
-		if req.Conn != "" {
-			return s.id == req.Conn
+		if conn != "" {
+			return s.id == conn
 		}
-		return s.tenant == req.Tenant && (req.User == "" || s.user.user == req.User)
+		return s.tenant == tenant && (user == "" || s.user.user == user)
 	})
 	closed := 0
 	for _, s := range found {
 		if s.kicked.CompareAndSwap(false, true) {
-			s.Logger().Info("connection closed by an operator", "reason", req.Reason)
-			s.conn.Close(ws.CloseForbidden, "Forbidden: "+req.Reason)
+			s.Logger().Info("connection closed by an operator", "reason", reason)
+			s.conn.Close(ws.CloseForbidden, "Forbidden: "+reason)
 			closed++
 		}
 	}
-	adminJSON(w, map[string]int{"closed": closed})
+	return closed
 }
 
 // adminRevoke refuses the user's tokens issued before a time, at connect
@@ -249,18 +263,34 @@ func (n *Node) adminRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := userKey{tenant: req.Tenant, user: req.User}
-	n.admin.revokeMu.Lock()
-	if _, ok := n.admin.revoked[key]; !ok && len(n.admin.revoked) >= maxRevocations {
-		n.admin.revokeMu.Unlock()
+	n.admin.revokeMu.RLock()
+	_, known := n.admin.revoked[key]
+	full := !known && len(n.admin.revoked) >= maxRevocations
+	n.admin.revokeMu.RUnlock()
+	if full {
 		adminError(w, http.StatusInsufficientStorage, "TOO_MANY_REVOCATIONS",
-			fmt.Sprintf("this node holds revocations for %d users already; restart it once the revoked tokens have expired", maxRevocations))
+			fmt.Sprintf("this node holds revocations for %d users already; wait until the revoked tokens have expired (admin.revocation_ttl)", maxRevocations))
 		return
 	}
+	// Stored for every node first: a revocation this node alone applied
+	// would leave the user's tokens valid elsewhere.
+	if err := n.fleet.storeRevocation(r.Context(), key, req.Before); err != nil {
+		adminError(w, http.StatusServiceUnavailable, "CLUSTER_UNREACHABLE", "revocation not stored (nothing changed): "+err.Error())
+		return
+	}
+	adminJSON(w, map[string]int{"closed": n.revoke(key, req.Before)})
+}
+
+// revoke refuses key's tokens issued before a time, at connect and at
+// refresh, and closes its open connections whose token was; it returns
+// how many it closed.
+func (n *Node) revoke(key userKey, before time.Time) int {
+	n.admin.revokeMu.Lock()
 	if n.admin.revoked == nil {
 		n.admin.revoked = map[userKey]time.Time{}
 	}
-	if cur, ok := n.admin.revoked[key]; !ok || req.Before.After(cur) {
-		n.admin.revoked[key] = req.Before
+	if cur, ok := n.admin.revoked[key]; !ok || before.After(cur) {
+		n.admin.revoked[key] = before
 	}
 	n.admin.revokeMu.Unlock()
 	found := n.matching(func(s *session) bool { return s.user == key && s.authed && n.revokedToken(key, s.iat.Load()) })
@@ -273,7 +303,7 @@ func (n *Node) adminRevoke(w http.ResponseWriter, r *http.Request) {
 			closed++
 		}
 	}
-	adminJSON(w, map[string]int{"closed": closed})
+	return closed
 }
 
 // decodeStrict reads one JSON object with only known fields.

@@ -17,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/fraiseql/subscriptions/auth"
+	"github.com/fraiseql/subscriptions/cluster/clustertest"
 )
 
 const (
@@ -28,12 +29,18 @@ const (
 // API; it returns the node and its ops handler's server.
 func adminNode(t *testing.T, token string) (*Node, *httptest.Server) {
 	t.Helper()
+	return adminNodeAt(t, clustertest.RunServer(t), token)
+}
+
+// adminNodeAt is adminNode on the NATS server at url.
+func adminNodeAt(t *testing.T, url, token string) (*Node, *httptest.Server) {
+	t.Helper()
 	v, err := auth.New(auth.Config{HS256Secret: adminTestSecret}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(v.Close)
-	n := startNode(t, func(c *Config) { c.Auth, c.AdminToken = v, token })
+	n := startNodeAt(t, url, func(c *Config) { c.Auth, c.AdminToken = v, token })
 	ops := httptest.NewServer(n.OpsHandler())
 	t.Cleanup(ops.Close)
 	return n, ops

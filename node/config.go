@@ -38,6 +38,10 @@ type Config struct {
 	ForwardedHeader string
 	// Schema is the loaded SDL. Required.
 	Schema *query.Schema
+	// LoadSchema loads the schema again from its source, for the admin
+	// API's POST /admin/reload-schema (Node.ReloadSchema). Nil: that
+	// endpoint answers 501.
+	LoadSchema func() (*query.Schema, error)
 	// Limits are the node's limits (sizes, complexity, rates, caps); zero
 	// fields take the defaults of DESIGN.md (limits.Config.WithDefaults).
 	Limits limits.Config
@@ -76,6 +80,10 @@ type Config struct {
 	// Bearer <AdminToken>". At least MinAdminTokenBytes. Zero value means
 	// off: the routes do not exist.
 	AdminToken string
+	// RevocationTTL is how long the admin API's token revocations are kept
+	// for every node (cluster.RevocationBucket): at least the lifetime of
+	// the longest token. Zero value means 24h.
+	RevocationTTL time.Duration
 	// TracerProvider, when set, records spans for the live events whose
 	// publisher sent a W3C traceparent header: ingest, route and
 	// socket_write, continuing the publisher's trace (see trace.go).
@@ -90,6 +98,9 @@ type Config struct {
 const MaxMetricsTenants = 100
 
 func (c Config) withDefaults() Config {
+	if c.RevocationTTL == 0 {
+		c.RevocationTTL = DefaultRevocationTTL
+	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8080"
 	}
@@ -136,6 +147,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("shutdown.drain_window (%v) must not be negative", c.DrainWindow)
 	case c.ReplayBuffer < 0:
 		return fmt.Errorf("replay_buffer (%d) must not be negative", c.ReplayBuffer)
+	case c.RevocationTTL != 0 && c.RevocationTTL < time.Second:
+		return fmt.Errorf("admin.revocation_ttl: %v; at least 1s", c.RevocationTTL)
 	case c.AdminToken != "" && len(c.AdminToken) < MinAdminTokenBytes:
 		return fmt.Errorf("admin.token_file: the admin token is %d bytes; at least %d", len(c.AdminToken), MinAdminTokenBytes)
 	case len(c.MetricsTenants) > MaxMetricsTenants:

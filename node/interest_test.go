@@ -96,20 +96,31 @@ func (g *gqlClient) send(v any) {
 
 func (g *gqlClient) read() (typ string, payload json.RawMessage) {
 	g.t.Helper()
+	f := g.frame()
+	return f.Type, f.Payload
+}
+
+// frame is one server message.
+type frame struct {
+	ID      string          `json:"id"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// frame reads the next server message, failing the test after 10 s.
+func (g *gqlClient) frame() frame {
+	g.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, b, err := g.c.Read(ctx)
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	var m struct {
-		Type    string          `json:"type"`
-		Payload json.RawMessage `json:"payload"`
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
+	var f frame
+	if err := json.Unmarshal(b, &f); err != nil {
 		g.t.Fatal(err)
 	}
-	return m.Type, m.Payload
+	return f
 }
 
 func (g *gqlClient) subscribe(room, cursor string) {

@@ -26,13 +26,19 @@ import (
 // test's Config first. Per-IP connection rates are off unless edit sets them.
 func startNode(t testing.TB, edit func(*Config)) *Node {
 	t.Helper()
+	return startNodeAt(t, clustertest.RunServer(t), edit)
+}
+
+// startNodeAt is startNode on the NATS server at url.
+func startNodeAt(t testing.TB, url string, edit func(*Config)) *Node {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	cl, err := cluster.Open(ctx, cluster.Config{URL: clustertest.RunServer(t), Ingest: testIngest()}, log)
+	cl, err := cluster.Open(ctx, cluster.Config{URL: url, Ingest: testIngest()}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

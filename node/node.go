@@ -31,13 +31,15 @@ type Node struct {
 	cfg      Config
 	log      *slog.Logger
 	cl       *cluster.Cluster
-	compiler *query.Compiler
+	compiler atomic.Pointer[query.Compiler] // replaced by ReloadSchema
+	reload   reloader
 	wss      *ws.Server
 	idx      *index
 	met      *metrics
 	om       *opsMetrics
 
 	admin    registry      // initialised connections and revocations, for the admin API
+	fleet    *fleet        // the admin API's actions on every node; set by Start before serving
 	tracer   trace.Tracer  // nil: tracing off (Config.TracerProvider)
 	idPrefix string        // random, per node start: the connection ids' prefix
 	connSeq  atomic.Uint64 // the connection ids' counter
@@ -96,13 +98,14 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		cl:       cl,
-		compiler: query.NewCompiler(cfg.Schema, cfg.queryOptions(), cfg.PlanCache),
 		idx:      newIndex(),
 		reg:      prometheus.NewRegistry(),
 		idPrefix: fmt.Sprintf("%08x", rand.Uint32()),
 		// A connection may be pushed every event of a batch: keep a batch
 		// well inside its write queue.
 	}
+	n.compiler.Store(query.NewCompiler(cfg.Schema, cfg.queryOptions(), cfg.PlanCache))
+	n.reload = newReloader(n.reg)
 	if cfg.TracerProvider != nil {
 		n.tracer = cfg.TracerProvider.Tracer(tracerName)
 	}
@@ -207,6 +210,17 @@ func (n *Node) Start(ctx context.Context, ln net.Listener) error {
 			ln.Close()
 			return fmt.Errorf("ops_listen %s: %w", n.cfg.OpsListen, err)
 		}
+	}
+	if n.cfg.AdminToken != "" {
+		f, err := n.startFleet(ctx)
+		if err != nil {
+			ln.Close()
+			if opsLn != nil {
+				opsLn.Close()
+			}
+			return fmt.Errorf("admin API: cluster-wide actions: %w", err)
+		}
+		n.fleet = f
 	}
 	n.sched.start()
 	n.started = true
@@ -364,7 +378,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if opsSrv != nil { // last: it reported 503 on /readyz meanwhile
 		err = errors.Join(err, opsSrv.Shutdown(ctx))
 	}
-	n.bg.Wait() // the servers and the consumer's retries have ended
+	n.bg.Wait()    // the servers and the consumer's retries have ended
+	n.fleet.stop() // no admin request runs any more
 	n.mu.Lock()
 	consumer := n.consumer
 	n.mu.Unlock()

@@ -114,7 +114,7 @@ func addSubscribers(t testing.TB, n *Node, count int) []*queueSink {
 // each with a queue of queueLen.
 func addRoomSubscribers(t testing.TB, n *Node, room string, count, queueLen int) []*queueSink {
 	t.Helper()
-	plan, err := n.compiler.Compile(query.Request{Query: `subscription { messageAdded(room: "` + room + `") { id text author { name } } }`})
+	plan, err := n.compiler.Load().Compile(query.Request{Query: `subscription { messageAdded(room: "` + room + `") { id text author { name } } }`})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func testNodeIndexReset(n *Node) *Node {
 
 func TestIndexSharesPlansAndCleansUp(t *testing.T) {
 	n := testNode(t)
-	plan, err := n.compiler.Compile(query.Request{Query: `subscription { messageAdded(room: "r1") { id } }`})
+	plan, err := n.compiler.Load().Compile(query.Request{Query: `subscription { messageAdded(room: "r1") { id } }`})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,7 +112,7 @@ func TestSchedulerExpensiveSubjectDelaysOnlyItself(t *testing.T) {
 			hot := []string{"hot0", "hot1", "hot2"}[:workers+1]
 			var slows []*slowSink
 			for _, room := range hot {
-				p, err := n.compiler.Compile(query.Request{Query: `subscription { messageAdded(room: "` + room + `") { id } }`})
+				p, err := n.compiler.Load().Compile(query.Request{Query: `subscription { messageAdded(room: "` + room + `") { id } }`})
 				if err != nil {
 					t.Fatal(err)
 				}

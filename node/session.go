@@ -155,12 +155,14 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 	if err != nil {
 		return s.refuse(query.CodeValidationFailed, "extensions must be an object with an optional string cursor")
 	}
-	plan, err := n.compiler.Compile(query.Request{
+	compiler := n.compiler.Load()
+	qreq := query.Request{
 		Query:         req.Query,
 		OperationName: req.OperationName,
 		Variables:     req.Variables,
 		Claims:        s.claims,
-	})
+	}
+	plan, err := compiler.Compile(qreq)
 	if err != nil {
 		n.met.subscribeErrors.WithLabelValues(errorCode(err)).Inc()
 		return err
@@ -191,6 +193,7 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 		ws:        wsub,
 		log:       log,
 		plan:      plan,
+		req:       qreq,
 		tenant:    s.tenant,
 		subject:   subject,
 		replaying: cursor != "",
@@ -200,9 +203,13 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 		drops:     n.guards.eventDrops,
 	}
 	sub.events.Init(s.lim.EventLimit())
+	sub.compiler.Store(compiler)
 	s.mu.Lock()
 	s.subs[wsub] = sub
 	s.mu.Unlock()
+	if c := n.compiler.Load(); c != compiler { // a schema reload ran meanwhile
+		n.recheck(sub, c)
+	}
 	n.idx.add(sub)
 	// With nats.ingest: interest the node receives the subject's events
 	// from here on; a replay's end is read after, so nothing falls between.

@@ -29,15 +29,18 @@ var _ sink = (*ws.Subscription)(nil)
 
 // subscription is one client subscription registered in the index.
 type subscription struct {
-	ws      sink
-	log     *slog.Logger // the connection's, with the subscription id ("sub")
-	plan    *query.Plan
-	tenant  string
-	subject string
-	cancel  context.CancelFunc // ends the replay, if any
-	expiry  *time.Timer        // max_subscription_duration, if set
-	drops   prometheus.Counter // events dropped by the event rate
-	events  limits.Bucket      // event rate of this subscription
+	ws          sink
+	log         *slog.Logger // the connection's, with the subscription id ("sub")
+	plan        *query.Plan
+	req         query.Request                  // what plan was compiled from, for a schema reload
+	compiler    atomic.Pointer[query.Compiler] // the compiler plan was last checked against (reload.go)
+	schemaEnded atomic.Bool                    // a schema reload ended it
+	tenant      string
+	subject     string
+	cancel      context.CancelFunc // ends the replay, if any
+	expiry      *time.Timer        // max_subscription_duration, if set
+	drops       prometheus.Counter // events dropped by the event rate
+	events      limits.Bucket      // event rate of this subscription
 
 	group *group // guarded by index.mu
 	pos   int    // guarded by index.mu

@@ -223,7 +223,7 @@ func (b *Bridge) publish(ctx context.Context, src string, ev Event) (publishResu
 	bo := bridges.Backoff{Min: 50 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		res, err := b.cl.Publish(pctx, ev.Tenant, ev.Topic, ev.Data, ev.MsgID)
+		res, err := b.cl.PublishTraced(pctx, ev.Tenant, ev.Topic, ev.Data, ev.MsgID, ev.TraceParent)
 		cancel()
 		switch {
 		case err == nil && res.Duplicate:

@@ -77,6 +77,9 @@ type Envelope struct {
 	CorrelationID string          `json:"correlation_id"`
 	// TenantID is a string or a number; absent or null means none.
 	TenantID json.RawMessage `json:"tenant_id"`
+	// TraceParent is the publisher's W3C trace context, carried on to
+	// the nodes; absent means none.
+	TraceParent string `json:"traceparent"`
 }
 
 // Event is what a source hands to the stream.
@@ -84,6 +87,7 @@ type Event struct {
 	Tenant, Topic string
 	Data          []byte
 	MsgID         string // "" means no dedup
+	TraceParent   string // the source's W3C traceparent; "" means none
 }
 
 // notifyEvent turns a NOTIFY payload received on channel, which s
@@ -101,7 +105,7 @@ func (s *legacySource) notifyEvent(channel string, payload []byte) (Event, error
 	if err := dec.Decode(&env); err != nil || dec.More() {
 		return Event{}, errPoison(reasonBadEnvelope)
 	}
-	ev := Event{Tenant: s.Tenant, Topic: env.Channel, Data: env.Data}
+	ev := Event{Tenant: s.Tenant, Topic: env.Channel, Data: env.Data, TraceParent: env.TraceParent}
 	if ev.Topic == "" {
 		ev.Topic = channelTopic(channel)
 	}

@@ -24,6 +24,11 @@ func TestNotifyEvent(t *testing.T) {
 			want:    Event{Tenant: "public", Topic: "orders.7", Data: []byte(`{"id":"7","status":"paid"}`), MsgID: "e1"},
 		},
 		{
+			name: "a traceparent goes on to the nodes", src: fixed, channel: "fraiseql_orders",
+			payload: `{"id":"e1","data":{"id":"7"},"channel":"orders.7","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}`,
+			want:    Event{Tenant: "public", Topic: "orders.7", Data: []byte(`{"id":"7"}`), MsgID: "e1", TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+		},
+		{
 			name: "its own tenant named", src: fixed, channel: "fraiseql_chat",
 			payload: `{"id":42,"data":{"text":"hi"},"tenant_id":"public"}`,
 			want:    Event{Tenant: "public", Topic: "chat", Data: []byte(`{"text":"hi"}`), MsgID: "42"},
@@ -80,7 +85,7 @@ func TestNotifyEvent(t *testing.T) {
 			if tc.want.MsgID != "" {
 				wantID = notifyMsgID(tc.want.Tenant, tc.want.Topic, tc.want.MsgID)
 			}
-			if string(got.Data) != string(tc.want.Data) || got.MsgID != wantID {
+			if string(got.Data) != string(tc.want.Data) || got.MsgID != wantID || got.TraceParent != tc.want.TraceParent {
 				t.Fatalf("got %+v (data %s), want data %s, msg id %q", got, got.Data, tc.want.Data, wantID)
 			}
 		})

@@ -111,6 +111,7 @@ type stored struct {
 	subject string
 	msgID   string
 	data    string
+	trace   string // the traceparent header
 }
 
 // streamContents returns every message in the stream, in order.
@@ -137,7 +138,8 @@ func streamContents(t testing.TB, cl *cluster.Cluster) []stored {
 			}
 			t.Fatal(err)
 		}
-		out = append(out, stored{seq: seq, subject: m.Subject, msgID: m.Header.Get(jetstream.MsgIDHeader), data: string(m.Data)})
+		out = append(out, stored{seq: seq, subject: m.Subject, msgID: m.Header.Get(jetstream.MsgIDHeader), data: string(m.Data),
+			trace: m.Header.Get("traceparent")})
 	}
 	return out
 }

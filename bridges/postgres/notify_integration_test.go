@@ -197,3 +197,22 @@ func TestPostgresNotifyLegacySourceTopics(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresNotifyTraceParent: an envelope's traceparent is the stored
+// event's traceparent header, so the publisher's trace continues on the
+// nodes; an envelope without one stores none.
+func TestPostgresNotifyTraceParent(t *testing.T) {
+	h := newHarness(t)
+	ch := h.notifyChannel()
+	cfg := h.config()
+	cfg.NotifyChannels = []string{ch}
+	h.runNotifyBridge(cfg)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	h.notify(ch, `{"id":"t1","event_type":"x","channel":"orders.1","data":{"id":"1"},"traceparent":"`+tp+`"}`)
+	h.notify(ch, notifyEnvelope("t2", "-", "orders.2", map[string]any{"id": "2"}))
+	waitFor(t, 10*time.Second, "2 events", func() bool { return streamCount(t, h.cl) >= 2 })
+	msgs := streamContents(t, h.cl)
+	if len(msgs) != 2 || msgs[0].trace != tp || msgs[1].trace != "" {
+		t.Fatalf("stream holds %+v; want the first with traceparent %s, the second without", msgs, tp)
+	}
+}

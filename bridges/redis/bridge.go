@@ -178,7 +178,7 @@ func (b *Bridge) newClient() *goredis.Client {
 
 // publish stores ev in JetStream and counts the outcome.
 func (b *Bridge) publish(ctx context.Context, source string, ev event) error {
-	res, err := b.cl.Publish(ctx, ev.tenant, ev.topic, ev.data, ev.msgID)
+	res, err := b.cl.PublishTraced(ctx, ev.tenant, ev.topic, ev.data, ev.msgID, ev.traceparent)
 	if err != nil {
 		return err
 	}

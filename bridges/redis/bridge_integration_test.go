@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	goredis "github.com/redis/go-redis/v9"
@@ -100,10 +101,23 @@ func TestRedisBridgeLifecycle(t *testing.T) {
 	defer rc.Close()
 	defer rc.Del(context.Background(), key)
 	rc.Publish(ctx, "fraiseql:public:life"+sfx, `{"id":"1"}`)
-	rc.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"data", `{"id":"2"}`}})
+	rc.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"data", `{"id":"2"}`, "traceparent", testTP}})
 	waitUntil(t, 10*time.Second, "both forwarded", func() bool {
 		return counter(b.m.Forwarded.WithLabelValues(sourcePubSub)) == 1 && counter(b.m.Forwarded.WithLabelValues(sourceStreams)) == 1
 	})
+	// The entry's traceparent is the stored message's header.
+	js, err := jetstream.New(cl.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, cluster.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj, _ := cl.Subject("public", "life"+sfx)
+	if m, err := stream.GetLastMsgForSubject(ctx, subj); err != nil || m.Header.Get("traceparent") != testTP {
+		t.Fatalf("stored entry: %v, header %v; want traceparent %s", err, m, testTP)
+	}
 
 	stop()
 	select {

@@ -66,6 +66,7 @@ type event struct {
 	tenant, topic string
 	data          []byte
 	msgID         string // "" for none
+	traceparent   string // the source's W3C traceparent, "" for none
 	// envelopeShaped: the body of a non-legacy source looks like an
 	// envelope; it is forwarded as it is (worth a warning to operators
 	// who forgot to declare a legacy source).
@@ -82,6 +83,9 @@ type envelope struct {
 	tenantID  string
 	hasTenant bool // tenant_id is present and not null
 	data      json.RawMessage
+	// traceparent is the optional "traceparent" string: the W3C trace
+	// context of the publisher, carried on to the nodes.
+	traceparent string
 }
 
 // decodeObject parses body as a JSON object, keeping the values raw.
@@ -126,6 +130,9 @@ func parseEnvelope(obj map[string]json.RawMessage) (envelope, error) {
 			return env, reject(reasonBadEnvelope, "envelope tenant_id: %v", err)
 		}
 		env.tenantID, env.hasTenant = t, true
+	}
+	if raw, ok := obj["traceparent"]; ok {
+		json.Unmarshal(raw, &env.traceparent) // not a string: no trace (cluster.ValidTraceParent drops bad ones too)
 	}
 	env.data = bytes.TrimSpace(obj["data"])
 	if len(env.data) == 0 || env.data[0] != '{' {
@@ -218,7 +225,9 @@ func (s *legacySource) legacyEvent(env envelope, topic, where string) (event, er
 		}
 		tenant = env.tenantID
 	}
-	return s.event(tenant, topic, env.data, where)
+	ev, err := s.event(tenant, topic, env.data, where)
+	ev.traceparent = env.traceparent
+	return ev, err
 }
 
 // event checks an event of source s against its topics.
@@ -317,7 +326,7 @@ func streamEvent(cfg *Config, key, id string, values map[string]any, src *legacy
 			return event{}, err
 		}
 		return event{tenant: cfg.Tenant, topic: topic, data: bytes.TrimSpace(body), msgID: streamMsgID(key, id),
-			envelopeShaped: isEnvelope(obj)}, nil
+			traceparent: entryTraceParent(values), envelopeShaped: isEnvelope(obj)}, nil
 	}
 	where := "legacy stream " + strconv.Quote(key)
 	var ev event
@@ -334,5 +343,19 @@ func streamEvent(cfg *Config, key, id string, values map[string]any, src *legacy
 		return event{}, err
 	}
 	ev.msgID = streamMsgID(key, id)
+	if tp := entryTraceParent(values); tp != "" { // the entry's field wins over the envelope's
+		ev.traceparent = tp
+	}
 	return ev, nil
+}
+
+// entryTraceParent is a stream entry's optional traceparent field.
+func entryTraceParent(values map[string]any) string {
+	switch v := values["traceparent"].(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	}
+	return ""
 }

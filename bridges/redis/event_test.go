@@ -56,12 +56,16 @@ func testSources(t testing.TB) (*Config, map[string]*legacySource, []*legacySour
 	return &c, chans, streams
 }
 
+// testTP is a W3C traceparent.
+const testTP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
 func sameEvent(a, b event) bool {
-	return a.tenant == b.tenant && a.topic == b.topic && bytes.Equal(a.data, b.data) && a.msgID == b.msgID && a.envelopeShaped == b.envelopeShaped
+	return a.tenant == b.tenant && a.topic == b.topic && bytes.Equal(a.data, b.data) && a.msgID == b.msgID && a.envelopeShaped == b.envelopeShaped &&
+		a.traceparent == b.traceparent
 }
 
 func (e event) String() string {
-	return fmt.Sprintf("{tenant %q topic %q data %q msgID %q envelopeShaped %v}", e.tenant, e.topic, e.data, e.msgID, e.envelopeShaped)
+	return fmt.Sprintf("{tenant %q topic %q data %q msgID %q envelopeShaped %v traceparent %q}", e.tenant, e.topic, e.data, e.msgID, e.envelopeShaped, e.traceparent)
 }
 
 func envJSON(id, tenant, channel, data string) string {
@@ -109,6 +113,16 @@ func TestPubSubEvent(t *testing.T) {
 			want: event{tenant: "public", topic: "t", data: []byte(`{}`), msgID: envelopeMsgID("public", "t", "42")}},
 		{name: "legacy envelope without id has no dedup id", channel: "events", legacy: true, payload: `{"event_type":"x","data":{},"channel":"t","tenant_id":null}`,
 			want: event{tenant: "public", topic: "t", data: []byte(`{}`)}},
+		// A legacy envelope's traceparent goes on to the nodes; a plain
+		// event's body is never read for one.
+		{name: "legacy envelope with a traceparent", channel: "events", legacy: true,
+			payload: `{"event_type":"x","data":{},"channel":"t","traceparent":"` + testTP + `"}`,
+			want:    event{tenant: "public", topic: "t", data: []byte(`{}`), traceparent: testTP}},
+		{name: "legacy envelope with a traceparent not a string", channel: "events", legacy: true,
+			payload: `{"event_type":"x","data":{},"channel":"t","traceparent":7}`,
+			want:    event{tenant: "public", topic: "t", data: []byte(`{}`)}},
+		{name: "plain event with a traceparent key", channel: "fraiseql:public:chat.r1", payload: `{"traceparent":"` + testTP + `"}`,
+			want: event{tenant: "public", topic: "chat.r1", data: []byte(`{"traceparent":"` + testTP + `"}`)}},
 		{name: "plain event on legacy channel", channel: "events", legacy: true, payload: `{"a":1}`, reason: reasonBadEnvelope},
 		{name: "envelope data not object", channel: "events", legacy: true, payload: `{"event_type":"x","data":"s","channel":"t"}`, reason: reasonNotJSONObject},
 		{name: "envelope channel not string", channel: "events", legacy: true, payload: `{"event_type":"x","data":{},"channel":7}`, reason: reasonBadEnvelope},
@@ -192,6 +206,14 @@ func TestStreamEvent(t *testing.T) {
 		// Not legacy: the key and the configured tenant decide; data is the event as it is.
 		{name: "forged envelope on a key not declared legacy", key: other, values: map[string]any{"data": forged},
 			want: event{tenant: "public", topic: "orders.7", data: []byte(forged), msgID: streamMsgID(other, "1-0"), envelopeShaped: true}},
+		{name: "traceparent field", key: other, values: map[string]any{"data": `{"id":"1"}`, "traceparent": testTP},
+			want: event{tenant: "public", topic: "orders.7", data: []byte(`{"id":"1"}`), msgID: streamMsgID(other, "1-0"), traceparent: testTP}},
+		{name: "legacy envelope's traceparent, the entry's field first", key: key,
+			values: map[string]any{"data": `{"event_type":"x","channel":"c","data":{"id":"3"},"traceparent":"env"}`, "traceparent": testTP},
+			want:   event{tenant: "acme", topic: "chat.r1", data: []byte(`{"id":"3"}`), msgID: msgID, traceparent: testTP}},
+		{name: "legacy envelope's traceparent", key: key,
+			values: map[string]any{"data": `{"event_type":"x","channel":"c","data":{"id":"3"},"traceparent":"` + testTP + `"}`},
+			want:   event{tenant: "acme", topic: "chat.r1", data: []byte(`{"id":"3"}`), msgID: msgID, traceparent: testTP}},
 		{name: "no data", key: other, values: map[string]any{"x": "1"}, reason: reasonNoData},
 		{name: "data not object", key: other, values: map[string]any{"data": `"s"`}, reason: reasonNotJSONObject},
 		{name: "data not json", key: other, values: map[string]any{"data": `{nope`}, reason: reasonNotJSONObject},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/fraiseql/subscriptions/node"
 )
@@ -14,10 +15,16 @@ type AdminConfig struct {
 	// TokenFile holds the bearer token requests must carry (at least 32
 	// bytes; surrounding white space is trimmed). Empty: the API is off.
 	TokenFile string `yaml:"token_file"`
+	// RevocationTTL is how long a token revocation is kept for every node
+	// (at least the lifetime of the longest token). Zero: 24h.
+	RevocationTTL time.Duration `yaml:"revocation_ttl"`
 }
 
 // adminToken reads admin.token_file; "" when the admin API is off.
 func (c Config) adminToken() (string, error) {
+	if t := c.Admin.RevocationTTL; t != 0 && t < time.Second {
+		return "", fmt.Errorf("admin.revocation_ttl: %v; at least 1s", t)
+	}
 	if c.Admin.TokenFile == "" {
 		return "", nil
 	}

@@ -25,6 +25,9 @@ func TestAdminTokenFile(t *testing.T) {
 		{"32 bytes", "admin:\n  token_file: " + tokenFile(32) + "\n", ""},
 		{"33 bytes", "admin:\n  token_file: " + tokenFile(33) + "\n", ""},
 		{"missing file", "admin:\n  token_file: " + filepath.Join(dir, "nope") + "\n", "admin.token_file"},
+		{"revocation_ttl 999ms", "admin:\n  revocation_ttl: 999ms\n", "admin.revocation_ttl"},
+		{"revocation_ttl 1s", "admin:\n  revocation_ttl: 1s\n", ""},
+		{"revocation_ttl 2s", "admin:\n  revocation_ttl: 2s\n", ""},
 		{"ops off", "ops_listen: \"off\"\nadmin:\n  token_file: " + tokenFile(40) + "\n", "admin.token_file"},
 	} {
 		file := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")

@@ -217,6 +217,7 @@ func defaultConfig() Config {
 			Ingest:          cluster.IngestInterest,
 			Embedded:        EmbeddedNATS{Host: cluster.DefaultEmbeddedHost},
 		},
+		Admin: AdminConfig{RevocationTTL: node.DefaultRevocationTTL},
 		Shutdown: ShutdownConfig{
 			DrainDelay:  defaultDrainDelay,
 			DrainWindow: defaultDrainWindow,

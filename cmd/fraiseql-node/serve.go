@@ -151,17 +151,19 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		}
 	}()
 	ncfg := node.Config{
-		AdminToken:  adminToken,
-		Listen:      cfg.Listen,
-		OpsListen:   cfg.opsListen(),
-		Schema:      schema,
-		Auth:        verifier,
-		Limits:      cfg.Limits,
-		Tenant:      cfg.Tenant,
-		WS:          cfg.wsOptions(),
-		DrainDelay:  cfg.Shutdown.DrainDelay,
-		DrainWindow: cfg.Shutdown.DrainWindow,
-		Logger:      log,
+		AdminToken:    adminToken,
+		RevocationTTL: cfg.Admin.RevocationTTL,
+		Listen:        cfg.Listen,
+		OpsListen:     cfg.opsListen(),
+		Schema:        schema,
+		LoadSchema:    schemaLoader(cfg.Schema),
+		Auth:          verifier,
+		Limits:        cfg.Limits,
+		Tenant:        cfg.Tenant,
+		WS:            cfg.wsOptions(),
+		DrainDelay:    cfg.Shutdown.DrainDelay,
+		DrainWindow:   cfg.Shutdown.DrainWindow,
+		Logger:        log,
 
 		TrustedProxies:  cfg.trustedProxies(),
 		ProxyProtocol:   cfg.ProxyProtocol,
@@ -183,6 +185,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if err := n.Start(ctx, ln); err != nil {
 		return err
 	}
+	defer reloadOnHUP(n, log)()
 	if cfg.DebugListen != "" {
 		stop, err := serveDebug(cfg.DebugListen, n.OpsHandler(), log)
 		if err != nil {
