@@ -387,3 +387,25 @@ func TestPostgresChangeLogTailsTable(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+// TestPostgresOutboxTraceParent: publish's optional fourth argument is
+// the stored event's traceparent header, so the publishing transaction's
+// trace continues on the nodes; an invalid one is dropped (the event is
+// not), and a three-argument call stores none.
+func TestPostgresOutboxTraceParent(t *testing.T) {
+	h := newHarness(t)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	ctx := testCtx(t, 10*time.Second)
+	for _, arg := range []string{tp, "not-a-traceparent"} {
+		if _, err := h.conn.Exec(ctx, `SELECT `+h.schema+`.publish('public', 'orders.1', '{"id":"1"}', $1)`, arg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.publish("public", "orders.1", `{"id":"3"}`)
+	h.runBridge(h.cl, h.config())
+	waitFor(t, 10*time.Second, "3 events", func() bool { return streamCount(t, h.cl) >= 3 })
+	msgs := streamContents(t, h.cl)
+	if len(msgs) != 3 || msgs[0].trace != tp || msgs[1].trace != "" || msgs[2].trace != "" {
+		t.Fatalf("stream holds %+v; want the first with traceparent %s, the others without", msgs, tp)
+	}
+}

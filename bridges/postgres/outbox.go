@@ -53,6 +53,7 @@ type poisonRow struct {
 type outboxRow struct {
 	id                     int64
 	tenant, topic, payload string
+	traceparent            *string // NULL: none
 }
 
 func newOutbox(b *Bridge) *outbox {
@@ -60,7 +61,7 @@ func newOutbox(b *Bridge) *outbox {
 	return &outbox{
 		b:             b,
 		src:           sourceOutbox,
-		sqlRead:       `SELECT id, tenant, topic, payload::text FROM ` + s + `.outbox WHERE forwarded_at IS NULL ORDER BY id LIMIT $1`,
+		sqlRead:       `SELECT id, tenant, topic, payload::text, traceparent FROM ` + s + `.outbox WHERE forwarded_at IS NULL ORDER BY id LIMIT $1`,
 		sqlForward:    `UPDATE ` + s + `.outbox SET forwarded_at = now() WHERE id = ANY($1) AND forwarded_at IS NULL`,
 		sqlDelete:     `DELETE FROM ` + s + `.outbox WHERE id = $1`,
 		sqlDead:       `INSERT INTO ` + s + `.dead_letter (source, source_id, tenant, topic, payload, reason) VALUES ($1, $2, $3, $4, $5, $6)`,
@@ -158,7 +159,7 @@ func (o *outbox) read(ctx context.Context, conn *pgx.Conn) ([]outboxRow, error) 
 	out := make([]outboxRow, 0, o.b.cfg.BatchSize)
 	for rs.Next() {
 		var r outboxRow
-		if err := rs.Scan(&r.id, &r.tenant, &r.topic, &r.payload); err != nil {
+		if err := rs.Scan(&r.id, &r.tenant, &r.topic, &r.payload, &r.traceparent); err != nil {
 			rs.Close()
 			return nil, fmt.Errorf("read outbox: %w", err)
 		}
@@ -179,7 +180,11 @@ func (o *outbox) forward(ctx context.Context, r outboxRow) error {
 		o.setAside(r, reasonNotObject)
 		return nil
 	}
-	res, reason, err := o.b.publish(ctx, o.src, Event{Tenant: r.tenant, Topic: r.topic, Data: data, MsgID: "pg-" + strconv.FormatInt(r.id, 10)})
+	ev := Event{Tenant: r.tenant, Topic: r.topic, Data: data, MsgID: "pg-" + strconv.FormatInt(r.id, 10)}
+	if r.traceparent != nil {
+		ev.TraceParent = *r.traceparent // PublishTraced drops an invalid one
+	}
+	res, reason, err := o.b.publish(ctx, o.src, ev)
 	if err != nil {
 		return err
 	}
