@@ -55,7 +55,8 @@ test-integration:
 	$(GO) test -race -count=1 -tags integration -timeout 30m $(PKGS)
 
 # The client compatibility suite (tests/clients, Node's test runner):
-# graphql-ws, clients/js, Apollo Client, urql and subscriptions-transport-ws
+# graphql-ws, clients/js, Apollo Client, urql, subscriptions-transport-ws
+# and a browser page in headless Chromium (Debian's chromium)
 # against a fraiseql-node it builds and kills (see docs/clients.md).
 test-clients: tests/clients/node_modules/graphql-ws/package.json
 	cd tests/clients && node --test --test-concurrency=1
