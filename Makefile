@@ -129,8 +129,10 @@ lint:
 	$(STATICCHECK) -tags integration $(PKGS)
 	$(STATICCHECK) -tags chaos ./tests/cluster
 
-# The npm clients of the integration suite: graphql-ws (the README tour's
-# example client) and clients/js with Apollo Client and urql.
+# The npm packages the tests use: examples/js (graphql-ws, the README
+# tour's example client, and wscat), clients/js (playwright-core, which
+# drives the examples' pages in Chromium) and tests/clients (the client
+# compatibility suite's clients, at the versions docs/clients.md lists).
 deps: examples/js/node_modules/graphql-ws/package.json clients/js/node_modules/graphql-ws/package.json tests/clients/node_modules/graphql-ws/package.json
 
 examples/js/node_modules/graphql-ws/package.json: examples/js/package.json examples/js/package-lock.json
