@@ -17,7 +17,7 @@ DIST     := dist
 STATICCHECK ?= staticcheck
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build release run test test-python test-unit test-integration test-cluster chaos test-allocs test-k8s fuzz bench bench-load soak lint deps clean
+.PHONY: all build release run test test-clients test-python test-unit test-integration test-cluster chaos test-allocs test-k8s fuzz bench bench-load soak lint deps clean
 
 all: build
 
@@ -43,7 +43,7 @@ run:
 # Everything: vet, unit tests with the race detector, the integration suite
 # (real NATS, Redis, PostgreSQL and the graphql-ws npm client), the short
 # subset of the cluster failure tests, and a short run of every fuzz target.
-test: lint deps test-integration test-python test-cluster test-allocs test-k8s fuzz
+test: lint deps test-integration test-clients test-python test-cluster test-allocs test-k8s fuzz
 
 # The fast, service-free tests only (what plain `go test ./...` runs).
 test-unit:
@@ -53,6 +53,13 @@ test-unit:
 # that need Redis, PostgreSQL and Node.js (see README: services).
 test-integration:
 	$(GO) test -race -count=1 -tags integration -timeout 30m $(PKGS)
+
+# The client compatibility suite (tests/clients, Node's test runner):
+# graphql-ws, clients/js, Apollo Client, urql, subscriptions-transport-ws
+# and a browser page in headless Chromium (Debian's chromium)
+# against a fraiseql-node it builds and kills (see docs/clients.md).
+test-clients: tests/clients/node_modules/graphql-ws/package.json
+	cd tests/clients && node --test --test-concurrency=1
 
 # The Python package (python/) against a real node, PostgreSQL and Redis:
 # Debian's python3-psycopg, python3-redis, python3-websockets and
@@ -122,9 +129,12 @@ lint:
 	$(STATICCHECK) -tags integration $(PKGS)
 	$(STATICCHECK) -tags chaos ./tests/cluster
 
-# The npm clients of the integration suite: graphql-ws (the README tour's
-# example client) and clients/js with Apollo Client, urql and graphql-sse.
-deps: examples/js/node_modules/graphql-ws/package.json clients/js/node_modules/graphql-ws/package.json
+# The npm packages the tests use: examples/js (graphql-ws, the README
+# tour's example client, and wscat), clients/js (playwright-core, which
+# drives the examples' pages and the EventSource page in Chromium, and
+# graphql-sse) and tests/clients (the client
+# compatibility suite's clients, at the versions docs/clients.md lists).
+deps: examples/js/node_modules/graphql-ws/package.json clients/js/node_modules/graphql-ws/package.json tests/clients/node_modules/graphql-ws/package.json
 
 examples/js/node_modules/graphql-ws/package.json: examples/js/package.json examples/js/package-lock.json
 	npm ci --prefix examples/js --no-audit --no-fund
@@ -132,6 +142,12 @@ examples/js/node_modules/graphql-ws/package.json: examples/js/package.json examp
 
 clients/js/node_modules/graphql-ws/package.json: clients/js/package.json clients/js/package-lock.json
 	npm ci --prefix clients/js --no-audit --no-fund
+	@touch $@
+
+# clients/js is installed as a copy (install-links), so a change to it
+# reinstalls.
+tests/clients/node_modules/graphql-ws/package.json: tests/clients/package.json tests/clients/package-lock.json clients/js/index.js clients/js/package.json
+	npm ci --prefix tests/clients --no-audit --no-fund
 	@touch $@
 
 clean:

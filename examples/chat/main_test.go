@@ -22,16 +22,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // page does (same origin), and each message sent with POST /send reaches
 // both, in order.
 func TestTwoTabsChat(t *testing.T) {
-	n := nodetest.Start(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, config{node: "http://" + n.Addr, natsURL: n.NATSURL, tenant: "public"}, ln) }() // ends with ctx
-	defer func() { stop(); <-done }()
-	base := "http://" + ln.Addr().String()
+	base := startChat(t)
 
 	resp, err := http.Get(base + "/")
 	if err != nil {
@@ -150,4 +141,20 @@ func recv(c <-chan string, d time.Duration) string {
 	case <-time.After(d):
 		return ""
 	}
+}
+
+// startChat starts a node and the chat server in front of it, both
+// stopped at cleanup, and returns the chat server's base URL.
+func startChat(t *testing.T) string {
+	t.Helper()
+	n := nodetest.Start(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, config{node: "http://" + n.Addr, natsURL: n.NATSURL, tenant: "public"}, ln) }() // ends with ctx
+	t.Cleanup(func() { stop(); <-done })
+	return "http://" + ln.Addr().String()
 }

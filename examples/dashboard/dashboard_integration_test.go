@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/fraiseql/subscriptions/examples/internal/nodetest"
 )
 
 // TestDashboardDraws runs the whole example: a node with its PostgreSQL
@@ -37,17 +39,7 @@ func TestDashboardDraws(t *testing.T) {
 		t.Fatalf("PostgreSQL at %s: %v (start it: pg_ctlcluster <version> main start, or set DATABASE_URL)", dbURL, err)
 	}
 	defer pg.Close(context.Background())
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("Chromium is required: apt-get install chromium (or set CHROMIUM): %v", err)
-	}
-	jsDir := filepath.Join(repo, "clients", "js")
-	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "playwright-core", "package.json")); err != nil {
-		t.Fatal("playwright-core is not installed: run `make deps` (npm ci --prefix clients/js)")
-	}
+	chromium, jsDir := nodetest.Browser(t)
 
 	suffix := make([]byte, 4)
 	rand.Read(suffix)

@@ -28,8 +28,6 @@ var documents = []string{"README.md", "docs/getting-started.md"}
 // A command that is neither run nor listed here fails the test.
 var notRun = map[string]string{
 	"make test": "the whole suite, this test included",
-	"npx wscat -s graphql-transport-ws -c ws://127.0.0.1:8080/graphql": "fetches wscat from the npm registry and is typed into by hand; " +
-		"the protocol exchange it shows is what tests/integration's client tests check",
 }
 
 // nodeCmd is how the documents start the node and run its commands; the
@@ -185,13 +183,29 @@ func (s *shell) start(c command, text, dir string) *proc {
 	p.cmd.Env = s.env
 	p.cmd.Stdout, p.cmd.Stderr = lockedWriter{p}, lockedWriter{p}
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its children stop with it
+	// A terminal's input stays open while the command runs (wscat quits
+	// when its input ends), unless the document types lines into it.
+	var hold *os.File
 	if len(c.input) > 0 {
 		p.cmd.Stdin = strings.NewReader(strings.Join(c.input, "\n") + "\n")
+	} else {
+		r, w, err := os.Pipe()
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		defer r.Close()
+		p.cmd.Stdin, hold = r, w
 	}
 	if err := p.cmd.Start(); err != nil {
 		s.t.Fatalf("%s: %v", p.what, err)
 	}
-	go func() { p.cmd.Wait(); close(p.done) }() // ends when the command does
+	go func() { // ends when the command does
+		p.cmd.Wait()
+		if hold != nil {
+			hold.Close()
+		}
+		close(p.done)
+	}()
 	return p
 }
 
@@ -258,6 +272,21 @@ func (s *shell) run(doc string, c command) {
 				t.Fatalf("%s:%d: the subscriber did not connect in 10 s: %s\n%s", doc, c.line, c.text, p.output())
 			}
 			s.subs = append(s.subs, p)
+		}
+	case strings.Contains(c.text, "wscat"):
+		// It sends what its -x flags say, prints the answers, and closes
+		// after -w seconds: the node must have acknowledged the connection
+		// and refused nothing.
+		p := s.start(c, text, dir)
+		select {
+		case <-p.done:
+		case <-time.After(time.Minute):
+			p.stop()
+			t.Fatalf("%s:%d: still running after 1 min: %s\n%s", doc, c.line, c.text, p.output())
+		}
+		s.checkExit(doc, c, p)
+		if out := p.output(); !strings.Contains(out, `{"type":"connection_ack"}`) || strings.Contains(out, `"type":"error"`) {
+			t.Fatalf("%s:%d: want a connection_ack and no error: %s\n%s", doc, c.line, c.text, out)
 		}
 	default:
 		p := s.start(c, text, dir)

@@ -89,3 +89,19 @@ func TestGraphQLWSClientCompat(t *testing.T) {
 		}
 	}
 }
+
+// needNPMPackages returns the path of Node.js, and fails the test, saying
+// how to install them, when it or the npm packages of dir are missing.
+func needNPMPackages(t *testing.T, dir string, packages ...string) string {
+	t.Helper()
+	nodeBin, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("Node.js is required for the npm client tests: install nodejs (>= 20) and npm, then run `make deps`")
+	}
+	for _, p := range packages {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", p, "package.json")); err != nil {
+			t.Fatalf("npm package %s is not installed in %s: run `make deps` (npm ci --prefix %s)", p, dir, dir)
+		}
+	}
+	return nodeBin
+}

@@ -67,3 +67,23 @@ func Start(t testing.TB) *Node {
 	})
 	return &Node{Addr: n.Addr(), NATSURL: natsURL, Cluster: cl}
 }
+
+// Browser returns Debian's Chromium (or $CHROMIUM) and the directory of
+// clients/js, whose playwright-core and test scripts drive it, and fails
+// the test, saying how to install them, when either is missing.
+func Browser(t testing.TB) (chromium, jsDir string) {
+	t.Helper()
+	chromium = os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("Chromium is required: apt-get install chromium (or set CHROMIUM): %v", err)
+	}
+	_, file, _, _ := runtime.Caller(0)
+	jsDir = filepath.Join(filepath.Dir(file), "..", "..", "..", "clients", "js")
+	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "playwright-core", "package.json")); err != nil {
+		t.Fatal("playwright-core is not installed: run `make deps` (npm ci --prefix clients/js)")
+	}
+	return chromium, jsDir
+}
