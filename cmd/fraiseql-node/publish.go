@@ -86,19 +86,9 @@ func configCheck(args, environ []string, stdout, stderr io.Writer) error {
 		fs.PrintDefaults()
 	}
 	var flags serveFlags
-	flags.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageErrorOrHelp(err)
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("config check takes no arguments, got %q", fs.Args())}
-	}
-	cfg, err := flags.load(fs, environ)
+	cfg, err := flags.parse(fs, args, environ)
 	if err != nil {
 		return err
-	}
-	if err := cfg.validate(); err != nil {
-		return usageError{err}
 	}
 	if _, err := loadSchema(cfg.Schema); err != nil {
 		return usageError{err}

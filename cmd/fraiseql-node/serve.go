@@ -46,6 +46,27 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 }
 
 // load is commonFlags.load with serve's own flags applied too.
+// parse registers f on fs, parses args (which must be flags only), and
+// loads and validates the configuration they and environ give: what serve
+// and config check share.
+func (f *serveFlags) parse(fs *flag.FlagSet, args, environ []string) (Config, error) {
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, usageErrorOrHelp(err)
+	}
+	if fs.NArg() > 0 {
+		return Config{}, usageError{fmt.Errorf("%s takes no arguments, got %q", fs.Name(), fs.Args())}
+	}
+	cfg, err := f.load(fs, environ)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := cfg.validate(); err != nil {
+		return Config{}, usageError{err}
+	}
+	return cfg, nil
+}
+
 func (f *serveFlags) load(fs *flag.FlagSet, environ []string) (Config, error) {
 	cfg, err := f.commonFlags.load(fs, environ)
 	if err != nil {
@@ -74,19 +95,9 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		fs.PrintDefaults()
 	}
 	var flags serveFlags
-	flags.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageErrorOrHelp(err)
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("serve takes no arguments, got %q", fs.Args())}
-	}
-	cfg, err := flags.load(fs, environ)
+	cfg, err := flags.parse(fs, args, environ)
 	if err != nil {
 		return err
-	}
-	if err := cfg.validate(); err != nil {
-		return usageError{err}
 	}
 	schema, err := loadSchema(cfg.Schema)
 	if err != nil {
