@@ -3,13 +3,18 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fraiseql/subscriptions/query"
 )
 
 // Resume verdicts (docs/protocol.md, "Resume verdict"): a client that asks
@@ -324,5 +329,69 @@ func TestResumeVerdictRefusals(t *testing.T) {
 		if id, _ := g.next(); id != "2" {
 			t.Fatalf("without a cursor: got event %q, want 2 and no verdict", id)
 		}
+	}
+}
+
+// hookSink is a queueSink that runs hook before it queues the at-th frame
+// sent with NextWait.
+type hookSink struct {
+	queueSink
+	at, sent int
+	hook     func()
+}
+
+func (s *hookSink) NextWait(ctx context.Context, p []byte) bool {
+	if s.sent++; s.sent == s.at {
+		s.hook()
+	}
+	return s.queueSink.NextWait(ctx, p)
+}
+
+// A gap can also open during a replay: live events overflowed what the
+// subscription may hold back, and retention removed some before the next
+// round read them from the stream. The client is told, with a second
+// verdict, and the subscription goes on from the first event stored.
+func TestResumeVerdictGapInALaterRound(t *testing.T) {
+	n := testNode(t)
+	keepLastEvents(t, n, 5)
+	publishRoom(t, n, "public", 1, 2, 3) // sequences 1 to 3
+	plan, err := n.compiler.Load().Compile(query.Request{Query: roomQuery})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &hookSink{queueSink: queueSink{q: make(chan []byte, 32)}, at: 2}
+	sub := testSub(sink)
+	sub.plan, sub.tenant, sub.subject = plan, "public", "fraiseql.public.chat.r1"
+	sub.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	sub.replaying, sub.maxHeld = true, 1
+	sink.hook = func() { // as round 1 sends event 1, after the verdict
+		publishRoom(t, n, "public", 4, 5, 6, 7, 8, 9, 10) // 6 to 10 stay stored
+		sub.deliver(nil, 4, []byte("live 4"))             // held back
+		sub.deliver(nil, 5, []byte("live 5"))             // overflows: round 2 reads the stream after 3
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if result := n.replay(ctx, sub, 0, resumeRequest{cursor: "C", verdict: true}); result != resumeGap {
+		t.Fatalf("result %q, want %q", result, resumeGap)
+	}
+	var got []string
+	for len(sink.q) > 0 {
+		p := <-sink.q
+		if id := decodeID(t, p); id != "" {
+			got = append(got, id)
+			continue
+		}
+		v := decodeVerdict(t, p)
+		got = append(got, v.Verdict)
+		if v.Verdict == "gap" {
+			after, err1 := n.cl.ParseCursor("public", v.After)
+			until, err2 := n.cl.ParseCursor("public", v.Until)
+			if after != 3 || until != 5 || err1 != nil || err2 != nil {
+				t.Errorf("gap after %d until %d (%v, %v), want after 3 until 5", after, until, err1, err2)
+			}
+		}
+	}
+	if want := "recovered 1 2 3 gap 6 7 8 9 10"; strings.Join(got, " ") != want {
+		t.Fatalf("sent %q, want %q", strings.Join(got, " "), want)
 	}
 }
