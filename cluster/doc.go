@@ -23,13 +23,16 @@
 // is refused (ErrCursorExpired) instead of pointing at someone else's
 // events. See cursor.go for the layout. Replay
 // resumes after a cursor's sequence and returns the sequence from which
-// live events (Consume) take over, with no gap and no duplicate.
+// live events (Consume) take over, with no gap and no duplicate; it fails
+// with ErrCursorExpired when retention removed events after the cursor,
+// where ReplayOrGap reports the range removed and goes on from the first
+// event stored.
 //
 // # Concurrency
 //
 // All Cluster methods are safe for concurrent use. Consume calls its
-// callback from one goroutine, sequentially, in stream order; Replay calls
-// its callback from the caller's goroutine. Every goroutine this package
+// callback from one goroutine, sequentially, in stream order; Replay and
+// ReplayOrGap call theirs from the caller's goroutine. Every goroutine this package
 // starts is owned: Consumer.Stop, Lease.Release and Cluster.Close stop
 // and wait for theirs, and Close stops everything still running.
 package cluster

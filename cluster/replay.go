@@ -66,6 +66,24 @@ const (
 // Config.MaxReplayQueue reads are waiting already Replay fails at once
 // with ErrReplayBusy (retry after ReplayRetryAfter with the same cursor).
 func (c *Cluster) Replay(ctx context.Context, tenant, topic string, afterSeq uint64, fn func(*Event) error) (last uint64, err error) {
+	return c.replay(ctx, tenant, topic, afterSeq, nil, fn)
+}
+
+// ReplayOrGap is Replay for a caller that accepts a gap in the history (a
+// resume verdict, docs/protocol.md). Once it has read the stream's
+// position, before the first call of fn, it calls start(lost) once: lost
+// is 0 when every event after afterSeq is still stored; when retention has
+// removed events after afterSeq, lost is the last sequence removed (the
+// stream's first sequence - 1) and, instead of failing with
+// ErrCursorExpired, the replay goes on after lost: the subject's events
+// with afterSeq < seq <= lost, if it had any, are lost. An error from
+// start aborts the replay and is returned as is. The rest is Replay's.
+func (c *Cluster) ReplayOrGap(ctx context.Context, tenant, topic string, afterSeq uint64, start func(lost uint64) error, fn func(*Event) error) (last uint64, err error) {
+	return c.replay(ctx, tenant, topic, afterSeq, start, fn)
+}
+
+// replay is Replay, or ReplayOrGap when start is not nil.
+func (c *Cluster) replay(ctx context.Context, tenant, topic string, afterSeq uint64, start func(lost uint64) error, fn func(*Event) error) (last uint64, err error) {
 	if c.closed.Load() {
 		return 0, ErrClosed
 	}
@@ -89,11 +107,22 @@ func (c *Cluster) Replay(ctx context.Context, tenant, topic string, afterSeq uin
 	}
 	pos := first.pos
 	last = pos.lastSeq
+	var lost uint64
+	if afterSeq < last && afterSeq+1 < pos.firstSeq {
+		if start == nil {
+			return 0, fmt.Errorf("%w: events after %d were removed (stream starts at %d)", ErrCursorExpired, afterSeq, pos.firstSeq)
+		}
+		lost = pos.firstSeq - 1
+		afterSeq = lost
+	}
+	if start != nil {
+		if err := start(lost); err != nil {
+			byFn = true
+			return 0, err
+		}
+	}
 	if afterSeq >= last {
 		return last, nil
-	}
-	if afterSeq+1 < pos.firstSeq {
-		return 0, fmt.Errorf("%w: events after %d were removed (stream starts at %d)", ErrCursorExpired, afterSeq, pos.firstSeq)
 	}
 
 	next := afterSeq + 1
@@ -240,10 +269,11 @@ func (c *Cluster) runFlight(f *replayFlight) {
 		return
 	}
 	last := f.pos.lastSeq
-	if from > last {
+	// An expired cursor's replay fails, or goes on from the first event
+	// stored (ReplayOrGap); the others' are not affected.
+	if from = max(from, f.pos.firstSeq); from > last {
 		return
 	}
-	from = max(from, f.pos.firstSeq) // an expired cursor's replay fails, not the others'
 	f.evs, f.more, f.err = f.r.readBatch(f.ctx, from, last, f.pos.replicas > 1, nil)
 }
 

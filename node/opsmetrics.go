@@ -14,6 +14,7 @@ import (
 // Label values of fraiseql_resumes_total{result}.
 const (
 	resumeOK      = "ok"             // replayed what was missed and went live
+	resumeGap     = "gap"            // a verdict client's cursor was older than retention: replayed what remained and went live
 	resumeExpired = "cursor_expired" // CURSOR_EXPIRED: older than retention, or an old cursor format
 	resumeBad     = "bad_cursor"     // BAD_CURSOR: not a cursor of this tenant
 	resumeBusy    = "busy"           // REPLAY_BUSY: too many resumes waiting (nats.max_replay_queue)
@@ -22,7 +23,7 @@ const (
 	resumeEnded   = "canceled"       // the subscription or connection ended first
 )
 
-var resumeResults = []string{resumeOK, resumeExpired, resumeBad, resumeBusy, resumeSlow, resumeError, resumeEnded}
+var resumeResults = []string{resumeOK, resumeGap, resumeExpired, resumeBad, resumeBusy, resumeSlow, resumeError, resumeEnded}
 
 // opsMetrics are the metrics an operator watches besides the node's
 // counters (metrics): build, delivery to the socket, write queues,
@@ -56,14 +57,14 @@ func (n *Node) registerOpsMetrics() {
 		resumes: map[string]prometheus.Counter{},
 		resumeDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "fraiseql_resume_duration_seconds",
-			Help:    "Time a resume took, from the subscribe carrying a cursor to the subscription going live (result ok only).",
+			Help:    "Time a resume took, from the subscribe carrying a cursor to the subscription going live (results ok and gap).",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
 		tenants: map[string]*tenantGauges{},
 	}
 	resumes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fraiseql_resumes_total",
-		Help: "Subscriptions that resumed from a cursor, by result: ok, cursor_expired, bad_cursor, busy, slow, error, canceled.",
+		Help: "Subscriptions that resumed from a cursor, by result: ok, gap, cursor_expired, bad_cursor, busy, slow, error, canceled.",
 	}, []string{"result"})
 	for _, r := range resumeResults {
 		m.resumes[r] = resumes.WithLabelValues(r)
@@ -135,7 +136,7 @@ func (n *Node) tenantGaugesOf(tenant string) *tenantGauges {
 // resumeDone counts a resume by result; ok ones observe their duration.
 func (n *Node) resumeDone(result string, start time.Time) {
 	n.om.resumes[result].Inc()
-	if result == resumeOK {
+	if result == resumeOK || result == resumeGap {
 		n.om.resumeDuration.Observe(time.Since(start).Seconds())
 	}
 }

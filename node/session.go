@@ -151,10 +151,11 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 		n.guards.refused.WithLabelValues(limitSubscribeRate).Inc()
 		return s.refuseLimit(limits.RateLimited(retry))
 	}
-	cursor, err := cursorOf(req.Extensions)
+	rq, err := resumeOf(req.Extensions)
 	if err != nil {
-		return s.refuse(query.CodeValidationFailed, "extensions must be an object with an optional string cursor")
+		return s.refuse(query.CodeValidationFailed, `extensions must be an object with an optional string cursor and an optional resume: "verdict"`)
 	}
+	cursor := rq.cursor
 	compiler := n.compiler.Load()
 	qreq := query.Request{
 		Query:         req.Query,
@@ -247,7 +248,7 @@ func (s *session) Subscribe(ctx context.Context, wsub *ws.Subscription, req ws.R
 		go func() { // owned by s.replays; ends with the subscription or connection
 			defer s.replays.Done()
 			defer cancel()
-			n.resumeDone(n.replay(rctx, sub, after), resumed)
+			n.resumeDone(n.replay(rctx, sub, after, rq), resumed)
 		}()
 	}
 	return nil
@@ -266,12 +267,41 @@ const interestTimeout = 5 * time.Second
 const maxReplayRounds = 8
 
 // replay sends what sub missed after the cursor, then switches it to live;
-// it returns the result for fraiseql_resumes_total.
-func (n *Node) replay(ctx context.Context, sub *subscription, after uint64) (result string) {
+// it returns the result for fraiseql_resumes_total. A client that asked
+// for a resume verdict (rq.verdict) gets it before the first replayed
+// event (see verdictOf).
+func (n *Node) replay(ctx context.Context, sub *subscription, after uint64, rq resumeRequest) (result string) {
 	var buf []byte
-	for round := 1; ; round++ {
+	var start func(lost uint64) error // ReplayOrGap's: sends the verdict
+	gap, round := false, 1
+	if rq.verdict {
+		start = func(lost uint64) error {
+			if lost == 0 && round > 1 {
+				return nil // recovered was said; a later round speaks only of a gap
+			}
+			var from, until string
+			if lost > 0 {
+				// From the client's cursor, or in a later round the last
+				// event sent, up to the last event removed.
+				from, until = rq.cursor, n.cl.Cursor(sub.tenant, lost)
+				if round > 1 {
+					from = n.cl.Cursor(sub.tenant, after)
+				}
+				gap = true
+				sub.log.Debug("resumed with a gap: retention removed events after the cursor", "subject", sub.subject, "round", round)
+			}
+			if !sub.ws.NextWait(ctx, verdictOf(from, until)) {
+				return errReplayStopped
+			}
+			return nil
+		}
+	}
+	for ; ; round++ {
 		var again bool
-		if again, after, buf, result = n.replayRound(ctx, sub, after, buf); !again {
+		if again, after, buf, result = n.replayRound(ctx, sub, after, buf, start); !again {
+			if gap && result == resumeOK {
+				result = resumeGap
+			}
 			return result
 		}
 		if ctx.Err() != nil {
@@ -291,8 +321,18 @@ func (n *Node) replay(ctx context.Context, sub *subscription, after uint64) (res
 // then sends the live events held back meanwhile. It reports whether
 // another round is needed (the held events overflowed), and after what;
 // without another round, result is the resume's (fraiseql_resumes_total).
-func (n *Node) replayRound(ctx context.Context, sub *subscription, after uint64, buf []byte) (again bool, next uint64, _ []byte, result string) {
-	last, err := n.cl.Replay(ctx, sub.tenant, sub.plan.Topic, after, func(ev *cluster.Event) error {
+//
+// With start (a client that asked for a verdict), a cursor older than the
+// retention is not an error: start learns of the gap, and the round
+// replays from the first event stored (cluster.ReplayOrGap).
+func (n *Node) replayRound(ctx context.Context, sub *subscription, after uint64, buf []byte, start func(lost uint64) error) (again bool, next uint64, _ []byte, result string) {
+	replay := n.cl.Replay
+	if start != nil {
+		replay = func(ctx context.Context, tenant, topic string, after uint64, fn func(*cluster.Event) error) (uint64, error) {
+			return n.cl.ReplayOrGap(ctx, tenant, topic, after, start, fn)
+		}
+	}
+	last, err := replay(ctx, sub.tenant, sub.plan.Topic, after, func(ev *cluster.Event) error {
 		var payload []byte
 		var ok bool
 		payload, buf, ok = n.render(sub.plan, ev, buf[:0])
@@ -420,21 +460,71 @@ func errorCode(err error) string {
 	return CodeInternal
 }
 
-// cursorOf reads extensions.cursor from a subscribe payload's extensions.
-func cursorOf(ext json.RawMessage) (string, error) {
+// resumeRequest is what a subscribe payload's extensions ask of a resume.
+type resumeRequest struct {
+	cursor  string // extensions.cursor: resume after it ("" for none)
+	verdict bool   // extensions.resume is "verdict": say how the resume went
+}
+
+// resumeVerdict is the one value extensions.resume takes.
+const resumeVerdict = "verdict"
+
+// errResumeValue: extensions.resume is neither absent, null nor "verdict".
+var errResumeValue = errors.New(`extensions.resume must be "verdict"`)
+
+// resumeOf reads extensions.cursor and extensions.resume from a subscribe
+// payload's extensions.
+func resumeOf(ext json.RawMessage) (resumeRequest, error) {
 	if len(ext) == 0 || string(ext) == "null" {
-		return "", nil
+		return resumeRequest{}, nil
 	}
 	var e struct {
 		Cursor *string `json:"cursor"`
+		Resume *string `json:"resume"`
 	}
 	if err := json.Unmarshal(ext, &e); err != nil {
-		return "", err
+		return resumeRequest{}, err
 	}
-	if e.Cursor == nil {
-		return "", nil
+	var rq resumeRequest
+	if e.Cursor != nil {
+		rq.cursor = *e.Cursor
 	}
-	return *e.Cursor, nil
+	if e.Resume != nil {
+		if *e.Resume != resumeVerdict {
+			return resumeRequest{}, errResumeValue
+		}
+		rq.verdict = true
+	}
+	return rq, nil
+}
+
+// verdictRecovered is the payload of the `next` (legacy `data`) that tells
+// a client which asked for it that its resume lost nothing. Its
+// extensions carry no cursor, so an SSE client's Last-Event-ID stays that
+// of the last event (ws's SSE framing gives it no id).
+var verdictRecovered = []byte(`{"data":null,"extensions":{"resume":{"verdict":"recovered"}}}`)
+
+// verdictOf returns the payload of a resume verdict: recovered when until
+// is "", else gap: retention removed the events after the cursor from up
+// to and including the cursor until, and the replay goes on after until.
+// One small allocation per resume, never per event.
+func verdictOf(from, until string) []byte {
+	if until == "" {
+		return verdictRecovered
+	}
+	type gap struct {
+		Verdict string `json:"verdict"`
+		After   string `json:"after"`
+		Until   string `json:"until"`
+	}
+	type extensions struct {
+		Resume gap `json:"resume"`
+	}
+	b, _ := json.Marshal(struct { // strings only: it cannot fail
+		Data       *struct{}  `json:"data"`
+		Extensions extensions `json:"extensions"`
+	}{Extensions: extensions{gap{"gap", from, until}}})
+	return b
 }
 
 // connID returns a new connection id: the node's random prefix and a

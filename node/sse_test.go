@@ -34,7 +34,7 @@ type sseClient struct {
 const roomQuery = `subscription { messageAdded(room: "r1") { id } }`
 
 // sseOpen sends one SSE request: a POST with body, or a GET with the query
-// in the URL when body is "".
+// in the URL and body, if any, as more URL parameters ("extensions=…").
 func sseOpen(t *testing.T, n *Node, method, body string, hdr map[string]string) *sseClient {
 	t.Helper()
 	d := net.Dialer{Timeout: 5 * time.Second}
@@ -46,6 +46,9 @@ func sseOpen(t *testing.T, n *Node, method, body string, hdr map[string]string) 
 	target := "/graphql"
 	if method == http.MethodGet {
 		target += "?query=" + url.QueryEscape(roomQuery)
+		if body != "" {
+			target, body = target+"&"+body, ""
+		}
 	}
 	var b strings.Builder
 	b.WriteString(method + " " + target + " HTTP/1.1\r\nHost: " + n.Addr() + "\r\nAccept: text/event-stream\r\n")

@@ -20,6 +20,18 @@ const FATAL = new Set([
 
 const isCloseEvent = (e) => e != null && typeof e === 'object' && typeof e.code === 'number';
 
+/**
+ * The resume verdict a result carries, or null: the node sends one `next`
+ * with `{data: null, extensions: {resume: {verdict, after?, until?}}}`
+ * before the replayed events of a subscribe that asked for it
+ * (`extensions.resume: "verdict"`; docs/protocol.md, "Resume verdict").
+ */
+function verdictOf(result) {
+  const v = result?.extensions?.resume;
+  if (result?.data != null || result?.errors || v == null || typeof v !== 'object' || typeof v.verdict !== 'string') return null;
+  return { ...v };
+}
+
 /** Exponential backoff with jitter: 250 ms doubling to 10 s. */
 export async function defaultRetryWait(retries) {
   const ms = Math.min(10_000, 250 * 2 ** Math.min(retries, 6)) * (0.5 + Math.random() / 2);
@@ -51,7 +63,14 @@ function withToken(params, token) {
  *   closes (graphql-ws's default gives up while the node is still down),
  *   forever by default, with backoff;
  * - `token` (or Apollo's `connectionParams: {authToken}`) is sent as the
- *   connection_init payload `{token}`.
+ *   connection_init payload `{token}`;
+ * - every subscribe asks for a resume verdict (`extensions.resume:
+ *   "verdict"`): a resume whose cursor is older than the stream's retention
+ *   goes on live from the oldest event stored instead of failing with
+ *   CURSOR_EXPIRED, and `onResume({verdict, after, until}, payload)` says
+ *   whether the history was complete (`recovered`) or events were lost
+ *   (`gap`). The verdict itself never reaches the sink, so Apollo Client
+ *   and urql see only results. `resumeVerdict: false` turns this off.
  *
  * Every graphql-ws option may be given and wins over these defaults.
  *
@@ -59,7 +78,7 @@ function withToken(params, token) {
  * @returns {import('graphql-ws').Client}
  */
 export function createClient(options) {
-  const { token, connectionParams, ...rest } = options;
+  const { token, connectionParams, onResume, resumeVerdict = true, ...rest } = options;
   const params = typeof connectionParams === 'function'
     ? async () => withToken(await connectionParams(), token)
     : withToken(connectionParams, token);
@@ -75,8 +94,19 @@ export function createClient(options) {
   // keeping the last cursor in it is what resumes.
   const subscribe = (payload, sink) => {
     const request = { ...payload, extensions: { ...(payload.extensions || {}) } };
+    if (resumeVerdict && request.extensions.resume === undefined) request.extensions.resume = 'verdict';
     return client.subscribe(request, {
       next(result) {
+        const verdict = resumeVerdict ? verdictOf(result) : null;
+        if (verdict) {
+          // After a gap, resuming again from the last event removed says
+          // what is lost since, not the same gap once more.
+          if (verdict.verdict === 'gap' && typeof verdict.until === 'string' && verdict.until !== '') {
+            request.extensions = { ...request.extensions, cursor: verdict.until };
+          }
+          if (onResume) onResume(verdict, payload);
+          return;
+        }
         const cursor = result?.extensions?.cursor;
         if (typeof cursor === 'string' && cursor !== '') {
           request.extensions = { ...request.extensions, cursor };

@@ -7,6 +7,12 @@ restarts, shuts down with 1001, or a network fails) or is refused, waits
 with backoff, reconnects and resubscribes after that cursor. The node
 replays what was missed, in order, then continues live: no event is lost
 or delivered twice.
+
+Every subscribe asks for a resume verdict (``extensions.resume:
+"verdict"``, docs/protocol.md): a resume whose cursor is older than the
+stream's retention goes on from the oldest event stored instead of failing
+with ``CURSOR_EXPIRED``, and ``on_resume`` learns whether the history was
+complete (``recovered``) or events were lost (``gap``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import json
 import logging
 import random
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Callable, Mapping
 
 log = logging.getLogger("fraiseql_subscriptions")
 
@@ -57,6 +63,16 @@ class ConnectionRejected(Exception):
         super().__init__(f"closed {code}: {reason}")
 
 
+def _verdict_of(p: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The resume verdict a ``next`` payload carries, or None: the node
+    sends ``{"data": null, "extensions": {"resume": {"verdict", …}}}``
+    before the replayed events of a subscribe that asked for it."""
+    v = (p.get("extensions") or {}).get("resume")
+    if p.get("data") is not None or p.get("errors") or not isinstance(v, dict) or not isinstance(v.get("verdict"), str):
+        return None
+    return dict(v)
+
+
 def _close_of(exc: BaseException) -> tuple[int | None, str]:
     rcvd = getattr(exc, "rcvd", None)
     if rcvd is not None:
@@ -73,6 +89,8 @@ async def subscribe(
     cursor: str | None = None,
     connection_params: Mapping[str, Any] | None = None,
     resume: bool = True,
+    on_resume: Callable[[dict[str, Any]], None] | None = None,
+    resume_verdict: bool = True,
     max_backoff: float = 10.0,
     init_timeout: float = 10.0,
 ) -> AsyncIterator[Result]:
@@ -82,6 +100,15 @@ async def subscribe(
     (merged into ``connection_params``). ``cursor`` starts after an earlier
     result's cursor. With ``resume=False`` a dropped connection ends the
     iteration with the ``websockets`` exception instead.
+
+    ``on_resume(verdict)`` is called each time the subscription resumes from
+    a cursor, before the replayed events, with the node's verdict:
+    ``{"verdict": "recovered"}``, or ``{"verdict": "gap", "after": …,
+    "until": …}`` when retention had removed events after the cursor (the
+    subscription goes on after ``until``, then live; a gap is also logged
+    as a warning). Verdicts are never yielded. With ``resume_verdict=False``
+    an expired cursor raises :class:`SubscriptionError` ``CURSOR_EXPIRED``
+    instead, as before.
 
     Raises :class:`SubscriptionError` for an ``error`` message and
     :class:`ConnectionRejected` for a close a retry cannot fix. The
@@ -107,6 +134,8 @@ async def subscribe(
                     payload["variables"] = dict(variables)
                 if last:
                     payload["extensions"] = {"cursor": last}
+                    if resume_verdict:
+                        payload["extensions"]["resume"] = "verdict"
                 await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
                 log.debug("subscribed to %s (after cursor %s)", url, last)
                 async for raw in ws:
@@ -116,6 +145,15 @@ async def subscribe(
                         await ws.send(json.dumps({"type": "pong"}))
                     elif kind == "next" and msg.get("id") == "1":
                         p = msg.get("payload") or {}
+                        verdict = _verdict_of(p) if resume_verdict else None
+                        if verdict is not None:
+                            if verdict["verdict"] == "gap":
+                                log.warning("resumed with a gap: events after cursor %s were removed by retention", last)
+                                if isinstance(verdict.get("until"), str) and verdict["until"]:
+                                    last = verdict["until"]
+                            if on_resume is not None:
+                                on_resume(verdict)
+                            continue
                         ext = p.get("extensions") or {}
                         if isinstance(ext.get("cursor"), str) and ext["cursor"]:
                             last = ext["cursor"]

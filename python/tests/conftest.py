@@ -56,8 +56,9 @@ class Node:
     """A fraiseql-node process with both bridges on names of its own (an
     outbox schema and a Redis channel prefix), restartable on its address."""
 
-    def __init__(self, binary: str):
+    def __init__(self, binary: str, env: dict[str, str] | None = None):
         self.binary = binary
+        self.env = env or {}
         self.data_dir = tempfile.mkdtemp(prefix="fraiseql-py-")
         suffix = secrets.token_hex(4)
         self.schema = f"fq_py_{suffix}"
@@ -79,7 +80,8 @@ class Node:
                    FRAISEQL_BRIDGES_REDIS_ENABLED="true",
                    FRAISEQL_BRIDGES_REDIS_URL=REDIS_URL,
                    FRAISEQL_BRIDGES_REDIS_PREFIX=self.prefix,
-                   FRAISEQL_BRIDGES_REDIS_DISABLE_STREAMS="true")
+                   FRAISEQL_BRIDGES_REDIS_DISABLE_STREAMS="true",
+                   **self.env)
         self.proc = subprocess.Popen([self.binary], env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         ready = threading.Event()
@@ -112,9 +114,8 @@ class Node:
             conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
 
 
-@pytest.fixture
-def node(node_bin, services):
-    n = Node(node_bin)
+def _run_node(node_bin: str, env: dict[str, str] | None = None):
+    n = Node(node_bin, env)
     # The outbox and fraiseql.publish(), as an operator creates them.
     subprocess.run([node_bin, "migrate", "--database-url", DATABASE_URL, "--schema", n.schema],
                    check=True, capture_output=True, text=True)
@@ -122,6 +123,19 @@ def node(node_bin, services):
     yield n
     n.stop()
     n.drop()
+
+
+@pytest.fixture
+def node(node_bin, services):
+    yield from _run_node(node_bin)
+
+
+@pytest.fixture
+def small_node(node_bin, services):
+    """A node whose stream keeps 16 KiB: a dozen events of 1.5 KB push the
+    oldest out (events up to 2 KiB)."""
+    yield from _run_node(node_bin, {"FRAISEQL_NATS_MAX_BYTES": "16384",
+                                    "FRAISEQL_LIMITS_MAX_EVENT_BYTES": "2048"})
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ class Collector:
 
     def __init__(self, url: str, **kw):
         self.ids: list[str] = []
+        self.cursors: list[str | None] = []
         self.error: BaseException | None = None
         self.task = asyncio.create_task(self._run(url, kw))
 
@@ -30,6 +31,7 @@ class Collector:
         try:
             async for r in subscribe(url, QUERY, {"room": "py"}, **kw):
                 self.ids.append(r.data["messageAdded"]["id"])
+                self.cursors.append(r.cursor)
         except BaseException as exc:  # kept for the test to report
             self.error = exc
 
@@ -114,7 +116,8 @@ def test_subscribe_resumes_across_restart(node, pg):
     publish_one = pg_publisher(node, pg)
 
     async def main():
-        sub = Collector(node.url)
+        verdicts: list[dict] = []
+        sub = Collector(node.url, on_resume=verdicts.append)
         try:
             await warm_up(sub, publish_one)
             for i in range(1, 4):
@@ -131,6 +134,7 @@ def test_subscribe_resumes_across_restart(node, pg):
             numbered = [x for x in sub.ids if not x.startswith("warm")]
             assert numbered == [str(i) for i in range(1, 10)], sub.ids
             assert len(set(sub.ids)) == len(sub.ids), f"duplicates: {sub.ids}"
+            assert verdicts and all(v == {"verdict": "recovered"} for v in verdicts), verdicts
         finally:
             await sub.close()
     asyncio.run(main())
@@ -146,4 +150,45 @@ def test_subscription_errors_are_coded(node):
             async for _ in subscribe(node.url, QUERY, {"room": "py"}, cursor="AAAAAAAAAAAAAAAAAAAAAAAAAAAA"):
                 pass
         assert err.value.code == "BAD_CURSOR"
+    asyncio.run(main())
+
+
+def test_subscribe_reports_a_gap(small_node, pg):
+    """A cursor whose next events retention removed: the subscription
+    reports the gap to on_resume and goes on with the events still stored,
+    then live, instead of failing with CURSOR_EXPIRED (which it still does
+    with resume_verdict=False)."""
+    publish_one = pg_publisher(small_node, pg)
+
+    def publish_big(i: int) -> None:
+        with pg.transaction():
+            publish(pg, "public", "chat.py", {**event(i), "pad": "x" * 1500}, schema=small_node.schema)
+
+    async def main():
+        first = Collector(small_node.url)
+        try:
+            await warm_up(first, publish_one)
+            old = first.cursors[0]
+            for i in range(1, 13):
+                publish_big(i)  # pushes the warm-up events out of the stream
+            await first.wait(lambda: "12" in first.ids, "the big events")
+        finally:
+            await first.close()
+        verdicts: list[dict] = []
+        sub = Collector(small_node.url, cursor=old, on_resume=verdicts.append)
+        try:
+            await sub.wait(lambda: "12" in sub.ids, "the events still stored")
+            publish_one("last")
+            await sub.wait(lambda: "last" in sub.ids, "a live event")
+            assert [v["verdict"] for v in verdicts] == ["gap"], verdicts
+            assert verdicts[0]["after"] == old and verdicts[0]["until"], verdicts
+            stored = [int(x) for x in sub.ids[:-1]]
+            assert sub.ids[-1] == "last" and stored and stored[0] > 1, sub.ids
+            assert stored == list(range(stored[0], 13)), sub.ids
+        finally:
+            await sub.close()
+        with pytest.raises(SubscriptionError) as err:
+            async for _ in subscribe(small_node.url, QUERY, {"room": "py"}, cursor=old, resume_verdict=False):
+                pass
+        assert err.value.code == "CURSOR_EXPIRED"
     asyncio.run(main())

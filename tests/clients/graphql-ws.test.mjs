@@ -4,6 +4,7 @@
 // reconnects. And @fraiseql/subscriptions-client (clients/js), which does
 // the same by itself.
 import { test } from 'node:test';
+import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { createClient } from 'graphql-ws';
 import { createClient as createResumingClient } from '@fraiseql/subscriptions-client';
@@ -45,14 +46,22 @@ test('graphql-ws', async (t) => {
 
 test('@fraiseql/subscriptions-client', async (t) => {
   const env = await startEnv();
+  const verdicts = [];
   const client = createResumingClient({
     url: env.url,
     webSocketImpl: WebSocket,
     token: token(),
     retryWait: () => new Promise((r) => setTimeout(r, 200)),
+    onResume: (v) => verdicts.push(v),
   });
   try {
     await runScenario(t, env, adapter(client, false));
+    // The resume after the node kill lost nothing; the verdict went to
+    // onResume, not to the sink (runScenario would have seen a null).
+    await t.test('resume verdict', () => {
+      assert.ok(verdicts.length > 0, 'no verdict');
+      assert.deepEqual(verdicts.filter((v) => v.verdict !== 'recovered'), []);
+    });
   } finally {
     await client.dispose();
     await env.close();
