@@ -297,3 +297,81 @@ func TestMultipartSlowConsumer(t *testing.T) {
 		t.Fatalf("connection context: %v", err)
 	}
 }
+
+// A subscription that outlives its lifetime (Subscription.Expire) ends
+// with its error part, then the end: no second error, nothing after.
+func TestMultipartExpire(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	c, br, sess, sub := multipartDial(t, e)
+	if _, err := readPart(t, c, br); err != nil {
+		t.Fatal(err)
+	}
+	sub.Expire(gqlerror.List{{Message: "expired", Extensions: map[string]any{"code": "SUBSCRIPTION_EXPIRED"}}})
+	rest, err := io.ReadAll(br)
+	want := multipartPartHeader + `{"payload":{"errors":[{"message":"expired","extensions":{"code":"SUBSCRIPTION_EXPIRED"}}]}}` + "\r\n--graphql--\r\n"
+	if err != nil || string(rest) != want {
+		t.Fatalf("got %q %v, want %q", rest, err, want)
+	}
+	sess.expect(t, "unsubscribe")
+	sess.expectClosed(t, ServerClosed)
+}
+
+// The transport error of each way the node closes a stream: its code
+// tells the client whether to resume (SERVICE_UNAVAILABLE), get a new
+// token (FORBIDDEN) or give up.
+func TestMultipartCloseNote(t *testing.T) {
+	for _, tc := range []struct {
+		code CloseCode
+		want string
+	}{
+		{CloseGoingAway, CodeServiceUnavailable},
+		{CloseTryAgainLater, CodeServiceUnavailable},
+		{CloseForbidden, CodeForbidden},
+		{CloseUnauthorized, CodeForbidden},
+		{CloseBadRequest, CodeBadRequest},
+		{CloseMessageTooBig, CodeBadRequest},
+		{CloseInternal, CodeInternal},
+	} {
+		note := multipartProtocol{}.closeNote(tc.code, "why")
+		body, okHead := bytes.CutPrefix(note, multipartPartHead)
+		body, okEnd := bytes.CutSuffix(body, []byte("\r\n--graphql--\r\n"))
+		if !okHead || !okEnd {
+			t.Fatalf("%d: note %q is not a part then the end", tc.code, note)
+		}
+		var got struct {
+			Payload *json.RawMessage `json:"payload"`
+			Errors  []struct {
+				Message    string
+				Extensions struct {
+					Code      string
+					CloseCode int
+				}
+			}
+		}
+		if err := json.Unmarshal(body, &got); err != nil || got.Payload != nil || len(got.Errors) != 1 ||
+			got.Errors[0].Message != "why" || got.Errors[0].Extensions.Code != tc.want || got.Errors[0].Extensions.CloseCode != int(tc.code) {
+			t.Errorf("%d: %s (%v), want code %s", tc.code, body, err, tc.want)
+		}
+	}
+}
+
+// A page of an origin Options.OriginPatterns allows gets the CORS headers
+// that let it read the stream.
+func TestMultipartCORS(t *testing.T) {
+	e := startEnv(t, Options{OriginPatterns: []string{"app.example.com"}}, nil)
+	req, _ := http.NewRequest(http.MethodPost, e.hs.URL+"/graphql", strings.NewReader(`{"query":"subscription { a }"}`))
+	req.Header.Set("Accept", "multipart/mixed;boundary=graphql;subscriptionSpec=1.0,application/json")
+	req.Header.Set("Origin", "https://app.example.com")
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
+		resp.Header.Get("Access-Control-Allow-Credentials") != "true" || resp.Header.Get("Content-Type") != multipartContentType {
+		t.Fatalf("got %d %v", resp.StatusCode, resp.Header)
+	}
+	sess := e.session(t)
+	sess.expect(t, "init")
+	sess.expect(t, "subscribe")
+}
