@@ -16,6 +16,22 @@ import (
 // ws.max_queued_bytes, counted with the WebSocket slow consumers; a client
 // that reads keeps receiving every event.
 func TestSSESlowClientDisconnected(t *testing.T) {
+	testSlowHTTPClient(t, "text/event-stream", func(n *Node, query string) func() (string, string) {
+		return ssePost(t, n, query, nil).next
+	})
+}
+
+// A multipart client that does not read is a slow consumer as an SSE one is.
+func TestMultipartSlowClientDisconnected(t *testing.T) {
+	testSlowHTTPClient(t, multipartAccept, func(n *Node, query string) func() (string, string) {
+		return mpPost(t, n, query, nil).next
+	})
+}
+
+// testSlowHTTPClient runs the slow-client scenario for a streamed HTTP
+// transport: a client that sends accept and never reads, and one that
+// reads every event through the next function open returns.
+func testSlowHTTPClient(t *testing.T, accept string, open func(n *Node, query string) (next func() (msg, id string))) {
 	const maxQueued = 1 << 20
 	const query = `subscription { messageAdded(room: "r1") { id text } }`
 	n := startNode(t, func(c *Config) {
@@ -38,10 +54,10 @@ func TestSSESlowClientDisconnected(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	if _, err := io.WriteString(slow, "GET /graphql?query="+url.QueryEscape(query)+" HTTP/1.1\r\nHost: "+n.Addr()+"\r\nAccept: text/event-stream\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(slow, "GET /graphql?query="+url.QueryEscape(query)+" HTTP/1.1\r\nHost: "+n.Addr()+"\r\nAccept: "+accept+"\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	fast := ssePost(t, n, query, nil)
+	next := open(n, query)
 	waitFor(t, "the subscriptions", func() bool { return n.met.subsOpen.Load() == 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -51,7 +67,7 @@ func TestSSESlowClientDisconnected(t *testing.T) {
 	go func() { // the fast client reads every event; ends before the test does
 		defer close(read)
 		for i := 1; i <= events; i++ {
-			if msg, _ := fast.next(); msg != strconv.Itoa(i) {
+			if msg, _ := next(); msg != strconv.Itoa(i) {
 				t.Errorf("fast client: got %s, want %d", msg, i)
 				return
 			}
@@ -87,7 +103,7 @@ func TestSSESlowClientDisconnected(t *testing.T) {
 	}
 	// The other client is still served.
 	publishRoom(t, n, "public", events+1)
-	if msg, _ := fast.next(); msg != strconv.Itoa(events+1) {
+	if msg, _ := next(); msg != strconv.Itoa(events+1) {
 		t.Fatalf("fast client: got %s after the slow one left", msg)
 	}
 }

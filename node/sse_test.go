@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -14,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/fraiseql/subscriptions/auth"
 	"github.com/fraiseql/subscriptions/cluster/clustertest"
 	"github.com/fraiseql/subscriptions/ws"
 )
@@ -37,12 +33,6 @@ const roomQuery = `subscription { messageAdded(room: "r1") { id } }`
 // in the URL and body, if any, as more URL parameters ("extensions=…").
 func sseOpen(t *testing.T, n *Node, method, body string, hdr map[string]string) *sseClient {
 	t.Helper()
-	d := net.Dialer{Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", n.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
 	target := "/graphql"
 	if method == http.MethodGet {
 		target += "?query=" + url.QueryEscape(roomQuery)
@@ -50,24 +40,7 @@ func sseOpen(t *testing.T, n *Node, method, body string, hdr map[string]string) 
 			target, body = target+"&"+body, ""
 		}
 	}
-	var b strings.Builder
-	b.WriteString(method + " " + target + " HTTP/1.1\r\nHost: " + n.Addr() + "\r\nAccept: text/event-stream\r\n")
-	for k, v := range hdr {
-		b.WriteString(k + ": " + v + "\r\n")
-	}
-	if method == http.MethodPost {
-		b.WriteString("Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n")
-	}
-	b.WriteString("\r\n" + body)
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, b.String()); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, br, resp := streamOpen(t, n, "text/event-stream", method, target, body, hdr)
 	return &sseClient{t: t, c: c, br: br, resp: resp, body: bufio.NewReader(resp.Body)}
 }
 
@@ -186,27 +159,14 @@ func errorBody(t *testing.T, r *http.Response) string {
 // resume by Last-Event-ID (POST, then a GET reconnect) with a complete
 // sequence: no gap, no duplicate.
 func TestSSEReceiveDisconnectResume(t *testing.T) {
-	n := startNode(t, nil)
-	a := ssePost(t, n, roomQuery, nil)
-	if a.resp.StatusCode != http.StatusOK || !strings.HasPrefix(a.resp.Header.Get("Content-Type"), "text/event-stream") {
-		t.Fatalf("got %d %q, want 200 text/event-stream", a.resp.StatusCode, a.resp.Header.Get("Content-Type"))
-	}
-	waitFor(t, "the subscription", func() bool { return n.met.subsOpen.Load() == 1 })
-	publishRoom(t, n, "public", 1, 2, 3)
-	cursor := a.expect(1, 2)
-	a.expect(3)
-	a.c.Close()
-	waitFor(t, "the subscription to end with its client", func() bool { return n.met.subsOpen.Load() == 0 && n.wss.Conns() == 0 })
-	publishRoom(t, n, "public", 4, 5)
-
-	b := sseOpen(t, n, http.MethodGet, "", map[string]string{"Last-Event-ID": cursor})
-	if b.resp.StatusCode != http.StatusOK {
-		t.Fatalf("resume: got %d", b.resp.StatusCode)
-	}
-	b.expect(3, 4, 5)
-	waitFor(t, "the resumed subscription", func() bool { return n.met.subsOpen.Load() == 1 })
-	publishRoom(t, n, "public", 6)
-	b.expect(6)
+	testStreamResume(t, ws.SubprotocolSSE, "text/event-stream", func(n *Node, cursor string) (*http.Response, func(...int) string, net.Conn) {
+		if cursor != "" {
+			s := sseOpen(t, n, http.MethodGet, "", map[string]string{"Last-Event-ID": cursor})
+			return s.resp, s.expect, s.c
+		}
+		s := ssePost(t, n, roomQuery, nil)
+		return s.resp, s.expect, s.c
+	})
 }
 
 // A subscription the node refuses after the request was accepted (here:
@@ -234,42 +194,10 @@ func TestSSEValidationError(t *testing.T) {
 // body; the body's size limit (limits.max_message_bytes) holds at
 // limit-1, limit and limit+1.
 func TestSSERequestRefusals(t *testing.T) {
-	const limit = 1000
-	n := startNode(t, func(c *Config) {
-		c.Limits.MaxMessageBytes = limit
-		c.Limits.MaxQueryBytes = limit / 2
-	})
-	for _, tc := range []struct {
-		name, body string
-		status     int
-		code       string
-	}{
-		{"not JSON", "{", http.StatusBadRequest, ws.CodeBadRequest},
-		{"no query", "{}", http.StatusBadRequest, ws.CodeBadRequest},
-	} {
-		s := sseOpen(t, n, http.MethodPost, tc.body, nil)
-		if s.resp.StatusCode != tc.status || errorBody(t, s.resp) != tc.code {
-			t.Errorf("%s: got %d, want %d %s", tc.name, s.resp.StatusCode, tc.status, tc.code)
-		}
-	}
-	q, _ := json.Marshal(map[string]any{"query": roomQuery})
-	for _, size := range []int{limit - 1, limit, limit + 1} {
-		body := string(q[:len(q)-1]) + strings.Repeat(" ", size-len(q)) + "}"
+	testStreamRefusals(t, func(n *Node, body string) (*http.Response, net.Conn) {
 		s := sseOpen(t, n, http.MethodPost, body, nil)
-		want := http.StatusOK
-		if size > limit {
-			want = http.StatusRequestEntityTooLarge
-		}
-		if s.resp.StatusCode != want {
-			t.Fatalf("body of %d bytes: got %d, want %d", size, s.resp.StatusCode, want)
-		}
-		if want != http.StatusOK {
-			if code := errorBody(t, s.resp); code != ws.CodeQueryTooLarge {
-				t.Fatalf("body of %d bytes: code %s", size, code)
-			}
-		}
-		s.c.Close()
-	}
+		return s.resp, s.c
+	})
 }
 
 // With authentication on, a request without a valid token, or from a
@@ -277,44 +205,10 @@ func TestSSERequestRefusals(t *testing.T) {
 // the Authorization header and the cookie authenticate, and the token's
 // tenant scopes the subscription.
 func TestSSEAuth(t *testing.T) {
-	const secret = "sse-test-secret-0123456789abcdefghij"
-	v, err := auth.New(auth.Config{HS256Secret: secret, Cookie: "session"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"tenant": "acme", "sub": "u1", "exp": time.Now().Add(time.Hour).Unix(),
-	}).SignedString([]byte(secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := startNode(t, func(c *Config) { c.Auth = v })
-	for name, hdr := range map[string]map[string]string{
-		"no token":     nil,
-		"bad token":    {"Authorization": "Bearer not-a-token"},
-		"cross-origin": {"Cookie": "session=" + token, "Origin": "https://evil.example"},
-	} {
+	testStreamAuth(t, func(n *Node, hdr map[string]string) (*http.Response, func(...int) string) {
 		s := ssePost(t, n, roomQuery, hdr)
-		if s.resp.StatusCode != http.StatusForbidden || errorBody(t, s.resp) != ws.CodeForbidden {
-			t.Errorf("%s: got %d, want 403 FORBIDDEN", name, s.resp.StatusCode)
-		}
-	}
-	if got := n.met.subsOpen.Load(); got != 0 {
-		t.Fatalf("%d subscriptions opened by refused requests", got)
-	}
-	h := ssePost(t, n, roomQuery, map[string]string{"Authorization": "Bearer " + token})
-	c := ssePost(t, n, roomQuery, map[string]string{"Cookie": "session=" + token, "Origin": "http://" + n.Addr()})
-	for _, s := range []*sseClient{h, c} {
-		if s.resp.StatusCode != http.StatusOK {
-			t.Fatalf("authenticated: got %d", s.resp.StatusCode)
-		}
-	}
-	waitFor(t, "the subscriptions", func() bool { return n.met.subsOpen.Load() == 2 })
-	publishRoom(t, n, "public", 1) // another tenant's room
-	publishRoom(t, n, "acme", 2)
-	h.expect(2)
-	c.expect(2)
+		return s.resp, s.expect
+	})
 }
 
 // An idle stream carries keep-alive comments every ws.sse_keep_alive.

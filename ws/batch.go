@@ -34,9 +34,11 @@ var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return
 // writes through. Safe for concurrent use.
 type batchWriter struct {
 	conn net.Conn
-	// sse: the connection speaks graphql-sse: frames are written as
-	// they are, and `next` events get their id line (appendSSENext).
-	sse bool
+	// sse: the connection is a streamed HTTP response (graphql-sse, or
+	// multipart when multipart is set): frames are written as they are,
+	// and `next` events get their id line (appendSSENext), or are
+	// multipart parts (appendMultipartNext).
+	sse, multipart bool
 
 	mu  sync.Mutex
 	buf *[]byte // non-nil while a batch is open; guarded by mu
@@ -118,6 +120,9 @@ func (b *batchWriter) appendNext(prefix, payload []byte) error {
 // frameNext appends a `next` frame to buf in b's framing: a WebSocket text
 // message prefix + payload + "}", or an SSE event.
 func (b *batchWriter) frameNext(buf, prefix, payload []byte) []byte {
+	if b.multipart {
+		return appendMultipartNext(buf, prefix, payload)
+	}
 	if b.sse {
 		return appendSSENext(buf, prefix, payload)
 	}

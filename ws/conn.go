@@ -52,7 +52,7 @@ type Conn struct {
 	cancel context.CancelFunc
 
 	kaDue      atomic.Bool   // a keep-alive is due
-	kaEvery    time.Duration // keep-alive interval: Options.KeepAlive, or SSEKeepAlive for SSE
+	kaEvery    time.Duration // keep-alive interval: Options.KeepAlive, SSEKeepAlive or MultipartHeartbeat
 	kaTimer    *time.Timer   // keep-alives, from connection_ack on; write goroutine only
 	closing    chan struct{} // closed once, when the connection starts closing
 	closeOnce  sync.Once
@@ -83,7 +83,7 @@ type Conn struct {
 
 	onWrite func(frames int) // tests: called after each direct write with the frames it carried
 
-	// SSE connections (sse.go): ws is nil.
+	// SSE and multipart connections (sse.go, multipart.go): ws is nil.
 	sseIn      *bufio.Reader // the hijacked request's reader
 	sseStarted bool          // the stream's head was written; write goroutine only
 }

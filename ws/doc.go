@@ -8,6 +8,12 @@
 //     specified in https://github.com/apollographql/subscriptions-transport-ws/blob/master/PROTOCOL.md
 //     and implemented in legacy_ws.go.
 //
+// On the same endpoint it serves subscriptions over streamed HTTP/1.1
+// responses: GraphQL over Server-Sent Events (the graphql-sse protocol,
+// sse.go) and multipart HTTP subscriptions as Apollo Router and Apollo
+// Client speak them (multipart.go). Each such request is a Conn like a
+// WebSocket connection, with the same Session, queue and budgets.
+//
 // The package owns framing, the connection handshake (connection_init
 // within Options.InitTimeout), keep-alives, close codes and the write
 // engine: every connection's bounded queue, the write rounds of a fan-out,

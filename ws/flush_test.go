@@ -304,6 +304,13 @@ func TestNextWaitWaitsForSpace(t *testing.T) {
 func TestPushFlushAllocs(t *testing.T) {
 	e := startEnv(t, Options{}, nil)
 	_, _, sub := subscribed(t, e)
+	pushFlushAllocs(t, e, sub)
+}
+
+// pushFlushAllocs checks that delivering to sub, a subscription of e
+// whose client does not read, allocates nothing.
+func pushFlushAllocs(t *testing.T, e *env, sub *Subscription) {
+	t.Helper()
 	waitNoWriter(t, sub.Conn())
 	payload := numbered(0, 32)
 	f := e.srv.NewFanout()

@@ -81,6 +81,13 @@ type Options struct {
 	// is between MinSSEKeepAlive (1s) and MaxSSEKeepAlive (5m).
 	SSEKeepAlive time.Duration
 
+	// MultipartHeartbeat is the interval of the heartbeat part ({}) a
+	// multipart subscription response sends while idle, so that proxies
+	// do not close it for inactivity. Zero value means
+	// DefaultMultipartHeartbeat (5s, Apollo Router's); otherwise it is
+	// between MinMultipartHeartbeat (1s) and MaxMultipartHeartbeat (5m).
+	MultipartHeartbeat time.Duration
+
 	// OriginPatterns lists the host patterns of cross-origin pages allowed
 	// to connect (coder/websocket AcceptOptions.OriginPatterns, matched with
 	// path.Match against the Origin host). The request's own host is always
@@ -142,6 +149,9 @@ func (o Options) withDefaults() Options {
 	if o.SSEKeepAlive == 0 {
 		o.SSEKeepAlive = DefaultSSEKeepAlive
 	}
+	if o.MultipartHeartbeat == 0 {
+		o.MultipartHeartbeat = DefaultMultipartHeartbeat
+	}
 	if o.KeepAlive == 0 {
 		o.KeepAlive = DefaultKeepAlive
 	}
@@ -186,6 +196,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("ws.coalesce_delay (%v) must be at most %v (0 disables coalescing)", o.CoalesceDelay, MaxCoalesceDelay)
 	case o.SSEKeepAlive != 0 && (o.SSEKeepAlive < MinSSEKeepAlive || o.SSEKeepAlive > MaxSSEKeepAlive):
 		return fmt.Errorf("ws.sse_keep_alive (%v) must be between %v and %v (0: %v)", o.SSEKeepAlive, MinSSEKeepAlive, MaxSSEKeepAlive, DefaultSSEKeepAlive)
+	case o.MultipartHeartbeat != 0 && (o.MultipartHeartbeat < MinMultipartHeartbeat || o.MultipartHeartbeat > MaxMultipartHeartbeat):
+		return fmt.Errorf("ws.multipart_heartbeat (%v) must be between %v and %v (0: %v)", o.MultipartHeartbeat, MinMultipartHeartbeat, MaxMultipartHeartbeat, DefaultMultipartHeartbeat)
 	case o.WriteDelay < 0 || o.WriteDelay > MaxWriteDelay:
 		return fmt.Errorf("ws.write_delay (%v) must be between 0 and %v", o.WriteDelay, MaxWriteDelay)
 	}

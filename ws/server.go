@@ -155,10 +155,16 @@ func NewServer(h Handler, opts Options) *Server {
 // WebSocket state: an offer of only unknown subprotocols (400, naming the
 // supported ones), a request that is not an upgrade (426), a shutting-down
 // server (503), and whatever Handler.Open refuses. A request that accepts
-// text/event-stream instead is served GraphQL over SSE (sse.go).
+// text/event-stream instead is served GraphQL over SSE (sse.go); one that
+// accepts multipart/mixed with subscriptionSpec=1.0, a multipart
+// subscription (multipart.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if wantsPreflight(r) {
 		s.preflight(w, r)
+		return
+	}
+	if wantsMultipart(r) {
+		s.serveMultipart(w, r)
 		return
 	}
 	if wantsSSE(r) {

@@ -111,7 +111,7 @@ type sseProtocol struct {
 	cors string // the allowed Origin of a cross-origin request, or ""
 }
 
-var _ protocol = sseProtocol{}
+var _ streamProtocol = sseProtocol{}
 
 func (sseProtocol) name() string                       { return SubprotocolSSE }
 func (sseProtocol) messageType(string) (msgType, bool) { return 0, false }
@@ -122,6 +122,12 @@ func (sseProtocol) keepAliveFrame() []byte             { return sseKeepAlive }
 func (sseProtocol) keepAliveOnAck() bool               { return false }
 func (sseProtocol) handle(*Conn, clientMessage)        {}
 func (sseProtocol) badMessage(*Conn, *CloseError)      {}
+func (p sseProtocol) allowedOrigin() string            { return p.cors }
+
+// closeNote is the comment that says why the stream ends (see closeSSE).
+func (sseProtocol) closeNote(code CloseCode, text string) []byte {
+	return []byte(": close " + strconv.Itoa(int(code)) + " " + text + "\n\n")
+}
 
 // errorFrame is a `next` event whose result carries the errors; the
 // writer follows it with `complete` (see Conn.writeFrame).
@@ -359,6 +365,17 @@ func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
 
 // serveSSE serves one graphql-sse request (distinct connections mode).
 func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
+	s.serveStream(w, r, s.opts.SSEKeepAlive, func(cross string) streamProtocol {
+		return sseProtocol{head: sseHead(cross), cors: cross}
+	})
+}
+
+// serveStream serves one subscription over a streamed HTTP/1.1 response
+// (graphql-sse, multipart): the origin check, the request, Handler.Open,
+// then the hijacked connection becomes a Conn speaking the protocol
+// newProto returns for the allowed cross origin ("" for none), with a
+// keep-alive every keepAlive.
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, keepAlive time.Duration, newProto func(cross string) streamProtocol) {
 	cross, err := checkOrigin(r, s.opts.OriginPatterns)
 	if err != nil {
 		writeSSERefusal(w, &sseRequestError{status: http.StatusForbidden, code: CodeForbidden, message: err.Error()})
@@ -385,17 +402,18 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		writeSSERefusal(w, s.openRefusal(err))
 		return
 	}
+	p := newProto(cross)
 	raw, brw, err := http.NewResponseController(w).Hijack()
 	if err == nil {
 		err = brw.Writer.Flush()
 	}
 	if err != nil {
-		// HTTP/2 cannot be hijacked: the event stream needs HTTP/1.1.
+		// HTTP/2 cannot be hijacked: the stream needs HTTP/1.1.
 		s.leave()
-		s.log.Debug("sse: hijack failed", "remote", r.RemoteAddr, "proto", r.Proto, "err", err)
+		s.log.Debug(p.name()+": hijack failed", "remote", r.RemoteAddr, "proto", r.Proto, "err", err)
 		if raw == nil {
 			writeSSERefusal(w, &sseRequestError{status: http.StatusHTTPVersionNotSupported, code: CodeBadRequest,
-				message: "GraphQL over SSE needs HTTP/1.1"})
+				message: "a subscription over HTTP needs HTTP/1.1"})
 		} else {
 			_ = raw.Close()
 		}
@@ -403,8 +421,9 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	batch := &batchWriter{conn: raw, sse: true}
-	c := newConn(nil, raw, batch, sseProtocol{head: sseHead(cross), cors: cross}, r.RemoteAddr, &s.opts, sess, &s.budget)
-	c.kaEvery = s.opts.SSEKeepAlive
+	_, batch.multipart = p.(multipartProtocol)
+	c := newConn(nil, raw, batch, p, r.RemoteAddr, &s.opts, sess, &s.budget)
+	c.kaEvery = keepAlive
 	c.sseIn = brw.Reader
 	c.flushes, c.slow = &s.flushes, &s.slow
 	s.track(c)
@@ -496,7 +515,7 @@ func (c *Conn) refuseSSE(ce *CloseError) {
 	}
 	c.setClose(ce.Code, ce.Reason, reasonForCode(ce.Code), true)
 	_ = c.raw.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
-	_, _ = c.raw.Write(rawSSERefusal(e, c.proto.(sseProtocol).cors))
+	_, _ = c.raw.Write(rawSSERefusal(e, c.proto.(streamProtocol).allowedOrigin()))
 	c.startClosing()
 }
 
@@ -522,7 +541,7 @@ func (c *Conn) readSSE() {
 func (c *Conn) closeSSE() {
 	code, text, why, hard := c.closeInfo()
 	if !hard && c.sseStarted && code != CloseNormal && !c.batch.open() {
-		note := []byte(": close " + strconv.Itoa(int(code)) + " " + text + "\n\n")
+		note := c.proto.(streamProtocol).closeNote(code, text)
 		c.wmu.Lock()
 		if c.direct.ok() {
 			_, _ = c.direct.tryWrite(note)
@@ -544,8 +563,8 @@ const sseNoteTimeout = 100 * time.Millisecond
 // connection carries one subscription. Write goroutine, c.wmu held.
 func (c *Conn) endSSE(payload []byte) bool {
 	ok := c.writeText(payload, nil, nil)
-	if ok && !bytes.Equal(payload, sseComplete) {
-		ok = c.writeText(sseComplete, nil, nil)
+	if end := c.proto.completeFrame(nil); ok && !bytes.Equal(payload, end) {
+		ok = c.writeText(end, nil, nil)
 	}
 	c.setClose(CloseNormal, "complete", ServerClosed, false)
 	c.startClosing()

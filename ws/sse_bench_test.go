@@ -1,7 +1,9 @@
 package ws
 
 import (
+	"bufio"
 	"bytes"
+	"net"
 	"sync/atomic"
 	"testing"
 )
@@ -11,8 +13,21 @@ import (
 // frame as an SSE event with its cursor as id. The client counts events
 // by their blank line.
 func BenchmarkPushFlushSSE(b *testing.B) {
+	benchPushFlushStream(b, sseDial, []byte("\n\n"))
+}
+
+// BenchmarkPushFlushMultipart is BenchmarkPushFlush over multipart HTTP:
+// each frame is a part followed by its delimiter, which the client counts.
+func BenchmarkPushFlushMultipart(b *testing.B) {
+	benchPushFlushStream(b, multipartDial, multipartOpen)
+}
+
+// benchPushFlushStream runs the fan-out path on a streamed HTTP
+// connection that dial opens; the client counts events by sep, which ends
+// each of them (and must not overlap itself).
+func benchPushFlushStream(b *testing.B, dial func(testing.TB, *env) (net.Conn, *bufio.Reader, *fakeSession, *Subscription), sep []byte) {
 	e := startEnv(b, Options{}, nil)
-	c, br, _, sub := sseDial(b, e)
+	c, br, _, sub := dial(b, e)
 	payload := []byte(`{"data":{"messageAdded":{"id":"7","room":"r1","text":"hello, world"}},"extensions":{"cursor":"AAAAAAAAAAE"}}`)
 
 	var received atomic.Int64
@@ -21,19 +36,16 @@ func BenchmarkPushFlushSSE(b *testing.B) {
 	go func() { // ends when the benchmark's cleanup closes the client
 		defer close(readDone)
 		buf := make([]byte, 64<<10)
-		var last byte
+		keep := 0 // bytes of the last read that may start a separator
 		for {
-			n, err := br.Read(buf)
+			n, err := br.Read(buf[keep:])
 			if err != nil {
 				return
 			}
-			events := bytes.Count(buf[:n], []byte("\n\n"))
-			if last == '\n' && n > 0 && buf[0] == '\n' {
-				events++
-			}
-			if n > 0 {
-				last = buf[n-1]
-			}
+			w := buf[:keep+n]
+			events := bytes.Count(w, sep)
+			keep = min(len(sep)-1, len(w))
+			copy(buf, w[len(w)-keep:])
 			if events > 0 {
 				received.Add(int64(events))
 				select {

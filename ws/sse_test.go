@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -16,27 +14,8 @@ import (
 // ws.sse_keep_alive: 0 (the default) or between MinSSEKeepAlive and
 // MaxSSEKeepAlive, each bound tested at limit-1, limit and limit+1.
 func TestSSEKeepAliveBounds(t *testing.T) {
-	for _, tc := range []struct {
-		d  time.Duration
-		ok bool
-	}{
-		{0, true},
-		{MinSSEKeepAlive - time.Millisecond, false},
-		{MinSSEKeepAlive, true},
-		{MinSSEKeepAlive + time.Millisecond, true},
-		{MaxSSEKeepAlive - time.Millisecond, true},
-		{MaxSSEKeepAlive, true},
-		{MaxSSEKeepAlive + time.Millisecond, false},
-		{-time.Second, false},
-	} {
-		err := Options{SSEKeepAlive: tc.d}.Validate()
-		if (err == nil) != tc.ok || err != nil && !strings.Contains(err.Error(), "ws.sse_keep_alive") {
-			t.Errorf("SSEKeepAlive %v: got %v, want ok=%v", tc.d, err, tc.ok)
-		}
-	}
-	if got := (Options{}).withDefaults().SSEKeepAlive; got != DefaultSSEKeepAlive {
-		t.Errorf("default: got %v", got)
-	}
+	testIntervalBounds(t, "ws.sse_keep_alive", func(o *Options) *time.Duration { return &o.SSEKeepAlive },
+		MinSSEKeepAlive, MaxSSEKeepAlive, DefaultSSEKeepAlive)
 }
 
 // A `next` event carries the payload's cursor as its id; a payload line
@@ -62,26 +41,7 @@ func TestAppendSSENext(t *testing.T) {
 // subscription.
 func sseDial(t testing.TB, e *env) (net.Conn, *bufio.Reader, *fakeSession, *Subscription) {
 	t.Helper()
-	c, err := net.Dial("tcp", e.hs.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	body := `{"query":"subscription { a }"}`
-	if _, err := io.WriteString(c, "POST /graphql HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: "+
-		strconv.Itoa(len(body))+"\r\n\r\n"+body); err != nil {
-		t.Fatal(err)
-	}
-	sess := e.session(t)
-	sess.expect(t, "init")
-	sub := sess.expect(t, "subscribe").sub
-	br := bufio.NewReader(c)
-	c.SetReadDeadline(time.Now().Add(waitFor))
-	resp, err := http.ReadResponse(br, nil)
-	c.SetReadDeadline(time.Time{})
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("response: %v %v", err, resp)
-	}
+	c, br, _, sess, sub := streamDial(t, e, "text/event-stream")
 	return c, br, sess, sub
 }
 

@@ -180,6 +180,10 @@ type WSConfig struct {
 	WriteQueue   int           `yaml:"write_queue"`
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 
+	// MultipartHeartbeat is the interval of the heartbeat parts that keep
+	// an idle multipart subscription response open (ws.Options).
+	MultipartHeartbeat time.Duration `yaml:"multipart_heartbeat"`
+
 	// MaxQueuedBytes bounds one connection's write queue in bytes; 0: 4 MiB,
 	// or four events of limits.max_event_bytes when more (ws.Options).
 	MaxQueuedBytes int64 `yaml:"max_queued_bytes"`
@@ -229,6 +233,8 @@ func defaultConfig() Config {
 			WriteQueue:    ws.DefaultWriteQueue,
 			WriteTimeout:  ws.DefaultWriteTimeout,
 			CoalesceDelay: ws.DefaultCoalesceDelay,
+
+			MultipartHeartbeat: ws.DefaultMultipartHeartbeat,
 		},
 		ProxyProtocol:   node.ProxyProtocolOff,
 		ForwardedHeader: node.ForwardedXFF,
@@ -601,6 +607,8 @@ func (c Config) wsOptions() ws.Options {
 		WriteQueue:     c.WS.WriteQueue,
 		WriteTimeout:   c.WS.WriteTimeout,
 		OriginPatterns: c.WS.OriginPatterns,
+
+		MultipartHeartbeat: c.WS.MultipartHeartbeat,
 
 		MaxQueuedBytes:  c.WS.MaxQueuedBytes,
 		NodeQueuedBytes: c.WS.NodeQueuedBytes,

@@ -8,7 +8,7 @@ import { ApolloClient, InMemoryCache, gql } from '@apollo/client/core/index.js';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions/index.js';
 import { Client as UrqlClient, subscriptionExchange } from '@urql/core';
 import { createClient } from '@fraiseql/subscriptions-client';
-import { startEnv, runScenario, token, codesOf } from './harness.mjs';
+import { startEnv, runScenario, token, codesOf, apolloAdapter } from './harness.mjs';
 
 const wsClient = (env) => createClient({
   url: env.url,
@@ -28,19 +28,7 @@ test('Apollo Client GraphQLWsLink', async (t) => {
   const ws = wsClient(env);
   const apollo = new ApolloClient({ link: new GraphQLWsLink(ws), cache: new InMemoryCache() });
   try {
-    await runScenario(t, env, {
-      subscribe(query, variables, sink) {
-        const sub = apollo.subscribe({ query: gql(query), variables, fetchPolicy: 'no-cache', errorPolicy: 'all' }).subscribe({
-          next: (r) => {
-            if (r.errors?.length) sink.error(codesOf(r.errors));
-            else sink.next(r.data);
-          },
-          error: (e) => sink.error(codesOf(e)),
-          complete: () => sink.complete(),
-        });
-        return () => sub.unsubscribe();
-      },
-    }, { typename: true });
+    await runScenario(t, env, apolloAdapter(apollo, gql), { typename: true });
   } finally {
     apollo.stop();
     await ws.dispose();

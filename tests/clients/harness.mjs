@@ -238,6 +238,28 @@ export async function runScenario(t, env, client, { typename = false } = {}) {
   await t.test('no unexpected errors', () => assert.deepEqual(failures, []));
 }
 
+/**
+ * runScenario's client adapter for an ApolloClient: results with errors
+ * (errorPolicy 'all') and errors go to sink.error as codes. Each
+ * subscription is added to open (a Set) when one is given.
+ */
+export function apolloAdapter(apollo, gql, open) {
+  return {
+    subscribe(query, variables, sink) {
+      const sub = apollo.subscribe({ query: gql(query), variables, fetchPolicy: 'no-cache', errorPolicy: 'all' }).subscribe({
+        next: (r) => {
+          if (r.errors?.length) sink.error(codesOf(r.errors));
+          else sink.next(r.data);
+        },
+        error: (e) => sink.error(codesOf(e)),
+        complete: () => sink.complete(),
+      });
+      open?.add(sub);
+      return () => sub.unsubscribe();
+    },
+  };
+}
+
 /** Error codes of a GraphQL error list (or one error, or a close event). */
 export function codesOf(err) {
   const list = Array.isArray(err) ? err : err?.graphQLErrors?.length ? err.graphQLErrors : [err];
