@@ -46,6 +46,9 @@ type Server struct {
 	flushes flushStats
 	slow    slowStats
 	budget  queueBudget
+	// contextConns counts the connections with a compressor of their own
+	// (deflateContext), at most Options.CompressionContextConns.
+	contextConns atomic.Int64
 }
 
 // flushStats counts the fan-out's writes (see Fanout).
@@ -140,13 +143,17 @@ func NewServer(h Handler, opts Options) *Server {
 		acceptOpts: websocket.AcceptOptions{
 			Subprotocols:   supportedSubprotocols,
 			OriginPatterns: opts.OriginPatterns,
-			// Compression stays off: a payload is encoded once and shared by
-			// every subscriber, which per-connection deflate would undo.
 		},
 		conns:   make(map[*Conn]struct{}),
 		drained: make(chan struct{}),
 	}
 	s.budget.limit = opts.NodeQueuedBytes
+	if opts.Compression == CompressionNoContextTakeover || opts.Compression == CompressionContextTakeover {
+		// coder/websocket reads compressed messages; the request it sees
+		// carries the one offer the server chose (acceptDeflate), so the
+		// mode only has to let it accept that offer as it is.
+		s.acceptOpts.CompressionMode = websocket.CompressionContextTakeover
+	}
 	return s
 }
 
@@ -188,16 +195,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hw := &hijackWriter{ResponseWriter: w}
-	wsc, err := websocket.Accept(hw, r, &s.acceptOpts)
+	deflate, ar := s.acceptDeflate(r)
+	wsc, err := websocket.Accept(hw, ar, &s.acceptOpts)
 	if err != nil {
 		// Accept has answered the request already.
 		s.leave()
+		s.releaseDeflate(deflate)
 		s.log.Debug("ws: upgrade failed", "remote", r.RemoteAddr, "err", err)
 		closeSession(s.log, sess, HandshakeFailed)
 		return
 	}
+	hw.batch.deflate, hw.batch.threshold = deflate, s.opts.CompressionThreshold
 	c := newConn(wsc, hw.conn, hw.batch, proto, r.RemoteAddr, &s.opts, sess, &s.budget)
-	c.flushes, c.slow = &s.flushes, &s.slow
+	c.flushes, c.slow, c.deflate = &s.flushes, &s.slow, deflate
 	s.track(c)
 	// The connection's read goroutine is a fresh one that the Server owns
 	// (enter/leave, waited for by Shutdown), not this handler's: returning
@@ -207,6 +217,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer s.leave()
 		defer s.untrack(c)
 		c.serve()
+		c.batch.releaseDeflater()
+		s.releaseDeflate(deflate)
 	}()
 }
 

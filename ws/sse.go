@@ -402,7 +402,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		closeSession(s.log, sess, HandshakeFailed)
 		return
 	}
-	batch := &batchWriter{conn: raw, sse: true}
+	batch := s.streamBatch(raw, r)
 	c := newConn(nil, raw, batch, sseProtocol{head: sseHead(cross), cors: cross}, r.RemoteAddr, &s.opts, sess, &s.budget)
 	c.kaEvery = s.opts.SSEKeepAlive
 	c.sseIn = brw.Reader
@@ -517,16 +517,22 @@ func (c *Conn) readSSE() {
 // client's, the socket's or a normal end, a comment saying why (": close
 // <code> <reason>", the WebSocket close code it stands for) is offered to
 // the socket without waiting — a slow consumer's full socket, or half an
-// event left unwritten, gets none — then the socket closes. Write
-// goroutine only.
+// event left unwritten, gets none — with the end of a gzip body, then the
+// socket closes. Write goroutine only.
 func (c *Conn) closeSSE() {
 	code, text, why, hard := c.closeInfo()
-	if !hard && c.sseStarted && code != CloseNormal && !c.batch.open() {
-		note := []byte(": close " + strconv.Itoa(int(code)) + " " + text + "\n\n")
+	if !hard && c.sseStarted && !c.batch.open() {
+		var note []byte
+		if code != CloseNormal {
+			note = []byte(": close " + strconv.Itoa(int(code)) + " " + text + "\n\n")
+		}
+		note = c.batch.endBody(note) // a gzip body ends here
 		c.wmu.Lock()
-		if c.direct.ok() {
+		switch {
+		case len(note) == 0:
+		case c.direct.ok():
 			_, _ = c.direct.tryWrite(note)
-		} else if c.raw.SetWriteDeadline(time.Now().Add(sseNoteTimeout)) == nil {
+		case c.raw.SetWriteDeadline(time.Now().Add(sseNoteTimeout)) == nil:
 			_, _ = c.raw.Write(note)
 		}
 		c.wmu.Unlock()
