@@ -46,6 +46,8 @@ type batchWriter struct {
 	// gz: a stream transport's gzip body (gzip.go); nil for none. Set
 	// before the connection is used.
 	gz *gzipStream
+	// stats is the Server's, for CompressionStats; nil in tests.
+	stats *flushStats
 
 	mu  sync.Mutex
 	buf *[]byte // non-nil while a batch is open; guarded by mu
@@ -61,6 +63,9 @@ type batchWriter struct {
 	// compressed message on; ds is where compressors write. Guarded by mu.
 	dw *flate.Writer
 	ds sink
+	// zin, zout: bytes compressed, before and after, not yet added to
+	// stats (at the next write). Guarded by mu.
+	zin, zout uint64
 }
 
 func (b *batchWriter) Write(p []byte) (int, error) {
@@ -154,19 +159,43 @@ func (b *batchWriter) frameNext(buf []byte, k frameKind, prefix, payload []byte)
 // alone: with its own compressor (context takeover), or a pooled one reset
 // for the message. b.mu must be held.
 func (b *batchWriter) appendDeflatedNext(buf, prefix, payload []byte) []byte {
+	start := len(buf)
+	b.zin += uint64(len(prefix) + len(payload) + len(closingBrace))
 	if b.deflate == deflateContext {
 		if b.dw == nil {
 			b.dw = deflaterPool.Get().(*flate.Writer)
 			b.dw.Reset(&b.ds)
 		}
-		return appendDeflated(b.dw, &b.ds, buf, prefix, payload, closingBrace)
+		buf = appendDeflated(b.dw, &b.ds, buf, prefix, payload, closingBrace)
+	} else {
+		w := deflaterPool.Get().(*flate.Writer)
+		w.Reset(&b.ds)
+		buf = appendDeflated(w, &b.ds, buf, prefix, payload, closingBrace)
+		w.Reset(nil)
+		deflaterPool.Put(w)
 	}
-	w := deflaterPool.Get().(*flate.Writer)
-	w.Reset(&b.ds)
-	buf = appendDeflated(w, &b.ds, buf, prefix, payload, closingBrace)
-	w.Reset(nil)
-	deflaterPool.Put(w)
+	b.zout += uint64(framedLen(len(buf) - start))
 	return buf
+}
+
+// framedLen returns the payload length of a server frame of n bytes.
+func framedLen(n int) int {
+	for _, h := range []int{2, 4, 10} {
+		if n >= h && headerLen(n-h) == h {
+			return n - h
+		}
+	}
+	return n
+}
+
+// countLocked adds what b compressed since the last write to the Server's
+// stats: once per write, not per message. b.mu must be held.
+func (b *batchWriter) countLocked() {
+	if b.zin != 0 && b.stats != nil {
+		b.stats.zin.Add(b.zin)
+		b.stats.zout.Add(b.zout)
+	}
+	b.zin, b.zout = 0, 0
 }
 
 // releaseDeflater gives a closed connection's compressor back to the pool.
@@ -205,6 +234,8 @@ func (b *batchWriter) encodeLocked(buf *[]byte, plain int) *[]byte {
 	out := batchPool.Get().(*[]byte)
 	*out = append((*out)[:0], (*buf)[:plain]...)
 	*out = b.gz.encode(*out, (*buf)[plain:])
+	b.zin += uint64(len(*buf) - plain)
+	b.zout += uint64(len(*out) - plain)
 	putBatch(buf)
 	return out
 }
@@ -275,6 +306,7 @@ func (b *batchWriter) flushLocked() error {
 		return nil
 	}
 	b.buf = b.encodeLocked(b.buf, b.plain)
+	b.countLocked()
 	_, err := b.conn.Write(*b.buf)
 	*b.buf = (*b.buf)[:0]
 	b.plain = 0

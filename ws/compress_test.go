@@ -116,6 +116,7 @@ type rawFrame struct {
 	rsv1    bool
 	payload []byte // inflated when rsv1
 	wire    int    // its bytes on the wire
+	head    int    // of which its header
 }
 
 // read reads one server frame (the server never fragments), inflating a
@@ -147,6 +148,7 @@ func (w *rawWS) read(takeover bool) (rawFrame, error) {
 	if _, err := io.ReadFull(w.br, p); err != nil {
 		return f, err
 	}
+	f.head = f.wire
 	f.wire += len(p)
 	f.payload = p
 	if f.rsv1 {
@@ -415,7 +417,7 @@ func TestDeflateWrites(t *testing.T) {
 			f := e.srv.NewFanout()
 			small := []byte(`{"data":{"a":1}}`)
 			want := func(p []byte) string { return `{"id":"1","type":"next","payload":` + string(p) + "}" }
-			var plain, wire int
+			var plain, wire, heads int
 			for i := range 20 {
 				p := eventPayload(i)
 				if i%2 == 0 {
@@ -431,6 +433,7 @@ func TestDeflateWrites(t *testing.T) {
 				}
 				plain += len(want(p))
 				wire += fr.wire
+				heads += fr.head
 				if i == 10 {
 					pushFlush(f, sub, small)
 					if fr := w.expectText(want(small), tc.takeover); fr.rsv1 {
@@ -441,6 +444,12 @@ func TestDeflateWrites(t *testing.T) {
 			t.Logf("%s: %d bytes of messages took %d on the wire", tc.mode, plain, wire)
 			if wire >= plain/2 {
 				t.Fatalf("%d bytes of messages took %d on the wire", plain, wire)
+			}
+			// Their frames' headers aside, what was compressed is what the
+			// client received.
+			in, out := e.srv.CompressionStats()
+			if int(in) != plain || int(out) != wire-heads {
+				t.Fatalf("CompressionStats %d → %d bytes, want %d → %d", in, out, plain, wire-heads)
 			}
 		})
 	}

@@ -144,6 +144,7 @@ func (c *Conn) flushDirect() (rest bool) {
 		return rest
 	}
 	buf = b.encodeLocked(buf, 0)
+	b.countLocked()
 	n, err := c.direct.tryWrite(*buf)
 	if c.onWrite != nil {
 		c.onWrite(frames)

@@ -53,6 +53,9 @@ type Fanout struct {
 	onWrite   func()     // after each write pass that wrote a connection (OnWrite)
 
 	deflate deflateCache // the compressed bodies of the event being pushed (compress.go)
+	// zin, zout: bytes of the shared compressed messages pushed, before
+	// and after, not yet added to stats (at the next write pass).
+	zin, zout uint64
 }
 
 // heldConn is a connection whose write is held until due.
@@ -114,6 +117,8 @@ func (s *Subscription) Push(f *Fanout, payload []byte) bool {
 func (f *Fanout) sharedNext(s *Subscription, payload []byte) frame {
 	if len(s.prefix)+len(payload)+len(closingBrace) >= s.conn.opts.CompressionThreshold {
 		if body := f.deflate.body(payload); body != nil {
+			f.zin += uint64(len(s.prefix) + len(payload) + len(closingBrace))
+			f.zout += uint64(storedLen(s.prefix) + len(body))
 			return frame{sub: s, payload: body, kind: kindNextDeflated}
 		}
 	}
@@ -245,6 +250,11 @@ func (f *Fanout) takeDue(ready []*Conn, now int64) []*Conn {
 // delivery — a write(2) per connection — and meanwhile events accumulate,
 // so that the next round writes more of them per syscall.
 func (f *Fanout) write(now int64) {
+	if f.zin != 0 {
+		f.stats.zin.Add(f.zin)
+		f.stats.zout.Add(f.zout)
+		f.zin, f.zout = 0, 0
+	}
 	ready := f.ready
 	if len(ready) == 0 {
 		return

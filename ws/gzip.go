@@ -127,7 +127,7 @@ func qAbove0(params string) bool {
 // hijacked connection: SSE framing, and a gzip body when the server is
 // configured for it and r accepts it.
 func (s *Server) streamBatch(raw net.Conn, r *http.Request) *batchWriter {
-	b := &batchWriter{conn: raw, sse: true}
+	b := &batchWriter{conn: raw, sse: true, stats: &s.flushes}
 	if s.opts.SSECompression == SSECompressionGzip && acceptsGzip(r) {
 		b.gz = &gzipStream{}
 	}

@@ -132,6 +132,9 @@ func TestSSEGzip(t *testing.T) {
 	if got := readEvent(t, c, br, true); got != ":\n" {
 		t.Fatalf("got %q, want the keep-alive comment", got)
 	}
+	if in, out := e.srv.CompressionStats(); in == 0 || out == 0 || out >= in {
+		t.Fatalf("CompressionStats %d → %d bytes", in, out)
+	}
 	sub.Complete()
 	if got := readEvent(t, c, br); got != "event: complete\ndata:\n" {
 		t.Fatalf("got %q, want complete", got)

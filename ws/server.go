@@ -58,6 +58,17 @@ type flushStats struct {
 	// Write rounds, the connections they wrote, and connections a round
 	// held for coalescing.
 	rounds, roundConns, holds atomic.Uint64
+	// Compression: the bytes of the messages and writes compressed, before
+	// (zin) and after (zout).
+	zin, zout atomic.Uint64
+}
+
+// CompressionStats reports what compression did so far: the bytes of the
+// WebSocket `next` messages compressed with permessage-deflate (counted
+// once per connection they went to) and of the SSE writes gzip-encoded,
+// before and after compression. in − out is what it saved on the wire.
+func (s *Server) CompressionStats() (in, out uint64) {
+	return s.flushes.zin.Load(), s.flushes.zout.Load()
 }
 
 // RoundStats reports the fan-out's write rounds so far: how many ran, how
@@ -205,7 +216,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		closeSession(s.log, sess, HandshakeFailed)
 		return
 	}
-	hw.batch.deflate, hw.batch.threshold = deflate, s.opts.CompressionThreshold
+	hw.batch.deflate, hw.batch.threshold, hw.batch.stats = deflate, s.opts.CompressionThreshold, &s.flushes
 	c := newConn(wsc, hw.conn, hw.batch, proto, r.RemoteAddr, &s.opts, sess, &s.budget)
 	c.flushes, c.slow, c.deflate = &s.flushes, &s.slow, deflate
 	s.track(c)
