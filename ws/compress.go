@@ -278,8 +278,8 @@ func appendDeflated(w *flate.Writer, s *sink, buf, a, p, z []byte) []byte {
 // deflateCache holds the compressed bodies of the events a Fanout is
 // pushing, so that each is compressed once for all connections. A
 // deliverer pushes an event to all its subscribers, then calls Routed,
-// which empties it: the payloads it is keyed by are alive (it holds them)
-// and unchanged (Subscription.Next) until then.
+// which empties it, as does every write pass: the payloads it is keyed by
+// are alive (it holds them) and unchanged (Subscription.Next) until then.
 type deflateCache struct {
 	w       *flate.Writer // from deflaterPool, while the Fanout has one
 	s       sink

@@ -68,3 +68,35 @@ func TestGzipEncodeAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per encode, want 0", n)
 	}
 }
+
+// TestContextDeflateAllocs: a context_takeover connection compresses each
+// delivery with its own compressor as it is framed, allocating nothing.
+func TestContextDeflateAllocs(t *testing.T) {
+	e := startEnv(t, Options{Compression: CompressionContextTakeover}, nil)
+	w := dialRaw(t, e, "permessage-deflate")
+	_, sub := w.subscribe(e)
+	waitNoWriter(t, sub.Conn())
+	f := e.srv.NewFanout()
+	payloads := make([][]byte, 300)
+	for i := range payloads {
+		payloads[i] = eventPayload(i)
+	}
+	n := 0
+	deliver := func() {
+		pushFlush(f, sub, payloads[n%len(payloads)])
+		f.Routed()
+		n++
+	}
+	for range 10 {
+		deliver() // the compressor, the batch pool
+	}
+	if got := testing.AllocsPerRun(200, deliver); got != 0 {
+		t.Fatalf("%v allocations per delivery, want 0", got)
+	}
+	if direct, handoff := e.srv.FlushStats(); handoff != 0 || direct == 0 {
+		t.Fatalf("flushes: %d direct, %d handed off; want all direct", direct, handoff)
+	}
+	if fr, err := w.read(true); err != nil || !fr.rsv1 {
+		t.Fatalf("first frame: %v, compressed %v", err, fr.rsv1)
+	}
+}

@@ -250,6 +250,9 @@ func (f *Fanout) takeDue(ready []*Conn, now int64) []*Conn {
 // delivery — a write(2) per connection — and meanwhile events accumulate,
 // so that the next round writes more of them per syscall.
 func (f *Fanout) write(now int64) {
+	// Once written, a payload is the caller's again (Subscription.Next):
+	// its compressed body must not outlive the pass.
+	f.deflate.reset()
 	if f.zin != 0 {
 		f.stats.zin.Add(f.zin)
 		f.stats.zout.Add(f.zout)
