@@ -34,6 +34,12 @@ type rawWS struct {
 // "") and graphql-transport-ws.
 func dialRaw(t testing.TB, e *env, offer string) *rawWS {
 	t.Helper()
+	return dialRawProtocol(t, e, offer, SubprotocolTransportWS)
+}
+
+// dialRawProtocol is dialRaw offering subprotocol proto.
+func dialRawProtocol(t testing.TB, e *env, offer, proto string) *rawWS {
+	t.Helper()
 	c, err := net.Dial("tcp", e.hs.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +47,7 @@ func dialRaw(t testing.TB, e *env, offer string) *rawWS {
 	t.Cleanup(func() { c.Close() })
 	req := "GET /graphql HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
-		"Sec-WebSocket-Protocol: graphql-transport-ws\r\n"
+		"Sec-WebSocket-Protocol: " + proto + "\r\n"
 	if offer != "" {
 		req += "Sec-WebSocket-Extensions: " + offer + "\r\n"
 	}
@@ -450,6 +456,33 @@ func TestDeflateWrites(t *testing.T) {
 			in, out := e.srv.CompressionStats()
 			if int(in) != plain || int(out) != wire-heads {
 				t.Fatalf("CompressionStats %d → %d bytes, want %d → %d", in, out, plain, wire-heads)
+			}
+		})
+	}
+}
+
+// TestDeflateLegacy: the legacy graphql-ws protocol's `data` messages are
+// compressed the same way, behind their own prefix.
+func TestDeflateLegacy(t *testing.T) {
+	for _, mode := range []Compression{CompressionNoContextTakeover, CompressionContextTakeover} {
+		t.Run(string(mode), func(t *testing.T) {
+			e := startEnv(t, Options{Compression: mode, KeepAlive: -1}, nil)
+			w := dialRawProtocol(t, e, "permessage-deflate", SubprotocolLegacyWS)
+			sess := e.session(t)
+			w.send([]byte(`{"type":"connection_init"}`), false)
+			w.expectText(`{"type":"connection_ack"}`, false)
+			sess.expect(t, "init")
+			w.send([]byte(`{"id":"1","type":"start","payload":{"query":"subscription { a }"}}`), false)
+			sub := sess.expect(t, "subscribe").sub
+			f := e.srv.NewFanout()
+			takeover := mode == CompressionContextTakeover
+			for i := range 4 {
+				p := eventPayload(i)
+				pushFlush(f, sub, p)
+				f.Routed()
+				if fr := w.expectText(`{"type":"data","id":"1","payload":`+string(p)+"}", takeover); !fr.rsv1 {
+					t.Fatalf("message %d was not compressed", i)
+				}
 			}
 		})
 	}
