@@ -150,6 +150,16 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 		n.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
 			func() float64 { return float64(c.v()) }))
 	}
+	for side, v := range map[string]func() uint64{
+		"in":  func() uint64 { in, _ := n.wss.CompressionStats(); return in },
+		"out": func() uint64 { _, out := n.wss.CompressionStats(); return out },
+	} {
+		n.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "fraiseql_compression_bytes_total",
+			Help:        "Bytes compressed (ws.compression, ws.sse_compression), by side: in (WebSocket next messages, once per connection, and SSE writes) and out (what they took compressed); in - out is what compression saved on the wire.",
+			ConstLabels: prometheus.Labels{"side": side},
+		}, func() float64 { return float64(v()) }))
+	}
 	n.registerQueueMetrics()
 	n.registerOpsMetrics()
 

@@ -1,10 +1,11 @@
 package ws
 
 import (
-	"encoding/binary"
 	"errors"
 	"net"
 	"sync"
+
+	"github.com/klauspost/compress/flate"
 )
 
 // Batching: when several frames are queued for one connection, they are
@@ -39,12 +40,34 @@ type batchWriter struct {
 	// and `next` events get their id line (appendSSENext), or are
 	// multipart parts (appendMultipartNext).
 	sse, multipart bool
+	// deflate is the permessage-deflate a WebSocket connection
+	// negotiated, threshold the least `next` message it compresses
+	// (compress.go). Set before the connection is used.
+	deflate   deflateMode
+	threshold int
+	// gz: a stream transport's gzip body (gzip.go); nil for none. Set
+	// before the connection is used.
+	gz *gzipStream
+	// stats is the Server's, for CompressionStats; nil in tests.
+	stats *flushStats
 
 	mu  sync.Mutex
 	buf *[]byte // non-nil while a batch is open; guarded by mu
 	// leftover: the open batch holds only what a direct write (Conn.flush)
 	// left; no write goroutine is building it yet. Guarded by mu.
 	leftover bool
+	// body: gz is on (the head is written): (*buf)[plain:] is body not
+	// yet encoded, the bytes before it are ready for the socket. Guarded
+	// by mu.
+	body  bool
+	plain int
+	// dw is a deflateContext connection's compressor, from its first
+	// compressed message on; ds is where compressors write. Guarded by mu.
+	dw *flate.Writer
+	ds sink
+	// zin, zout: bytes compressed, before and after, not yet added to
+	// stats (at the next write). Guarded by mu.
+	zin, zout uint64
 }
 
 func (b *batchWriter) Write(p []byte) (int, error) {
@@ -102,49 +125,150 @@ func (b *batchWriter) appendText(a, p, z []byte) error {
 	return nil
 }
 
-// appendNext appends a `next` frame, prefix then the shared payload, to
-// the open batch.
-func (b *batchWriter) appendNext(prefix, payload []byte) error {
+// appendNext appends a `next` frame of kind k, prefix then the shared
+// payload, to the open batch.
+func (b *batchWriter) appendNext(k frameKind, prefix, payload []byte) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.buf == nil {
 		return errNoBatch
 	}
-	*b.buf = b.frameNext(*b.buf, prefix, payload)
+	*b.buf = b.frameNext(*b.buf, k, prefix, payload)
 	if len(*b.buf) >= batchFlushBytes {
 		return b.flushLocked()
 	}
 	return nil
 }
 
-// frameNext appends a `next` frame to buf in b's framing: a WebSocket text
-// message prefix + payload + "}", or an SSE event.
-func (b *batchWriter) frameNext(buf, prefix, payload []byte) []byte {
-	if b.multipart {
+// frameNext appends a `next` frame of kind k to buf in b's framing: a
+// WebSocket text message prefix + payload + "}" (compressed, for a
+// connection that negotiated permessage-deflate, when it is at least the
+// threshold; kindNextDeflated: payload is the shared compressed body), an
+// SSE event or a multipart part. b.mu must be held.
+func (b *batchWriter) frameNext(buf []byte, k frameKind, prefix, payload []byte) []byte {
+	switch {
+	case b.multipart:
 		return appendMultipartNext(buf, prefix, payload)
-	}
-	if b.sse {
+	case b.sse:
 		return appendSSENext(buf, prefix, payload)
+	case k == kindNextDeflated:
+		return appendSharedNext(buf, prefix, payload)
+	case k == kindNext && b.deflate != deflateOff && len(prefix)+len(payload)+len(closingBrace) >= b.threshold:
+		return b.appendDeflatedNext(buf, prefix, payload)
 	}
 	return appendTextFrame(buf, prefix, payload, closingBrace)
+}
+
+// appendDeflatedNext compresses a `next` message for this connection
+// alone: with its own compressor (context takeover), or a pooled one reset
+// for the message. b.mu must be held.
+func (b *batchWriter) appendDeflatedNext(buf, prefix, payload []byte) []byte {
+	start := len(buf)
+	b.zin += uint64(len(prefix) + len(payload) + len(closingBrace))
+	if b.deflate == deflateContext {
+		if b.dw == nil {
+			b.dw = deflaterPool.Get().(*flate.Writer)
+			b.dw.Reset(&b.ds)
+		}
+		buf = appendDeflated(b.dw, &b.ds, buf, prefix, payload, closingBrace)
+	} else {
+		w := deflaterPool.Get().(*flate.Writer)
+		w.Reset(&b.ds)
+		buf = appendDeflated(w, &b.ds, buf, prefix, payload, closingBrace)
+		w.Reset(nil)
+		deflaterPool.Put(w)
+	}
+	b.zout += uint64(framedLen(len(buf) - start))
+	return buf
+}
+
+// framedLen returns the payload length of a server frame of n bytes.
+func framedLen(n int) int {
+	for _, h := range []int{2, 4, 10} {
+		if n >= h && headerLen(n-h) == h {
+			return n - h
+		}
+	}
+	return n
+}
+
+// countLocked adds what b compressed since the last write to the Server's
+// stats: once per write, not per message. b.mu must be held.
+func (b *batchWriter) countLocked() {
+	if b.zin != 0 && b.stats != nil {
+		b.stats.zin.Add(b.zin)
+		b.stats.zout.Add(b.zout)
+	}
+	b.zin, b.zout = 0, 0
+}
+
+// releaseDeflater gives a closed connection's compressor back to the pool.
+func (b *batchWriter) releaseDeflater() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.dw != nil {
+		b.dw.Reset(nil)
+		deflaterPool.Put(b.dw)
+		b.dw = nil
+	}
+	b.deflate = deflateOff
+}
+
+// startBody marks the end of a stream transport's head: what the batch
+// gets from now on is body, gzip-encoded when written (gzip.go).
+func (b *batchWriter) startBody() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.gz == nil {
+		return
+	}
+	b.body = true
+	if b.buf != nil {
+		b.plain = len(*b.buf)
+	}
+}
+
+// encodeLocked encodes the body bytes of buf from plain on, returning the
+// buffer (buf, or a pooled one that replaced it) that holds what goes to
+// the socket. b.mu must be held.
+func (b *batchWriter) encodeLocked(buf *[]byte, plain int) *[]byte {
+	if !b.body || plain >= len(*buf) {
+		return buf
+	}
+	out := batchPool.Get().(*[]byte)
+	*out = append((*out)[:0], (*buf)[:plain]...)
+	*out = b.gz.encode(*out, (*buf)[plain:])
+	b.zin += uint64(len(*buf) - plain)
+	b.zout += uint64(len(*out) - plain)
+	putBatch(buf)
+	return out
+}
+
+// endBody returns p as the body's last bytes — encoded, then the end of
+// the gzip stream, for a gzip body — or p itself. Write goroutine, once
+// nothing more will be written.
+func (b *batchWriter) endBody(p []byte) []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.body {
+		return p
+	}
+	return b.gz.end(nil, p)
+}
+
+// putBatch gives a batch buffer back to the pool, unless it grew too big.
+func putBatch(buf *[]byte) {
+	if cap(*buf) <= maxPooledBatch {
+		*buf = (*buf)[:0]
+		batchPool.Put(buf)
+	}
 }
 
 // appendTextFrame appends to buf one complete text message holding a, then
 // p, then z, as a single unmasked, unfragmented frame (RFC 6455 §5.2: FIN
 // and opcode 1, then the payload length in 7, 7+16 or 7+64 bits).
 func appendTextFrame(buf, a, p, z []byte) []byte {
-	n := len(a) + len(p) + len(z)
-	buf = append(buf, 0x81) // FIN | text
-	switch {
-	case n < 126:
-		buf = append(buf, byte(n))
-	case n <= 0xFFFF:
-		buf = append(buf, 126)
-		buf = binary.BigEndian.AppendUint16(buf, uint16(n))
-	default:
-		buf = append(buf, 127)
-		buf = binary.BigEndian.AppendUint64(buf, uint64(n))
-	}
+	buf = appendHeader(buf, 0x81, len(a)+len(p)+len(z)) // FIN | text
 	buf = append(buf, a...)
 	buf = append(buf, p...)
 	return append(buf, z...)
@@ -157,6 +281,7 @@ func (b *batchWriter) begin() {
 	if b.buf == nil {
 		b.buf = batchPool.Get().(*[]byte)
 	}
+	b.plain = len(*b.buf) // a leftover is encoded already
 	b.leftover = false
 }
 
@@ -175,11 +300,8 @@ func (b *batchWriter) end() error {
 // closeLocked closes the open batch, pooling its buffer. b.mu must be held.
 func (b *batchWriter) closeLocked() {
 	buf := b.buf
-	b.buf, b.leftover = nil, false
-	if cap(*buf) <= maxPooledBatch {
-		*buf = (*buf)[:0]
-		batchPool.Put(buf)
-	}
+	b.buf, b.leftover, b.plain = nil, false, 0
+	putBatch(buf)
 }
 
 // flushLocked writes the batch so far. b.mu must be held.
@@ -187,8 +309,11 @@ func (b *batchWriter) flushLocked() error {
 	if len(*b.buf) == 0 {
 		return nil
 	}
+	b.buf = b.encodeLocked(b.buf, b.plain)
+	b.countLocked()
 	_, err := b.conn.Write(*b.buf)
 	*b.buf = (*b.buf)[:0]
+	b.plain = 0
 	return err
 }
 

@@ -39,6 +39,9 @@ type Conn struct {
 	direct  directWriter // flush's non-blocking path to the socket; unused (rc nil) without one
 	flushes *flushStats  // the Server's
 	slow    *slowStats   // the Server's
+	// deflate is the permessage-deflate the connection negotiated
+	// (compress.go); set before the connection is shared.
+	deflate deflateMode
 
 	ws         *websocket.Conn
 	raw        net.Conn     // the hijacked socket under ws, to drop it at once

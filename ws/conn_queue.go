@@ -24,7 +24,19 @@ const (
 	// kindFlush: nothing to write; the batch it opens carries the bytes a
 	// direct write (Conn.flush) left over. Never queued.
 	kindFlush
+	// kindNextDeflated: a `next` frame whose payload is the compressed
+	// payload + "}" a Fanout shares among connections without context
+	// takeover (compress.go); written as prefix in stored blocks + payload.
+	kindNextDeflated
+	// kindNextPlain: kindNext, never compressed (a Fanout found it below
+	// the threshold, or not worth compressing).
+	kindNextPlain
 )
+
+// isNext reports whether k is a `next` frame.
+func (k frameKind) isNext() bool {
+	return k == kindNext || k == kindNextDeflated || k == kindNextPlain
+}
 
 // frame is one entry of a connection's write queue. It is small and holds
 // no per-message allocation: Next queues the shared payload slice itself.

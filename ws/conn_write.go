@@ -135,7 +135,7 @@ func (c *Conn) flushDirect() (rest bool) {
 		if f.sub.dropsNext() {
 			continue
 		}
-		*buf = b.frameNext(*buf, f.sub.prefix, f.payload)
+		*buf = b.frameNext(*buf, f.kind, f.sub.prefix, f.payload)
 		frames++
 	}
 	rest = c.queue.len() > 0
@@ -143,6 +143,8 @@ func (c *Conn) flushDirect() (rest bool) {
 		batchPool.Put(buf)
 		return rest
 	}
+	buf = b.encodeLocked(buf, 0)
+	b.countLocked()
 	n, err := c.direct.tryWrite(*buf)
 	if c.onWrite != nil {
 		c.onWrite(frames)
@@ -156,13 +158,10 @@ func (c *Conn) flushDirect() (rest bool) {
 		// must go out before anything else. It stays as an open batch that
 		// the write goroutine finishes under the write deadline.
 		*buf = (*buf)[:copy(*buf, (*buf)[n:])]
-		b.buf, b.leftover = buf, true
+		b.buf, b.leftover, b.plain = buf, true, len(*buf)
 		return true
 	}
-	if cap(*buf) <= maxPooledBatch {
-		*buf = (*buf)[:0]
-		batchPool.Put(buf)
-	}
+	putBatch(buf)
 	return rest
 }
 
@@ -212,12 +211,12 @@ func (c *Conn) flushBatch() bool {
 // writeFrame writes one queued frame. It reports false if the socket failed.
 func (c *Conn) writeFrame(f frame) bool {
 	switch f.kind {
-	case kindNext:
+	case kindNext, kindNextDeflated, kindNextPlain:
 		if f.sub.dropsNext() {
 			return true
 		}
 		c.startWrite()
-		err := c.batch.appendNext(f.sub.prefix, f.payload)
+		err := c.batch.appendNext(f.kind, f.sub.prefix, f.payload)
 		c.writeStart.Store(0)
 		if err != nil {
 			c.closeNow(ConnectionLost)
@@ -237,7 +236,10 @@ func (c *Conn) writeFrame(f frame) bool {
 	case kindFlush:
 		return true
 	case kindAck:
-		c.sseStarted = c.ws == nil
+		if c.ws == nil {
+			c.sseStarted = true
+			return c.writeHead(f.payload)
+		}
 		return c.writeText(f.payload, nil, nil)
 	default: // kindRaw
 		return c.writeText(f.payload, nil, nil)

@@ -76,6 +76,13 @@
 // delay ago is held until the delay has passed, so that a busy
 // connection gets several frames per write(2) (see Fanout).
 //
+// Compression (compress.go, gzip.go) keeps this: with permessage-deflate
+// without context takeover a Fanout compresses an event's payload once
+// and every connection writes the same compressed bytes behind its
+// prefix; with context takeover each connection compresses its own
+// messages as they are framed; an SSE stream's gzip body is compressed
+// per write, as it goes to the socket. No mode allocates per subscriber.
+//
 // When the queue is full (frames or bytes), when its backlog grows while
 // the node-wide sum is over its budget, or when one write takes longer
 // than Options.WriteTimeout, the client is a slow consumer: its
@@ -93,6 +100,7 @@
 // refused, 4408 init timeout, 4409 duplicate subscription id, 4429 second
 // connection_init, 4500 internal error, 1001 server shutdown, 1007 text
 // message that is not valid UTF-8 (both subprotocols), 1009 message
-// larger than Options.ReadLimit, 1013 slow consumer. Close reasons are
+// larger than Options.ReadLimit (inflated, for a compressed one), 1013
+// slow consumer. Close reasons are
 // fixed public text; causes are logged, never sent.
 package ws

@@ -51,6 +51,11 @@ type Fanout struct {
 	first     int64      // when the first of them was routed (now)
 	lastRound int64      // when the last round ran (now); kept when WriteDelay is set
 	onWrite   func()     // after each write pass that wrote a connection (OnWrite)
+
+	deflate deflateCache // the compressed bodies of the event being pushed (compress.go)
+	// zin, zout: bytes of the shared compressed messages pushed, before
+	// and after, not yet added to stats (at the next write pass).
+	zin, zout uint64
 }
 
 // heldConn is a connection whose write is held until due.
@@ -94,16 +99,36 @@ func (s *Subscription) Push(f *Fanout, payload []byte) bool {
 	if s.state.Load() != subActive {
 		return false
 	}
-	queued, first := s.conn.push(frame{sub: s, payload: payload, kind: kindNext})
+	fr := frame{sub: s, payload: payload, kind: kindNext}
+	if s.conn.deflate == deflateShared {
+		fr = f.sharedNext(s, payload)
+	}
+	queued, first := s.conn.push(fr)
 	if first {
 		f.dirty = append(f.dirty, s.conn)
 	}
 	return queued
 }
 
+// sharedNext returns the `next` frame of payload for s, whose connection
+// compresses without context takeover: its payload + "}" is compressed
+// once per event for all such connections, and sent as it is below the
+// threshold or when compressing does not pay.
+func (f *Fanout) sharedNext(s *Subscription, payload []byte) frame {
+	if len(s.prefix)+len(payload)+len(closingBrace) >= s.conn.opts.CompressionThreshold {
+		if body := f.deflate.body(payload); body != nil {
+			f.zin += uint64(len(s.prefix) + len(payload) + len(closingBrace))
+			f.zout += uint64(storedLen(s.prefix) + len(body))
+			return frame{sub: s, payload: body, kind: kindNextDeflated}
+		}
+	}
+	return frame{sub: s, payload: payload, kind: kindNextPlain}
+}
+
 // Routed tells f that one event was pushed to all its subscribers. After
 // flushEvery events a round runs, whatever the write delay.
 func (f *Fanout) Routed() {
+	f.deflate.reset() // the event's payloads may be let go
 	if f.events == 0 {
 		f.first = f.now()
 	}
@@ -225,6 +250,14 @@ func (f *Fanout) takeDue(ready []*Conn, now int64) []*Conn {
 // delivery — a write(2) per connection — and meanwhile events accumulate,
 // so that the next round writes more of them per syscall.
 func (f *Fanout) write(now int64) {
+	// Once written, a payload is the caller's again (Subscription.Next):
+	// its compressed body must not outlive the pass.
+	f.deflate.reset()
+	if f.zin != 0 {
+		f.stats.zin.Add(f.zin)
+		f.stats.zout.Add(f.zout)
+		f.zin, f.zout = 0, 0
+	}
 	ready := f.ready
 	if len(ready) == 0 {
 		return

@@ -17,7 +17,9 @@ type Options struct {
 
 	// ReadLimit is the largest client message in bytes; a bigger one closes
 	// the connection with 1009 (message too big). A message of exactly
-	// ReadLimit bytes is accepted. Zero value means 256 KiB.
+	// ReadLimit bytes is accepted. A compressed message (Compression) is
+	// measured inflated, and inflating stops at the limit. Zero value
+	// means 256 KiB.
 	ReadLimit int64
 
 	// WriteQueue is how many frames may wait to be written to one
@@ -87,6 +89,33 @@ type Options struct {
 	// DefaultMultipartHeartbeat (5s, Apollo Router's); otherwise it is
 	// between MinMultipartHeartbeat (1s) and MaxMultipartHeartbeat (5m).
 	MultipartHeartbeat time.Duration
+
+	// Compression negotiates permessage-deflate (RFC 7692) with WebSocket
+	// clients that offer it: CompressionNoContextTakeover compresses each
+	// `next` message on its own, once per event for every connection;
+	// CompressionContextTakeover gives each connection a compressor whose
+	// window spans its messages (a better ratio, 0.8 MiB per
+	// connection, bounded by CompressionContextConns). Client messages are
+	// inflated with no context either way, and ReadLimit bounds their
+	// inflated size. Zero value ("") means CompressionOff.
+	Compression Compression
+
+	// CompressionThreshold is the least size of a `next` message, as
+	// framed (prefix, payload and "}"), that is compressed; smaller ones
+	// go out as they are. Zero value means DefaultCompressionThreshold
+	// (256); 1 compresses every one.
+	CompressionThreshold int
+
+	// CompressionContextConns bounds the connections that have a
+	// compressor of their own with CompressionContextTakeover: past it, a
+	// new connection negotiates server_no_context_takeover instead. Zero
+	// value means DefaultCompressionContextConns (64).
+	CompressionContextConns int
+
+	// SSECompression is "gzip" to gzip the body of GraphQL-over-SSE and multipart HTTP
+	// responses whose request accepts it (Accept-Encoding), flushed after
+	// every write; zero value ("") or "off" means uncompressed.
+	SSECompression string
 
 	// OriginPatterns lists the host patterns of cross-origin pages allowed
 	// to connect (coder/websocket AcceptOptions.OriginPatterns, matched with
@@ -161,6 +190,18 @@ func (o Options) withDefaults() Options {
 	case o.CoalesceDelay < 0:
 		o.CoalesceDelay = 0 // off
 	}
+	if o.Compression == "" {
+		o.Compression = CompressionOff
+	}
+	if o.CompressionThreshold <= 0 { // negative: Validate rejects it; never use it
+		o.CompressionThreshold = DefaultCompressionThreshold
+	}
+	if o.CompressionContextConns <= 0 { // negative: Validate rejects it; never use it
+		o.CompressionContextConns = DefaultCompressionContextConns
+	}
+	if o.SSECompression == "" {
+		o.SSECompression = SSECompressionOff
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -200,6 +241,14 @@ func (o Options) Validate() error {
 		return fmt.Errorf("ws.multipart_heartbeat (%v) must be between %v and %v (0: %v)", o.MultipartHeartbeat, MinMultipartHeartbeat, MaxMultipartHeartbeat, DefaultMultipartHeartbeat)
 	case o.WriteDelay < 0 || o.WriteDelay > MaxWriteDelay:
 		return fmt.Errorf("ws.write_delay (%v) must be between 0 and %v", o.WriteDelay, MaxWriteDelay)
+	case o.Compression != "" && o.Compression != CompressionOff && o.Compression != CompressionNoContextTakeover && o.Compression != CompressionContextTakeover:
+		return fmt.Errorf("ws.compression (%q) must be %s, %s or %s", o.Compression, CompressionOff, CompressionNoContextTakeover, CompressionContextTakeover)
+	case o.CompressionThreshold < 0:
+		return fmt.Errorf("ws.compression_threshold (%d) must not be negative (0: %d)", o.CompressionThreshold, DefaultCompressionThreshold)
+	case o.CompressionContextConns < 0:
+		return fmt.Errorf("ws.compression_context_conns (%d) must not be negative (0: %d)", o.CompressionContextConns, DefaultCompressionContextConns)
+	case o.SSECompression != "" && o.SSECompression != SSECompressionOff && o.SSECompression != SSECompressionGzip:
+		return fmt.Errorf("ws.sse_compression (%q) must be %s or %s", o.SSECompression, SSECompressionOff, SSECompressionGzip)
 	}
 	return nil
 }

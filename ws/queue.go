@@ -155,7 +155,7 @@ func (q *frameQueue) popNext() (frame, bool) { return q.take(true) }
 
 func (q *frameQueue) take(onlyNext bool) (frame, bool) {
 	q.mu.Lock()
-	if q.n == 0 || onlyNext && q.buf[q.head].kind != kindNext {
+	if q.n == 0 || onlyNext && !q.buf[q.head].kind.isNext() {
 		q.mu.Unlock()
 		return frame{}, false
 	}

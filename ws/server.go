@@ -46,6 +46,9 @@ type Server struct {
 	flushes flushStats
 	slow    slowStats
 	budget  queueBudget
+	// contextConns counts the connections with a compressor of their own
+	// (deflateContext), at most Options.CompressionContextConns.
+	contextConns atomic.Int64
 }
 
 // flushStats counts the fan-out's writes (see Fanout).
@@ -55,6 +58,17 @@ type flushStats struct {
 	// Write rounds, the connections they wrote, and connections a round
 	// held for coalescing.
 	rounds, roundConns, holds atomic.Uint64
+	// Compression: the bytes of the messages and writes compressed, before
+	// (zin) and after (zout).
+	zin, zout atomic.Uint64
+}
+
+// CompressionStats reports what compression did so far: the bytes of the
+// WebSocket `next` messages compressed with permessage-deflate (counted
+// once per connection they went to) and of the SSE writes gzip-encoded,
+// before and after compression. in − out is what it saved on the wire.
+func (s *Server) CompressionStats() (in, out uint64) {
+	return s.flushes.zin.Load(), s.flushes.zout.Load()
 }
 
 // RoundStats reports the fan-out's write rounds so far: how many ran, how
@@ -140,13 +154,17 @@ func NewServer(h Handler, opts Options) *Server {
 		acceptOpts: websocket.AcceptOptions{
 			Subprotocols:   supportedSubprotocols,
 			OriginPatterns: opts.OriginPatterns,
-			// Compression stays off: a payload is encoded once and shared by
-			// every subscriber, which per-connection deflate would undo.
 		},
 		conns:   make(map[*Conn]struct{}),
 		drained: make(chan struct{}),
 	}
 	s.budget.limit = opts.NodeQueuedBytes
+	if opts.Compression == CompressionNoContextTakeover || opts.Compression == CompressionContextTakeover {
+		// coder/websocket reads compressed messages; the request it sees
+		// carries the one offer the server chose (acceptDeflate), so the
+		// mode only has to let it accept that offer as it is.
+		s.acceptOpts.CompressionMode = websocket.CompressionContextTakeover
+	}
 	return s
 }
 
@@ -194,16 +212,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hw := &hijackWriter{ResponseWriter: w}
-	wsc, err := websocket.Accept(hw, r, &s.acceptOpts)
+	deflate, ar := s.acceptDeflate(r)
+	wsc, err := websocket.Accept(hw, ar, &s.acceptOpts)
 	if err != nil {
 		// Accept has answered the request already.
 		s.leave()
+		s.releaseDeflate(deflate)
 		s.log.Debug("ws: upgrade failed", "remote", r.RemoteAddr, "err", err)
 		closeSession(s.log, sess, HandshakeFailed)
 		return
 	}
+	hw.batch.deflate, hw.batch.threshold, hw.batch.stats = deflate, s.opts.CompressionThreshold, &s.flushes
 	c := newConn(wsc, hw.conn, hw.batch, proto, r.RemoteAddr, &s.opts, sess, &s.budget)
-	c.flushes, c.slow = &s.flushes, &s.slow
+	c.flushes, c.slow, c.deflate = &s.flushes, &s.slow, deflate
 	s.track(c)
 	// The connection's read goroutine is a fresh one that the Server owns
 	// (enter/leave, waited for by Shutdown), not this handler's: returning
@@ -213,6 +234,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer s.leave()
 		defer s.untrack(c)
 		c.serve()
+		c.batch.releaseDeflater()
+		s.releaseDeflate(deflate)
 	}()
 }
 

@@ -420,7 +420,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, keepAlive t
 		closeSession(s.log, sess, HandshakeFailed)
 		return
 	}
-	batch := &batchWriter{conn: raw, sse: true}
+	batch := s.streamBatch(raw, r)
 	_, batch.multipart = p.(multipartProtocol)
 	c := newConn(nil, raw, batch, p, r.RemoteAddr, &s.opts, sess, &s.budget)
 	c.kaEvery = keepAlive
@@ -536,16 +536,22 @@ func (c *Conn) readSSE() {
 // client's, the socket's or a normal end, a comment saying why (": close
 // <code> <reason>", the WebSocket close code it stands for) is offered to
 // the socket without waiting — a slow consumer's full socket, or half an
-// event left unwritten, gets none — then the socket closes. Write
-// goroutine only.
+// event left unwritten, gets none — with the end of a gzip body, then the
+// socket closes. Write goroutine only.
 func (c *Conn) closeSSE() {
 	code, text, why, hard := c.closeInfo()
-	if !hard && c.sseStarted && code != CloseNormal && !c.batch.open() {
-		note := c.proto.(streamProtocol).closeNote(code, text)
+	if !hard && c.sseStarted && !c.batch.open() {
+		var note []byte
+		if code != CloseNormal {
+			note = c.proto.(streamProtocol).closeNote(code, text)
+		}
+		note = c.batch.endBody(note) // a gzip body ends here
 		c.wmu.Lock()
-		if c.direct.ok() {
+		switch {
+		case len(note) == 0:
+		case c.direct.ok():
 			_, _ = c.direct.tryWrite(note)
-		} else if c.raw.SetWriteDeadline(time.Now().Add(sseNoteTimeout)) == nil {
+		case c.raw.SetWriteDeadline(time.Now().Add(sseNoteTimeout)) == nil:
 			_, _ = c.raw.Write(note)
 		}
 		c.wmu.Unlock()

@@ -200,6 +200,18 @@ type WSConfig struct {
 	// host (e.g. "app.example.com", "*.example.com"). Clients that send no
 	// Origin header (non-browser) are always allowed.
 	OriginPatterns []string `yaml:"origin_patterns"`
+	// Compression negotiates permessage-deflate with WebSocket clients
+	// that offer it: off, no_context_takeover or context_takeover
+	// (ws.Options.Compression).
+	Compression string `yaml:"compression"`
+	// CompressionThreshold: smaller `next` messages go uncompressed.
+	CompressionThreshold int `yaml:"compression_threshold"`
+	// CompressionContextConns bounds the connections with a compressor of
+	// their own (context_takeover); later ones get no context takeover.
+	CompressionContextConns int `yaml:"compression_context_conns"`
+	// SSECompression: gzip compresses GraphQL-over-SSE responses for
+	// clients that accept it; off does not.
+	SSECompression string `yaml:"sse_compression"`
 }
 
 func defaultConfig() Config {
@@ -235,6 +247,11 @@ func defaultConfig() Config {
 			CoalesceDelay: ws.DefaultCoalesceDelay,
 
 			MultipartHeartbeat: ws.DefaultMultipartHeartbeat,
+
+			Compression:             string(ws.CompressionOff),
+			CompressionThreshold:    ws.DefaultCompressionThreshold,
+			CompressionContextConns: ws.DefaultCompressionContextConns,
+			SSECompression:          ws.SSECompressionOff,
 		},
 		ProxyProtocol:   node.ProxyProtocolOff,
 		ForwardedHeader: node.ForwardedXFF,
@@ -614,5 +631,10 @@ func (c Config) wsOptions() ws.Options {
 		NodeQueuedBytes: c.WS.NodeQueuedBytes,
 		WriteDelay:      c.WS.WriteDelay,
 		CoalesceDelay:   coalesce,
+
+		Compression:             ws.Compression(c.WS.Compression),
+		CompressionThreshold:    c.WS.CompressionThreshold,
+		CompressionContextConns: c.WS.CompressionContextConns,
+		SSECompression:          c.WS.SSECompression,
 	}
 }

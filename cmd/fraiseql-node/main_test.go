@@ -71,6 +71,10 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"negative write delay", "", []string{"FRAISEQL_WS_WRITE_DELAY=-1ms"}, "ws.write_delay"},
 		{"coalesce delay over the bound", "ws:\n  coalesce_delay: 100000001ns\n", nil, "ws.coalesce_delay"},
 		{"negative coalesce delay", "", []string{"FRAISEQL_WS_COALESCE_DELAY=-1ns"}, "ws.coalesce_delay"},
+		{"unknown compression", "ws:\n  compression: gzip\n", nil, "ws.compression"},
+		{"negative compression threshold", "", []string{"FRAISEQL_WS_COMPRESSION_THRESHOLD=-1"}, "ws.compression_threshold"},
+		{"negative compression context conns", "ws:\n  compression_context_conns: -1\n", nil, "ws.compression_context_conns"},
+		{"unknown sse compression", "", []string{"FRAISEQL_WS_SSE_COMPRESSION=br"}, "ws.sse_compression"},
 		{"ops listen not an address", "ops_listen: metrics\n", nil, "ops_listen"},
 		{"drain longer than the shutdown timeout", "shutdown:\n  drain_delay: 20s\n  drain_window: 10s\n  timeout: 30s\n", nil, "drain_delay"},
 		{"negative drain window", "", []string{"FRAISEQL_SHUTDOWN_DRAIN_WINDOW=-1s"}, "drain_window"},
@@ -92,6 +96,30 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 				t.Fatalf("error does not name %q: %s", tc.wantKey, stderr.String())
 			}
 		})
+	}
+}
+
+// TestCompressionConfig: each compression mode is accepted from the file
+// (off unquoted too, a string and not YAML 1.1's false) and reaches the
+// transport.
+func TestCompressionConfig(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ ws, sse string }{
+		{"off", "off"}, {"no_context_takeover", "gzip"}, {"context_takeover", "off"},
+	} {
+		file := filepath.Join(dir, tc.ws+".yaml")
+		os.WriteFile(file, []byte("ws:\n  compression: "+tc.ws+"\n  sse_compression: "+tc.sse+"\n"), 0o600)
+		cfg, err := loadConfig(file, []string{"FRAISEQL_DATA_DIR=" + dir})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.ws, err)
+		}
+		if err := cfg.validate(); err != nil {
+			t.Fatalf("%s: %v", tc.ws, err)
+		}
+		o := cfg.wsOptions()
+		if string(o.Compression) != tc.ws || o.SSECompression != tc.sse {
+			t.Fatalf("%s/%s reached the transport as %q/%q", tc.ws, tc.sse, o.Compression, o.SSECompression)
+		}
 	}
 }
 

@@ -57,7 +57,8 @@ func nextSSELine(t *testing.T, lines <-chan string) sseLine {
 }
 
 // TestGraphQLSSEClient runs the graphql-sse npm client (distinct
-// connections mode) against a node with authentication: it receives,
+// connections mode, over fetch, gzip-encoded streams) against a node with
+// authentication: it receives,
 // resumes from a cursor with a complete sequence, gets a validation error
 // in the stream, and is refused without a token.
 func TestGraphQLSSEClient(t *testing.T) {
@@ -68,7 +69,10 @@ func TestGraphQLSSEClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(v.Close)
-	e := startNode(t, startNATS(t), func(c *node.Config, _ *cluster.Config) { c.Auth = v })
+	e := startNode(t, startNATS(t), func(c *node.Config, _ *cluster.Config) {
+		c.Auth = v
+		c.WS.SSECompression = "gzip" // Node's fetch accepts it: every stream below is gzip-encoded
+	})
 	sseURL := "http://" + strings.TrimPrefix(strings.TrimSuffix(e.ws, "/graphql"), "ws://") + "/graphql"
 	tok := token(t, testSecret, "acme", "ann", nil)
 	publish := func(ids ...int) {
@@ -118,7 +122,8 @@ func TestGraphQLSSEClient(t *testing.T) {
 
 // TestEventSourceResumesAcrossNodeKill: a browser EventSource on a page of
 // another origin (allowed by ws.origin_patterns), authenticated by the
-// auth.cookie cookie, receives events, loses its node, and after the
+// auth.cookie cookie, over a gzip-encoded stream (ws.sse_compression),
+// receives events, loses its node, and after the
 // browser's own reconnection to the node that replaced it has every event
 // exactly once: the page has no resume code, the browser sends the last
 // event id (a cursor) as Last-Event-ID.
@@ -146,6 +151,7 @@ func TestEventSourceResumesAcrossNodeKill(t *testing.T) {
 		return startNodeListening(t, natsURL, ln, func(c *node.Config, _ *cluster.Config) {
 			c.Auth = v
 			c.WS.OriginPatterns = []string{origin}
+			c.WS.SSECompression = "gzip" // the browser accepts it: the stream is gzip-encoded
 		})
 	}
 	first := start(ln)
