@@ -37,6 +37,9 @@ type batchWriter struct {
 	// sse: the connection speaks graphql-sse: frames are written as
 	// they are, and `next` events get their id line (appendSSENext).
 	sse bool
+	// single: graphql-sse single connection mode, whose `next` event
+	// wraps the payload in {"id","payload"} (appendSSESingleNext).
+	single bool
 
 	mu  sync.Mutex
 	buf *[]byte // non-nil while a batch is open; guarded by mu
@@ -118,6 +121,9 @@ func (b *batchWriter) appendNext(prefix, payload []byte) error {
 // frameNext appends a `next` frame to buf in b's framing: a WebSocket text
 // message prefix + payload + "}", or an SSE event.
 func (b *batchWriter) frameNext(buf, prefix, payload []byte) []byte {
+	if b.single {
+		return appendSSEEvent(buf, prefix, payload, closingBrace)
+	}
 	if b.sse {
 		return appendSSENext(buf, prefix, payload)
 	}

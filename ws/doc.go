@@ -8,6 +8,13 @@
 //     specified in https://github.com/apollographql/subscriptions-transport-ws/blob/master/PROTOCOL.md
 //     and implemented in legacy_ws.go.
 //
+// It also serves GraphQL over Server-Sent Events, the graphql-sse
+// library's protocol (https://github.com/enisdenjo/graphql-sse/blob/master/PROTOCOL.md),
+// on the same endpoint: distinct connections mode (sse.go) and single
+// connection mode (sse_single.go), where a stream's subscriptions are
+// started and stopped by other HTTP requests, possibly received by
+// another node (StreamHandler.Forward, Server.StreamCall).
+//
 // The package owns framing, the connection handshake (connection_init
 // within Options.InitTimeout), keep-alives, close codes and the write
 // engine: every connection's bounded queue, the write rounds of a fan-out,

@@ -81,6 +81,26 @@ type Options struct {
 	// is between MinSSEKeepAlive (1s) and MaxSSEKeepAlive (5m).
 	SSEKeepAlive time.Duration
 
+	// SSEReservationTimeout is how long a graphql-sse single connection
+	// mode reservation (PUT) waits for its stream to be opened; then it
+	// expires and its connection slot is freed. Zero value means
+	// DefaultSSEReservationTimeout (30s); otherwise it is between
+	// MinSSEReservationTimeout (1s) and MaxSSEReservationTimeout (5m).
+	SSEReservationTimeout time.Duration
+
+	// SSEMaxReservations bounds the reservations not opened yet on the
+	// Server (503 beyond); SSEMaxReservationsPerUser bounds those of one
+	// principal (429 beyond). Zero values mean
+	// DefaultSSEMaxReservations (10000) and
+	// DefaultSSEMaxReservationsPerUser (16).
+	SSEMaxReservations        int
+	SSEMaxReservationsPerUser int
+
+	// NodeID names the Server in single connection mode tokens, so that
+	// another node forwards a token's requests to it (StreamHandler): 1
+	// to 32 of [A-Za-z0-9_-]. Zero value means a random one.
+	NodeID string
+
 	// OriginPatterns lists the host patterns of cross-origin pages allowed
 	// to connect (coder/websocket AcceptOptions.OriginPatterns, matched with
 	// path.Match against the Origin host). The request's own host is always
@@ -142,6 +162,18 @@ func (o Options) withDefaults() Options {
 	if o.SSEKeepAlive == 0 {
 		o.SSEKeepAlive = DefaultSSEKeepAlive
 	}
+	if o.SSEReservationTimeout <= 0 { // negative: Validate rejects it; never use it
+		o.SSEReservationTimeout = DefaultSSEReservationTimeout
+	}
+	if o.SSEMaxReservations <= 0 { // negative: Validate rejects it; never use it
+		o.SSEMaxReservations = DefaultSSEMaxReservations
+	}
+	if o.SSEMaxReservationsPerUser <= 0 { // negative: Validate rejects it; never use it
+		o.SSEMaxReservationsPerUser = DefaultSSEMaxReservationsPerUser
+	}
+	if o.NodeID == "" {
+		o.NodeID = newStreamToken("n")[2:12]
+	}
 	if o.KeepAlive == 0 {
 		o.KeepAlive = DefaultKeepAlive
 	}
@@ -186,6 +218,14 @@ func (o Options) Validate() error {
 		return fmt.Errorf("ws.coalesce_delay (%v) must be at most %v (0 disables coalescing)", o.CoalesceDelay, MaxCoalesceDelay)
 	case o.SSEKeepAlive != 0 && (o.SSEKeepAlive < MinSSEKeepAlive || o.SSEKeepAlive > MaxSSEKeepAlive):
 		return fmt.Errorf("ws.sse_keep_alive (%v) must be between %v and %v (0: %v)", o.SSEKeepAlive, MinSSEKeepAlive, MaxSSEKeepAlive, DefaultSSEKeepAlive)
+	case o.SSEReservationTimeout != 0 && (o.SSEReservationTimeout < MinSSEReservationTimeout || o.SSEReservationTimeout > MaxSSEReservationTimeout):
+		return fmt.Errorf("ws.sse_reservation_timeout (%v) must be between %v and %v (0: %v)", o.SSEReservationTimeout, MinSSEReservationTimeout, MaxSSEReservationTimeout, DefaultSSEReservationTimeout)
+	case o.SSEMaxReservations < 0:
+		return fmt.Errorf("ws.sse_max_reservations (%d) must not be negative", o.SSEMaxReservations)
+	case o.SSEMaxReservationsPerUser < 0:
+		return fmt.Errorf("ws.sse_max_reservations_per_user (%d) must not be negative", o.SSEMaxReservationsPerUser)
+	case o.NodeID != "" && !validNodeID(o.NodeID):
+		return fmt.Errorf("ws.node_id (%q) must be 1 to 32 of [A-Za-z0-9_-]", o.NodeID)
 	case o.WriteDelay < 0 || o.WriteDelay > MaxWriteDelay:
 		return fmt.Errorf("ws.write_delay (%v) must be between 0 and %v", o.WriteDelay, MaxWriteDelay)
 	}

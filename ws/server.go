@@ -46,6 +46,7 @@ type Server struct {
 	flushes flushStats
 	slow    slowStats
 	budget  queueBudget
+	streams streams // graphql-sse single connection mode's reservations (sse_single.go)
 }
 
 // flushStats counts the fan-out's writes (see Fanout).
@@ -147,6 +148,7 @@ func NewServer(h Handler, opts Options) *Server {
 		drained: make(chan struct{}),
 	}
 	s.budget.limit = opts.NodeQueuedBytes
+	s.streams.init()
 	return s
 }
 
@@ -159,6 +161,10 @@ func NewServer(h Handler, opts Options) *Server {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if wantsPreflight(r) {
 		s.preflight(w, r)
+		return
+	}
+	if wantsStream(r) { // graphql-sse single connection mode (sse_single.go)
+		s.serveStream(w, r)
 		return
 	}
 	if wantsSSE(r) {
@@ -291,6 +297,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.shuttingDown {
 		s.shuttingDown = true
+		s.streams.shutdown() // reservations not opened yet
 		for c := range s.conns {
 			c.closeWith(CloseGoingAway, reasonShuttingDown, ServerShutdown)
 		}
@@ -298,6 +305,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
+	s.streams.wait(s.log) // close them, and those expiring meanwhile
 	select {
 	case <-s.drained:
 		return nil

@@ -1,11 +1,13 @@
 package ws
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -139,6 +141,12 @@ func (sseProtocol) errorFrame(_ []byte, errs gqlerror.List) ([]byte, error) {
 // lines, and the cursor found at the payload's end as the event's id. It
 // allocates nothing beyond buf's growth.
 func appendSSENext(buf, prefix, payload []byte) []byte {
+	return appendSSEEvent(buf, prefix, payload, nil)
+}
+
+// appendSSEEvent is appendSSENext with end written after the payload
+// (single connection mode closes the {"id","payload"} object there).
+func appendSSEEvent(buf, prefix, payload, end []byte) []byte {
 	buf = append(buf, prefix...)
 	// A JSON text holds a line break only as whitespace between tokens
 	// (strings escape theirs): each one starts a new data line, which
@@ -153,6 +161,7 @@ func appendSSENext(buf, prefix, payload []byte) []byte {
 		buf = append(buf, sseDataLine...)
 		p = p[i+1:]
 	}
+	buf = append(buf, end...)
 	if id := sseCursor(payload); len(id) > 0 {
 		buf = append(buf, sseIDLine...)
 		buf = append(buf, id...)
@@ -350,8 +359,8 @@ func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", cross)
 	h.Set("Access-Control-Allow-Credentials", "true")
-	h.Set("Access-Control-Allow-Methods", "GET, POST")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Last-Event-ID")
+	h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Last-Event-ID, "+StreamTokenHeader)
 	h.Set("Access-Control-Max-Age", "600")
 	h.Add("Vary", "Origin")
 	w.WriteHeader(http.StatusNoContent)
@@ -359,16 +368,9 @@ func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
 
 // serveSSE serves one graphql-sse request (distinct connections mode).
 func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
-	cross, err := checkOrigin(r, s.opts.OriginPatterns)
-	if err != nil {
-		writeSSERefusal(w, &sseRequestError{status: http.StatusForbidden, code: CodeForbidden, message: err.Error()})
+	cross, ok := s.sseOrigin(w, r)
+	if !ok {
 		return
-	}
-	if cross != "" {
-		// Refusals too: a page of an allowed origin reads why.
-		w.Header().Set("Access-Control-Allow-Origin", cross)
-		w.Header().Set("Access-Control-Allow-Credentials", "true")
-		w.Header().Add("Vary", "Origin")
 	}
 	req, rerr := sseRequest(w, r, s.opts.ReadLimit)
 	if rerr != nil {
@@ -385,34 +387,70 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		writeSSERefusal(w, s.openRefusal(err))
 		return
 	}
-	raw, brw, err := http.NewResponseController(w).Hijack()
-	if err == nil {
-		err = brw.Writer.Flush()
-	}
-	if err != nil {
-		// HTTP/2 cannot be hijacked: the event stream needs HTTP/1.1.
+	raw, br, ok := s.hijackSSE(w, r)
+	if !ok {
 		s.leave()
-		s.log.Debug("sse: hijack failed", "remote", r.RemoteAddr, "proto", r.Proto, "err", err)
-		if raw == nil {
-			writeSSERefusal(w, &sseRequestError{status: http.StatusHTTPVersionNotSupported, code: CodeBadRequest,
-				message: "GraphQL over SSE needs HTTP/1.1"})
-		} else {
-			_ = raw.Close()
-		}
 		closeSession(s.log, sess, HandshakeFailed)
 		return
 	}
-	batch := &batchWriter{conn: raw, sse: true}
-	c := newConn(nil, raw, batch, sseProtocol{head: sseHead(cross), cors: cross}, r.RemoteAddr, &s.opts, sess, &s.budget)
-	c.kaEvery = s.opts.SSEKeepAlive
-	c.sseIn = brw.Reader
-	c.flushes, c.slow = &s.flushes, &s.slow
+	c := s.newSSEConn(raw, br, sseProtocol{head: sseHead(cross), cors: cross}, r, sess)
 	s.track(c)
 	go func() { // owned by s, as a WebSocket connection's read goroutine (see ServeHTTP)
 		defer s.leave()
 		defer s.untrack(c)
 		c.serveSSE(req)
 	}()
+}
+
+// sseOrigin checks r's Origin (checkOrigin) and, for a page of an allowed
+// origin, sets the CORS headers on every answer, refusals too (the page
+// reads why). It reports false once it refused r.
+func (s *Server) sseOrigin(w http.ResponseWriter, r *http.Request) (cross string, ok bool) {
+	cross, err := checkOrigin(r, s.opts.OriginPatterns)
+	if err != nil {
+		writeSSERefusal(w, &sseRequestError{status: http.StatusForbidden, code: CodeForbidden, message: err.Error()})
+		return "", false
+	}
+	if cross != "" {
+		w.Header().Set("Access-Control-Allow-Origin", cross)
+		w.Header().Set("Access-Control-Allow-Credentials", "true")
+		w.Header().Add("Vary", "Origin")
+	}
+	return cross, true
+}
+
+// hijackSSE takes r's connection over for an event stream. It reports
+// false once it answered or closed r: HTTP/2 cannot be hijacked, and the
+// stream needs HTTP/1.1.
+func (s *Server) hijackSSE(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.Reader, bool) {
+	raw, brw, err := http.NewResponseController(w).Hijack()
+	if err == nil {
+		err = brw.Writer.Flush()
+	}
+	if err == nil {
+		return raw, brw.Reader, true
+	}
+	s.log.Debug("sse: hijack failed", "remote", r.RemoteAddr, "proto", r.Proto, "err", err)
+	if raw == nil {
+		writeSSERefusal(w, &sseRequestError{status: http.StatusHTTPVersionNotSupported, code: CodeBadRequest,
+			message: "GraphQL over SSE needs HTTP/1.1"})
+	} else {
+		_ = raw.Close()
+	}
+	return nil, nil, false
+}
+
+// newSSEConn makes the Conn of an event stream on raw (br: what the
+// client sent after its request), framed by p.
+func (s *Server) newSSEConn(raw net.Conn, br *bufio.Reader, p protocol, r *http.Request, sess Session) *Conn {
+	_, single := p.(sseSingleProtocol)
+	batch := &batchWriter{conn: raw, sse: true, single: single}
+	c := newConn(nil, raw, batch, p, r.RemoteAddr, &s.opts, sess, &s.budget)
+	c.kaEvery = s.opts.SSEKeepAlive
+	c.sseIn = br
+	c.single = single
+	c.flushes, c.slow = &s.flushes, &s.slow
+	return c
 }
 
 // openRefusal maps a Handler.Open error to its SSE refusal.
@@ -496,7 +534,7 @@ func (c *Conn) refuseSSE(ce *CloseError) {
 	}
 	c.setClose(ce.Code, ce.Reason, reasonForCode(ce.Code), true)
 	_ = c.raw.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
-	_, _ = c.raw.Write(rawSSERefusal(e, c.proto.(sseProtocol).cors))
+	_, _ = c.raw.Write(rawSSERefusal(e, c.sseCORS()))
 	c.startClosing()
 }
 
