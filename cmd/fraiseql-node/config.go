@@ -196,6 +196,13 @@ type WSConfig struct {
 	// host (e.g. "app.example.com", "*.example.com"). Clients that send no
 	// Origin header (non-browser) are always allowed.
 	OriginPatterns []string `yaml:"origin_patterns"`
+
+	// SSEReservationTimeout, SSEMaxReservations and
+	// SSEMaxReservationsPerUser bound graphql-sse single connection mode
+	// reservations (ws.Options).
+	SSEReservationTimeout     time.Duration `yaml:"sse_reservation_timeout"`
+	SSEMaxReservations        int           `yaml:"sse_max_reservations"`
+	SSEMaxReservationsPerUser int           `yaml:"sse_max_reservations_per_user"`
 }
 
 func defaultConfig() Config {
@@ -606,5 +613,9 @@ func (c Config) wsOptions() ws.Options {
 		NodeQueuedBytes: c.WS.NodeQueuedBytes,
 		WriteDelay:      c.WS.WriteDelay,
 		CoalesceDelay:   coalesce,
+
+		SSEReservationTimeout:     c.WS.SSEReservationTimeout,
+		SSEMaxReservations:        c.WS.SSEMaxReservations,
+		SSEMaxReservationsPerUser: c.WS.SSEMaxReservationsPerUser,
 	}
 }
