@@ -2,6 +2,7 @@ package ws
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -419,5 +420,97 @@ func TestSSEReservationTimeoutBounds(t *testing.T) {
 		if (Options{NodeID: id}).Validate() == nil {
 			t.Errorf("NodeID %q accepted", id)
 		}
+	}
+}
+
+// openedStream reserves and opens a stream for "ann" and subscribes
+// operation "1" on it.
+func openedStream(t *testing.T, e *env) (net.Conn, *bufio.Reader, *fakeSession, *Subscription) {
+	t.Helper()
+	token, sess := reserve(t, e, "ann")
+	c, br, resp := streamOpen(t, e, token, "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET: %d", resp.StatusCode)
+	}
+	sess.expect(t, "init")
+	if status, body, _ := streamDo(t, e, http.MethodPost, token, "ann", subscribeBody("1")); status != http.StatusAccepted {
+		t.Fatalf("subscribe: %d %s", status, body)
+	}
+	return c, br, sess, sess.expect(t, "subscribe").sub
+}
+
+// A stream whose client does not read is a slow consumer as any
+// connection: over its byte budget it closes, counted, with every
+// operation on it.
+func TestSSESingleSlowConsumer(t *testing.T) {
+	const size, frames = 1000, 3
+	e, _ := startStreamEnv(t, Options{MaxQueuedBytes: size * frames})
+	_, _, sess, sub := openedStream(t, e)
+	f := e.srv.NewFanout()
+	payload := bytes.Repeat([]byte("1"), size)
+	queued := 0
+	for range frames + 1 {
+		if !sub.Push(f, payload) {
+			break
+		}
+		queued++
+	}
+	if queued != frames {
+		t.Fatalf("%d pushes queued under a budget of %d frames", queued, frames)
+	}
+	sess.expect(t, "unsubscribe")
+	sess.expectClosed(t, SlowConsumer)
+	if got := e.srv.SlowConsumerCloses(); got != (SlowCloses{ConnBytes: 1}) {
+		t.Fatalf("slow-consumer closes %+v", got)
+	}
+}
+
+// An idle stream carries keep-alive comments every SSEKeepAlive.
+func TestSSESingleKeepAlive(t *testing.T) {
+	e, _ := startStreamEnv(t, Options{SSEKeepAlive: 20 * time.Millisecond})
+	c, br, _, _ := openedStream(t, e)
+	for range 2 {
+		c.SetReadDeadline(time.Now().Add(waitFor))
+		if l, err := br.ReadString('\n'); err != nil || l != ":\n" {
+			t.Fatalf("got %q %v, want a keep-alive comment", l, err)
+		}
+		br.ReadString('\n')
+	}
+}
+
+// Requests from a page of another origin: refused unless
+// ws.origin_patterns allows it; an allowed page gets the CORS headers,
+// and its preflight allows PUT, DELETE and the token header.
+func TestSSESingleCrossOrigin(t *testing.T) {
+	e, _ := startStreamEnv(t, Options{OriginPatterns: []string{"app.example.com"}})
+	put := func(origin string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPut, e.hs.URL+"/graphql", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("X-Principal", "ann")
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := put("https://evil.example"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("PUT from another origin: %d", resp.StatusCode)
+	}
+	if resp := put("https://app.example.com"); resp.StatusCode != http.StatusCreated ||
+		resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" {
+		t.Fatalf("PUT from an allowed origin: %d %v", resp.StatusCode, resp.Header)
+	}
+	req, _ := http.NewRequest(http.MethodOptions, e.hs.URL+"/graphql", nil)
+	req.Header.Set("Origin", "https://app.example.com")
+	req.Header.Set("Access-Control-Request-Method", "DELETE")
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || !strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "DELETE") ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), StreamTokenHeader) {
+		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
 	}
 }
