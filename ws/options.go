@@ -89,12 +89,14 @@ type Options struct {
 	SSEReservationTimeout time.Duration
 
 	// SSEMaxReservations bounds the reservations not opened yet on the
-	// Server (503 beyond); SSEMaxReservationsPerUser bounds those of one
-	// principal (429 beyond). Zero values mean
-	// DefaultSSEMaxReservations (10000) and
-	// DefaultSSEMaxReservationsPerUser (16).
-	SSEMaxReservations        int
-	SSEMaxReservationsPerUser int
+	// Server (503 beyond); SSEMaxReservationsPerUser those of one
+	// principal, SSEMaxReservationsPerTenant those of one tenant (429
+	// beyond; see StreamHandler.Principal). Zero values mean
+	// DefaultSSEMaxReservations (10000), DefaultSSEMaxReservationsPerUser
+	// (16) and DefaultSSEMaxReservationsPerTenant (1000).
+	SSEMaxReservations          int
+	SSEMaxReservationsPerUser   int
+	SSEMaxReservationsPerTenant int
 
 	// NodeID names the Server in single connection mode tokens, so that
 	// another node forwards a token's requests to it (StreamHandler): 1
@@ -171,6 +173,9 @@ func (o Options) withDefaults() Options {
 	if o.SSEMaxReservationsPerUser <= 0 { // negative: Validate rejects it; never use it
 		o.SSEMaxReservationsPerUser = DefaultSSEMaxReservationsPerUser
 	}
+	if o.SSEMaxReservationsPerTenant <= 0 { // negative: Validate rejects it; never use it
+		o.SSEMaxReservationsPerTenant = DefaultSSEMaxReservationsPerTenant
+	}
 	if o.NodeID == "" {
 		o.NodeID = newStreamToken("n")[2:12]
 	}
@@ -224,6 +229,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("ws.sse_max_reservations (%d) must not be negative", o.SSEMaxReservations)
 	case o.SSEMaxReservationsPerUser < 0:
 		return fmt.Errorf("ws.sse_max_reservations_per_user (%d) must not be negative", o.SSEMaxReservationsPerUser)
+	case o.SSEMaxReservationsPerTenant < 0:
+		return fmt.Errorf("ws.sse_max_reservations_per_tenant (%d) must not be negative", o.SSEMaxReservationsPerTenant)
 	case o.NodeID != "" && !validNodeID(o.NodeID):
 		return fmt.Errorf("ws.node_id (%q) must be 1 to 32 of [A-Za-z0-9_-]", o.NodeID)
 	case o.WriteDelay < 0 || o.WriteDelay > MaxWriteDelay:

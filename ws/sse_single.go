@@ -56,9 +56,9 @@ import (
 // (connection caps, authentication), and its Session serves the stream
 // once opened. One not opened within Options.SSEReservationTimeout
 // expires (its Session is closed with HandshakeFailed). Outstanding
-// reservations are bounded per principal (SSEMaxReservationsPerUser, 429
-// RATE_LIMITED) and per server (SSEMaxReservations, 503
-// SERVICE_UNAVAILABLE). The stream is an SSE connection as in distinct
+// reservations are bounded per principal (SSEMaxReservationsPerUser) and
+// per tenant (SSEMaxReservationsPerTenant), both 429 RATE_LIMITED, and per
+// server (SSEMaxReservations, 503 SERVICE_UNAVAILABLE). The stream is an SSE connection as in distinct
 // mode (write queue, byte budgets, slow-consumer close, keep-alives); its
 // end ends every subscription on it, and the token with it.
 
@@ -75,10 +75,11 @@ const (
 	// MinSSEReservationTimeout and MaxSSEReservationTimeout bound
 	// Options.SSEReservationTimeout: a client opens its stream right after
 	// the PUT.
-	MinSSEReservationTimeout         = time.Second
-	MaxSSEReservationTimeout         = 5 * time.Minute
-	DefaultSSEMaxReservations        = 10_000
-	DefaultSSEMaxReservationsPerUser = 16
+	MinSSEReservationTimeout           = time.Second
+	MaxSSEReservationTimeout           = 5 * time.Minute
+	DefaultSSEMaxReservations          = 10_000
+	DefaultSSEMaxReservationsPerUser   = 16
+	DefaultSSEMaxReservationsPerTenant = 1000
 	// MaxOperationIDBytes bounds extensions.operationId.
 	MaxOperationIDBytes = 128
 )
@@ -99,7 +100,9 @@ type StreamHandler interface {
 	Handler
 	// Principal authenticates r as Open would (same credentials, same
 	// checks) and names who sent it: a reservation serves only requests
-	// of the principal that made it. "" means r carries no credentials: a
+	// of the principal that made it. What precedes its first NUL byte,
+	// if any, names the principal's tenant, whose reservations are
+	// bounded together (Options.SSEMaxReservationsPerTenant). "" means r carries no credentials: a
 	// PUT, POST or DELETE is then refused (403), a GET is admitted by its
 	// token alone (EventSource cannot send headers). An error is answered
 	// as Open's are (a *HTTPError with its status).
@@ -419,12 +422,13 @@ func (s *Server) StreamStats() (pending int, reserved, opened, expired uint64) {
 
 // streams holds a Server's streams, from their reservation to their end.
 type streams struct {
-	mu      sync.Mutex
-	m       map[string]*stream // by token
-	perUser map[string]int     // outstanding reservations by principal
-	pending int                // outstanding reservations
-	closed  bool               // Shutdown began: no more reservations
-	drop    []*stream          // reservations Shutdown took, to close (wait)
+	mu        sync.Mutex
+	m         map[string]*stream // by token
+	perUser   map[string]int     // outstanding reservations by principal
+	perTenant map[string]int     // outstanding reservations by tenant (tenantOf)
+	pending   int                // outstanding reservations
+	closed    bool               // Shutdown began: no more reservations
+	drop      []*stream          // reservations Shutdown took, to close (wait)
 
 	expiring                   sync.WaitGroup // expiries closing their Session
 	reserved, openedN, expired atomic.Uint64
@@ -442,6 +446,13 @@ type stream struct {
 func (t *streams) init() {
 	t.m = make(map[string]*stream)
 	t.perUser = make(map[string]int)
+	t.perTenant = make(map[string]int)
+}
+
+// tenantOf is the tenant part of a principal: up to its first NUL byte.
+func tenantOf(principal string) string {
+	tenant, _, _ := strings.Cut(principal, "\x00")
+	return tenant
 }
 
 // newStreamToken returns "<node>.<128 random bits, base64url>".
@@ -463,6 +474,9 @@ func (t *streams) reserve(s *Server, principal string, sess Session) (string, *s
 	case t.pending >= s.opts.SSEMaxReservations:
 		return "", &sseRequestError{status: http.StatusServiceUnavailable, code: CodeServiceUnavailable, retryAfter: time.Second,
 			message: "node has too many stream reservations not opened yet (ws.sse_max_reservations); try another node"}
+	case t.perTenant[tenantOf(principal)] >= s.opts.SSEMaxReservationsPerTenant:
+		return "", &sseRequestError{status: http.StatusTooManyRequests, code: CodeRateLimited, retryAfter: s.opts.SSEReservationTimeout,
+			message: "too many stream reservations not opened yet for this tenant (ws.sse_max_reservations_per_tenant)"}
 	case t.perUser[principal] >= s.opts.SSEMaxReservationsPerUser:
 		return "", &sseRequestError{status: http.StatusTooManyRequests, code: CodeRateLimited, retryAfter: s.opts.SSEReservationTimeout,
 			message: "too many stream reservations not opened yet for this user (ws.sse_max_reservations_per_user)"}
@@ -471,6 +485,7 @@ func (t *streams) reserve(s *Server, principal string, sess Session) (string, *s
 	t.m[token] = st
 	t.pending++
 	t.perUser[principal]++
+	t.perTenant[tenantOf(principal)]++
 	t.reserved.Add(1)
 	st.expiry = time.AfterFunc(s.opts.SSEReservationTimeout, func() { t.expire(s.log, token, st) }) // stopped by claim or shutdown
 	return token, nil
@@ -482,6 +497,10 @@ func (t *streams) unpendLocked(st *stream) {
 	t.pending--
 	if t.perUser[st.principal]--; t.perUser[st.principal] <= 0 {
 		delete(t.perUser, st.principal)
+	}
+	tenant := tenantOf(st.principal)
+	if t.perTenant[tenant]--; t.perTenant[tenant] <= 0 {
+		delete(t.perTenant, tenant)
 	}
 }
 

@@ -33,7 +33,7 @@ func (h *streamHandler) Open(*http.Request) (Session, error) {
 
 func (h *streamHandler) Principal(r *http.Request) (string, error) {
 	if p := r.Header.Get("X-Principal"); p != "bad" {
-		return p, nil
+		return strings.Replace(p, "/", "\x00", 1), nil // "tenant/user"
 	}
 	return "", &HTTPError{Status: http.StatusForbidden, Message: "Forbidden: invalid token"}
 }
@@ -282,11 +282,16 @@ func TestSSESingleOtherPrincipal(t *testing.T) {
 	}
 }
 
-// Outstanding reservations are bounded per principal and per node, at
-// limit-1, limit and limit+1; an opened reservation no longer counts, a
-// refused one frees its connection at once.
+// Outstanding reservations are bounded per principal, per tenant and per
+// node, at limit-1, limit and limit+1; an opened reservation no longer
+// counts, a refused one frees its connection at once. A PUT without
+// credentials is refused.
 func TestSSESingleReservationLimits(t *testing.T) {
 	e, _ := startStreamEnv(t, Options{SSEMaxReservationsPerUser: 2, SSEMaxReservations: 3})
+	if status, _, _ := streamDo(t, e, http.MethodPut, "", "", ""); status != http.StatusForbidden {
+		t.Fatalf("PUT without credentials: %d, want 403", status)
+	}
+	e.session(t).expectClosed(t, HandshakeFailed)
 	a1, _ := reserve(t, e, "ann") // ann: 1 (limit-1)
 	reserve(t, e, "ann")          // ann: 2 (limit)
 	status, _, code := streamDo(t, e, http.MethodPut, "", "ann", "")
@@ -307,9 +312,17 @@ func TestSSESingleReservationLimits(t *testing.T) {
 	if p, r, o, _ := e.srv.StreamStats(); p != 3 || r != 4 || o != 1 {
 		t.Fatalf("stats: pending %d reserved %d opened %d", p, r, o)
 	}
-	if status, _, _ := streamDo(t, e, http.MethodPut, "", "", ""); status != http.StatusForbidden {
-		t.Fatalf("PUT without credentials: %d, want 403", status)
+
+	// Per tenant: its users together, whatever each user's own bound.
+	e, _ = startStreamEnv(t, Options{SSEMaxReservationsPerTenant: 2})
+	reserve(t, e, "acme/ann") // acme: 1 (limit-1)
+	reserve(t, e, "acme/bob") // acme: 2 (limit)
+	status, _, code = streamDo(t, e, http.MethodPut, "", "acme/cat", "")
+	if status != http.StatusTooManyRequests || code != CodeRateLimited {
+		t.Fatalf("acme's third: %d %s, want 429 RATE_LIMITED", status, code)
 	}
+	e.session(t).expectClosed(t, HandshakeFailed)
+	reserve(t, e, "evil/cat") // another tenant
 }
 
 // A reservation not opened in time expires: its session closes, its

@@ -197,12 +197,12 @@ type WSConfig struct {
 	// Origin header (non-browser) are always allowed.
 	OriginPatterns []string `yaml:"origin_patterns"`
 
-	// SSEReservationTimeout, SSEMaxReservations and
-	// SSEMaxReservationsPerUser bound graphql-sse single connection mode
-	// reservations (ws.Options).
-	SSEReservationTimeout     time.Duration `yaml:"sse_reservation_timeout"`
-	SSEMaxReservations        int           `yaml:"sse_max_reservations"`
-	SSEMaxReservationsPerUser int           `yaml:"sse_max_reservations_per_user"`
+	// SSEReservationTimeout and SSEMaxReservations* bound graphql-sse
+	// single connection mode reservations (ws.Options).
+	SSEReservationTimeout       time.Duration `yaml:"sse_reservation_timeout"`
+	SSEMaxReservations          int           `yaml:"sse_max_reservations"`
+	SSEMaxReservationsPerUser   int           `yaml:"sse_max_reservations_per_user"`
+	SSEMaxReservationsPerTenant int           `yaml:"sse_max_reservations_per_tenant"`
 }
 
 func defaultConfig() Config {
@@ -614,8 +614,9 @@ func (c Config) wsOptions() ws.Options {
 		WriteDelay:      c.WS.WriteDelay,
 		CoalesceDelay:   coalesce,
 
-		SSEReservationTimeout:     c.WS.SSEReservationTimeout,
-		SSEMaxReservations:        c.WS.SSEMaxReservations,
-		SSEMaxReservationsPerUser: c.WS.SSEMaxReservationsPerUser,
+		SSEReservationTimeout:       c.WS.SSEReservationTimeout,
+		SSEMaxReservations:          c.WS.SSEMaxReservations,
+		SSEMaxReservationsPerUser:   c.WS.SSEMaxReservationsPerUser,
+		SSEMaxReservationsPerTenant: c.WS.SSEMaxReservationsPerTenant,
 	}
 }
