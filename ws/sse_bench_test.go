@@ -1,7 +1,9 @@
 package ws
 
 import (
+	"bufio"
 	"bytes"
+	"net"
 	"sync/atomic"
 	"testing"
 )
@@ -13,8 +15,13 @@ import (
 func BenchmarkPushFlushSSE(b *testing.B) {
 	e := startEnv(b, Options{}, nil)
 	c, br, _, sub := sseDial(b, e)
-	payload := []byte(`{"data":{"messageAdded":{"id":"7","room":"r1","text":"hello, world"}},"extensions":{"cursor":"AAAAAAAAAAE"}}`)
+	benchSSE(b, c, br, sub)
+}
 
+// benchSSE runs the fan-out benchmark on sub, whose stream the client
+// reads from br.
+func benchSSE(b *testing.B, c net.Conn, br *bufio.Reader, sub *Subscription) {
+	payload := []byte(`{"data":{"messageAdded":{"id":"7","room":"r1","text":"hello, world"}},"extensions":{"cursor":"AAAAAAAAAAE"}}`)
 	var received atomic.Int64
 	progress := make(chan struct{}, 1)
 	readDone := make(chan struct{})

@@ -47,7 +47,7 @@ func (h *streamHandler) Forward(_ context.Context, node string, call StreamCall)
 }
 
 // startStreamEnv is startEnv with a streamHandler.
-func startStreamEnv(t *testing.T, opts Options) (*env, *streamHandler) {
+func startStreamEnv(t testing.TB, opts Options) (*env, *streamHandler) {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -60,7 +60,7 @@ func startStreamEnv(t *testing.T, opts Options) (*env, *streamHandler) {
 
 // streamDo sends one request of single connection mode and returns its
 // status, body and error code (if the body is a GraphQL error).
-func streamDo(t *testing.T, e *env, method, token, principal, body string) (int, string, string) {
+func streamDo(t testing.TB, e *env, method, token, principal, body string) (int, string, string) {
 	t.Helper()
 	target := e.hs.URL + "/graphql"
 	if method == http.MethodDelete {
@@ -95,7 +95,7 @@ func streamDo(t *testing.T, e *env, method, token, principal, body string) (int,
 
 // reserve PUTs a reservation for principal and returns its token and
 // session.
-func reserve(t *testing.T, e *env, principal string) (string, *fakeSession) {
+func reserve(t testing.TB, e *env, principal string) (string, *fakeSession) {
 	t.Helper()
 	status, body, code := streamDo(t, e, http.MethodPut, "", principal, "")
 	if status != http.StatusCreated {
@@ -109,7 +109,7 @@ func subscribeBody(id string) string {
 }
 
 // streamOpen opens the stream of token (GET) and returns its event reader.
-func streamOpen(t *testing.T, e *env, token, principal string) (net.Conn, *bufio.Reader, *http.Response) {
+func streamOpen(t testing.TB, e *env, token, principal string) (net.Conn, *bufio.Reader, *http.Response) {
 	t.Helper()
 	c, err := net.Dial("tcp", e.hs.Listener.Addr().String())
 	if err != nil {
@@ -438,7 +438,7 @@ func TestSSEReservationTimeoutBounds(t *testing.T) {
 
 // openedStream reserves and opens a stream for "ann" and subscribes
 // operation "1" on it.
-func openedStream(t *testing.T, e *env) (net.Conn, *bufio.Reader, *fakeSession, *Subscription) {
+func openedStream(t testing.TB, e *env) (net.Conn, *bufio.Reader, *fakeSession, *Subscription) {
 	t.Helper()
 	token, sess := reserve(t, e, "ann")
 	c, br, resp := streamOpen(t, e, token, "")
@@ -526,4 +526,13 @@ func TestSSESingleCrossOrigin(t *testing.T) {
 		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), StreamTokenHeader) {
 		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
 	}
+}
+
+// BenchmarkPushFlushSSESingle is BenchmarkPushFlushSSE on a single
+// connection mode stream: each event also carries its operation id.
+func BenchmarkPushFlushSSESingle(b *testing.B) {
+	e, _ := startStreamEnv(b, Options{CoalesceDelay: -1}) // as startEnv's
+	c, br, _, sub := openedStream(b, e)
+	c.SetReadDeadline(time.Time{})
+	benchSSE(b, c, br, sub)
 }
