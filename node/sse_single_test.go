@@ -58,31 +58,23 @@ func roomOp(id, query string) string {
 // its operation id, message id and SSE id, which must be its cursor.
 func (s *sseClient) singleNext() (op, msg, id string) {
 	s.t.Helper()
-	for {
-		e := s.event()
-		if e.comment {
-			continue
+	e := s.nextEvent()
+	var p struct {
+		ID      string
+		Payload struct {
+			Data struct {
+				MessageAdded struct{ ID string } `json:"messageAdded"`
+			} `json:"data"`
+			Extensions struct{ Cursor string } `json:"extensions"`
 		}
-		if e.event != "next" {
-			s.t.Fatalf("got event %q %s, want next", e.event, e.data)
-		}
-		var p struct {
-			ID      string
-			Payload struct {
-				Data struct {
-					MessageAdded struct{ ID string } `json:"messageAdded"`
-				} `json:"data"`
-				Extensions struct{ Cursor string } `json:"extensions"`
-			}
-		}
-		if err := json.Unmarshal([]byte(e.data), &p); err != nil {
-			s.t.Fatal(err)
-		}
-		if e.id == "" || e.id != p.Payload.Extensions.Cursor {
-			s.t.Fatalf("event id %q is not its cursor %q", e.id, p.Payload.Extensions.Cursor)
-		}
-		return p.ID, p.Payload.Data.MessageAdded.ID, e.id
 	}
+	if err := json.Unmarshal([]byte(e.data), &p); err != nil {
+		s.t.Fatal(err)
+	}
+	if e.id == "" || e.id != p.Payload.Extensions.Cursor {
+		s.t.Fatalf("event id %q is not its cursor %q", e.id, p.Payload.Extensions.Cursor)
+	}
+	return p.ID, p.Payload.Data.MessageAdded.ID, e.id
 }
 
 // Single connection mode on a cluster without sticky sessions: the stream

@@ -377,8 +377,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		writeSSERefusal(w, rerr)
 		return
 	}
-	if !s.enter() {
-		writeSSERefusal(w, &sseRequestError{status: http.StatusServiceUnavailable, code: CodeServiceUnavailable, message: reasonShuttingDown})
+	if !s.enterSSE(w) {
 		return
 	}
 	sess, err := s.h.Open(r)

@@ -241,6 +241,16 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// enterSSE is enter for an SSE request: a shutting-down server refuses it
+// (503).
+func (s *Server) enterSSE(w http.ResponseWriter) bool {
+	if !s.enter() {
+		writeSSERefusal(w, &sseRequestError{status: http.StatusServiceUnavailable, code: CodeServiceUnavailable, message: reasonShuttingDown})
+		return false
+	}
+	return true
+}
+
 // principal authenticates a request that must carry credentials.
 func (s *Server) principal(r *http.Request, sh StreamHandler, need bool) (string, *sseRequestError) {
 	p, err := sh.Principal(r)
@@ -255,8 +265,7 @@ func (s *Server) principal(r *http.Request, sh StreamHandler, need bool) (string
 
 // reserve answers a PUT: a reservation, or why not.
 func (s *Server) reserve(w http.ResponseWriter, r *http.Request, sh StreamHandler) {
-	if !s.enter() {
-		writeSSERefusal(w, &sseRequestError{status: http.StatusServiceUnavailable, code: CodeServiceUnavailable, message: reasonShuttingDown})
+	if !s.enterSSE(w) {
 		return
 	}
 	defer s.leave()
@@ -300,8 +309,7 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request, sh StreamHan
 		writeSSERefusal(w, rerr)
 		return
 	}
-	if !s.enter() {
-		writeSSERefusal(w, &sseRequestError{status: http.StatusServiceUnavailable, code: CodeServiceUnavailable, message: reasonShuttingDown})
+	if !s.enterSSE(w) {
 		return
 	}
 	st, rerr := s.streams.claim(token, principal)
