@@ -45,6 +45,7 @@ type Node struct {
 	connSeq  atomic.Uint64 // the connection ids' counter
 	guards   *guards
 	edge     *edge
+	sm       *streamMetrics // graphql-sse single connection mode (sse_forward.go)
 	reg      *prometheus.Registry
 	mux      *http.ServeMux // the public listener's: /graphql, /healthz, bare /readyz
 	ops      *http.ServeMux // the ops listener's: /metrics, detailed /readyz, pprof
@@ -56,6 +57,7 @@ type Node struct {
 	consumer    *cluster.Consumer // nil until it starts (retryConsumer)
 	consumerErr error             // why it has not started yet
 	stopRetry   context.CancelFunc
+	stopStreams func() // stops answering other nodes' stream calls (sse_forward.go)
 	httpSrv     *http.Server
 	ln          net.Listener
 	opsSrv      *http.Server // nil without Config.OpsListen
@@ -125,7 +127,10 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 	n.edge = newEdge(cfg, n.guards.refused, n.reg)
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.reg.MustRegister(cl.Collectors()...)
-	n.wss = ws.NewServer(n, cfg.WS)
+	wsOpts := cfg.WS
+	wsOpts.NodeID = n.idPrefix // stream tokens name the node that holds them
+	n.wss = ws.NewServer(n, wsOpts)
+	n.registerStreamMetrics()
 	for path, v := range map[string]func() uint64{
 		"direct": func() uint64 { d, _ := n.wss.FlushStats(); return d },
 		"writer": func() uint64 { _, h := n.wss.FlushStats(); return h },
@@ -232,6 +237,17 @@ func (n *Node) Start(ctx context.Context, ln net.Listener) error {
 		}
 		n.fleet = f
 	}
+	stopStreams, err := n.serveStreams()
+	if err != nil {
+		n.fleet.stop()
+		n.fleet = nil
+		ln.Close()
+		if opsLn != nil {
+			opsLn.Close()
+		}
+		return fmt.Errorf("graphql-sse streams: %w", err)
+	}
+	n.stopStreams = stopStreams
 	n.sched.start()
 	n.started = true
 	if consumer, err := n.cl.Consume(ctx, n.dispatch); err == nil {
@@ -381,6 +397,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.stopRetry()
 	}
 	srv, opsSrv := n.httpSrv, n.opsSrv
+	if n.stopStreams != nil {
+		n.stopStreams() // its streams closed above
+		n.stopStreams = nil
+	}
 	n.mu.Unlock()
 	if srv != nil {
 		err = errors.Join(err, srv.Shutdown(ctx))

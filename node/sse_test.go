@@ -92,28 +92,20 @@ func readLine(r *bufio.Reader) (string, error) {
 // returns its message id and the SSE id, which must be its cursor.
 func (s *sseClient) next() (msg, id string) {
 	s.t.Helper()
-	for {
-		e := s.event()
-		if e.comment {
-			continue
-		}
-		if e.event != "next" {
-			s.t.Fatalf("got event %q %s, want next", e.event, e.data)
-		}
-		var p struct {
-			Data struct {
-				MessageAdded struct{ ID string } `json:"messageAdded"`
-			} `json:"data"`
-			Extensions struct{ Cursor string } `json:"extensions"`
-		}
-		if err := json.Unmarshal([]byte(e.data), &p); err != nil {
-			s.t.Fatal(err)
-		}
-		if e.id == "" || e.id != p.Extensions.Cursor {
-			s.t.Fatalf("event id %q is not its cursor %q", e.id, p.Extensions.Cursor)
-		}
-		return p.Data.MessageAdded.ID, e.id
+	e := s.nextEvent()
+	var p struct {
+		Data struct {
+			MessageAdded struct{ ID string } `json:"messageAdded"`
+		} `json:"data"`
+		Extensions struct{ Cursor string } `json:"extensions"`
 	}
+	if err := json.Unmarshal([]byte(e.data), &p); err != nil {
+		s.t.Fatal(err)
+	}
+	if e.id == "" || e.id != p.Extensions.Cursor {
+		s.t.Fatalf("event id %q is not its cursor %q", e.id, p.Extensions.Cursor)
+	}
+	return p.Data.MessageAdded.ID, e.id
 }
 
 func (s *sseClient) expect(ids ...int) (lastID string) {
@@ -137,6 +129,21 @@ func publishRoom(t *testing.T, n *Node, tenant string, ids ...int) {
 		if _, err := n.cl.Publish(ctx, tenant, "chat.r1", []byte(body), ""); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// nextEvent reads events up to the next `next`, skipping keep-alives.
+func (s *sseClient) nextEvent() sseEvent {
+	s.t.Helper()
+	for {
+		e := s.event()
+		if e.comment {
+			continue
+		}
+		if e.event != "next" {
+			s.t.Fatalf("got event %q %s, want next", e.event, e.data)
+		}
+		return e
 	}
 }
 

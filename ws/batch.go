@@ -40,6 +40,9 @@ type batchWriter struct {
 	// and `next` events get their id line (appendSSENext), or are
 	// multipart parts (appendMultipartNext).
 	sse, multipart bool
+	// single: graphql-sse single connection mode, whose `next` event
+	// wraps the payload in {"id","payload"} (appendSSEEvent).
+	single bool
 	// deflate is the permessage-deflate a WebSocket connection
 	// negotiated, threshold the least `next` message it compresses
 	// (compress.go). Set before the connection is used.
@@ -144,11 +147,13 @@ func (b *batchWriter) appendNext(k frameKind, prefix, payload []byte) error {
 // WebSocket text message prefix + payload + "}" (compressed, for a
 // connection that negotiated permessage-deflate, when it is at least the
 // threshold; kindNextDeflated: payload is the shared compressed body), an
-// SSE event or a multipart part. b.mu must be held.
+// SSE event of either mode or a multipart part. b.mu must be held.
 func (b *batchWriter) frameNext(buf []byte, k frameKind, prefix, payload []byte) []byte {
 	switch {
 	case b.multipart:
 		return appendMultipartNext(buf, prefix, payload)
+	case b.single:
+		return appendSSEEvent(buf, prefix, payload, closingBrace)
 	case b.sse:
 		return appendSSENext(buf, prefix, payload)
 	case k == kindNextDeflated:

@@ -89,6 +89,11 @@ type Conn struct {
 	// SSE and multipart connections (sse.go, multipart.go): ws is nil.
 	sseIn      *bufio.Reader // the hijacked request's reader
 	sseStarted bool          // the stream's head was written; write goroutine only
+	// single: graphql-sse single connection mode (sse_single.go): the
+	// stream carries many subscriptions, which POSTs start (once
+	// singleReady: Session.Init succeeded) and end.
+	single      bool
+	singleReady atomic.Bool
 }
 
 func newConn(wsc *websocket.Conn, raw net.Conn, batch *batchWriter, p protocol, r string, opts *Options, sess Session, budget *queueBudget) *Conn {

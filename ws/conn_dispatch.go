@@ -133,6 +133,7 @@ func (c *Conn) init(payload json.RawMessage) *CloseError {
 		return &CloseError{Code: CloseInternal, Reason: reasonInternal}
 	}
 	c.acked = true
+	c.singleReady.Store(c.single) // before the stream's head: a client may POST once it has it
 	c.enqueue(frame{payload: c.proto.ackFrame(ack), kind: kindAck})
 	return nil
 }
@@ -146,17 +147,11 @@ func (c *Conn) subscribe(id string, req Request) {
 		c.closeWith(CloseDuplicateID, truncateReason("Subscriber for "+id+" already exists"), DuplicateID)
 		return
 	}
-	sub := newSubscription(c, id)
-	c.subs[id] = sub
-	var err error
-	ok := c.callSession("Subscribe", func() { err = c.sess.Subscribe(c.ctx, sub, req) })
+	sub, ok, err := c.startSubLocked(id, req)
+	c.sessMu.Unlock()
 	if ok && err == nil {
-		sub.accepted = true
-		c.sessMu.Unlock()
 		return
 	}
-	delete(c.subs, id)
-	c.sessMu.Unlock()
 	if !ok {
 		sub.stop(subCancelled) // the connection is closing with 4500
 		return
@@ -169,6 +164,21 @@ func (c *Conn) subscribe(id string, req Request) {
 	if sub.stop(subEnding) { // else the Session ended it already: that frame is queued
 		c.enqueue(frame{sub: sub, payload: c.errorFrame(sub.idJSON, err), kind: kindEnd})
 	}
+}
+
+// startSubLocked offers subscription id to Session.Subscribe: accepted,
+// it is the connection's; refused (err, or ok false: the Session
+// panicked), it is not. c.sessMu must be held.
+func (c *Conn) startSubLocked(id string, req Request) (sub *Subscription, ok bool, err error) {
+	sub = newSubscription(c, id)
+	c.subs[id] = sub
+	ok = c.callSession("Subscribe", func() { err = c.sess.Subscribe(c.ctx, sub, req) })
+	if ok && err == nil {
+		sub.accepted = true
+	} else {
+		delete(c.subs, id)
+	}
+	return sub, ok, err
 }
 
 // complete handles a client complete (legacy: stop). It reports whether

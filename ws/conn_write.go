@@ -226,7 +226,10 @@ func (c *Conn) writeFrame(f frame) bool {
 	case kindEnd:
 		f.sub.ended = true
 		c.endSub(f.sub)
-		if c.ws == nil {
+		switch {
+		case c.single:
+			return c.endSingle(f.sub, f.payload)
+		case c.ws == nil:
 			return c.endSSE(f.payload)
 		}
 		return c.writeText(f.payload, nil, nil)

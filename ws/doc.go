@@ -9,10 +9,15 @@
 //     and implemented in legacy_ws.go.
 //
 // On the same endpoint it serves subscriptions over streamed HTTP/1.1
-// responses: GraphQL over Server-Sent Events (the graphql-sse protocol,
-// sse.go) and multipart HTTP subscriptions as Apollo Router and Apollo
-// Client speak them (multipart.go). Each such request is a Conn like a
-// WebSocket connection, with the same Session, queue and budgets.
+// responses: GraphQL over Server-Sent Events, the graphql-sse library's
+// protocol (https://github.com/enisdenjo/graphql-sse/blob/master/PROTOCOL.md),
+// in distinct connections mode (sse.go) and single connection mode
+// (sse_single.go), where a stream's subscriptions are started and stopped
+// by other HTTP requests, possibly received by another node
+// (StreamHandler.Forward, Server.StreamCall); and multipart HTTP
+// subscriptions as Apollo Router and Apollo Client speak them
+// (multipart.go). Each such request is a Conn like a WebSocket
+// connection, with the same Session, queue and budgets.
 //
 // The package owns framing, the connection handshake (connection_init
 // within Options.InitTimeout), keep-alives, close codes and the write

@@ -21,7 +21,9 @@ type Handler interface {
 // Session receives one connection's events.
 //
 // Init, Subscribe, Pong and client-initiated Unsubscribe calls are made
-// from the connection's read goroutine. Unsubscribe for a subscription the
+// from the connection's read goroutine (graphql-sse single connection
+// mode: Subscribe and Unsubscribe from the goroutine of the request that
+// asked for them). Unsubscribe for a subscription the
 // server ended (Subscription.Complete or Error) is made from the
 // connection's write goroutine. Either way, calls to one Session never
 // overlap: they are made one at a time. Close comes last, exactly once,

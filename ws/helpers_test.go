@@ -186,7 +186,7 @@ func startEnv(t testing.TB, opts Options, setup func(*fakeSession)) *env {
 		opts.CoalesceDelay = -1 // tests of coalescing ask for it
 	}
 	e := &env{sessions: make(chan *fakeSession, 64), opened: make(chan struct{}, 64)}
-	e.srv = NewServer(handlerFunc(func(r *http.Request) (Session, error) {
+	e.serve(t, handlerFunc(func(r *http.Request) (Session, error) {
 		e.opened <- struct{}{}
 		s := newFakeSession()
 		if setup != nil {
@@ -195,6 +195,14 @@ func startEnv(t testing.TB, opts Options, setup func(*fakeSession)) *env {
 		e.sessions <- s
 		return s, nil
 	}), opts)
+	return e
+}
+
+// serve starts e's Server with h behind a loopback HTTP server, until the
+// test's cleanup shuts both down.
+func (e *env) serve(t testing.TB, h Handler, opts Options) {
+	t.Helper()
+	e.srv = NewServer(h, opts)
 	e.hs = httptest.NewServer(e.srv)
 	e.url = "ws" + strings.TrimPrefix(e.hs.URL, "http") + "/graphql"
 	e.client = &http.Client{Transport: &http.Transport{}}
@@ -207,7 +215,6 @@ func startEnv(t testing.TB, opts Options, setup func(*fakeSession)) *env {
 		e.hs.Close()
 		e.client.CloseIdleConnections()
 	})
-	return e
 }
 
 // session returns the session the Handler opened most recently.

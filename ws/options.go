@@ -117,6 +117,28 @@ type Options struct {
 	// every write; zero value ("") or "off" means uncompressed.
 	SSECompression string
 
+	// SSEReservationTimeout is how long a graphql-sse single connection
+	// mode reservation (PUT) waits for its stream to be opened; then it
+	// expires and its connection slot is freed. Zero value means
+	// DefaultSSEReservationTimeout (30s); otherwise it is between
+	// MinSSEReservationTimeout (1s) and MaxSSEReservationTimeout (5m).
+	SSEReservationTimeout time.Duration
+
+	// SSEMaxReservations bounds the reservations not opened yet on the
+	// Server (503 beyond); SSEMaxReservationsPerUser those of one
+	// principal, SSEMaxReservationsPerTenant those of one tenant (429
+	// beyond; see StreamHandler.Principal). Zero values mean
+	// DefaultSSEMaxReservations (10000), DefaultSSEMaxReservationsPerUser
+	// (16) and DefaultSSEMaxReservationsPerTenant (1000).
+	SSEMaxReservations          int
+	SSEMaxReservationsPerUser   int
+	SSEMaxReservationsPerTenant int
+
+	// NodeID names the Server in single connection mode tokens, so that
+	// another node forwards a token's requests to it (StreamHandler): 1
+	// to 32 of [A-Za-z0-9_-]. Zero value means a random one.
+	NodeID string
+
 	// OriginPatterns lists the host patterns of cross-origin pages allowed
 	// to connect (coder/websocket AcceptOptions.OriginPatterns, matched with
 	// path.Match against the Origin host). The request's own host is always
@@ -181,6 +203,21 @@ func (o Options) withDefaults() Options {
 	if o.MultipartHeartbeat == 0 {
 		o.MultipartHeartbeat = DefaultMultipartHeartbeat
 	}
+	if o.SSEReservationTimeout <= 0 { // negative: Validate rejects it; never use it
+		o.SSEReservationTimeout = DefaultSSEReservationTimeout
+	}
+	if o.SSEMaxReservations <= 0 { // negative: Validate rejects it; never use it
+		o.SSEMaxReservations = DefaultSSEMaxReservations
+	}
+	if o.SSEMaxReservationsPerUser <= 0 { // negative: Validate rejects it; never use it
+		o.SSEMaxReservationsPerUser = DefaultSSEMaxReservationsPerUser
+	}
+	if o.SSEMaxReservationsPerTenant <= 0 { // negative: Validate rejects it; never use it
+		o.SSEMaxReservationsPerTenant = DefaultSSEMaxReservationsPerTenant
+	}
+	if o.NodeID == "" {
+		o.NodeID = newStreamToken("n")[2:12]
+	}
 	if o.KeepAlive == 0 {
 		o.KeepAlive = DefaultKeepAlive
 	}
@@ -239,6 +276,16 @@ func (o Options) Validate() error {
 		return fmt.Errorf("ws.sse_keep_alive (%v) must be between %v and %v (0: %v)", o.SSEKeepAlive, MinSSEKeepAlive, MaxSSEKeepAlive, DefaultSSEKeepAlive)
 	case o.MultipartHeartbeat != 0 && (o.MultipartHeartbeat < MinMultipartHeartbeat || o.MultipartHeartbeat > MaxMultipartHeartbeat):
 		return fmt.Errorf("ws.multipart_heartbeat (%v) must be between %v and %v (0: %v)", o.MultipartHeartbeat, MinMultipartHeartbeat, MaxMultipartHeartbeat, DefaultMultipartHeartbeat)
+	case o.SSEReservationTimeout != 0 && (o.SSEReservationTimeout < MinSSEReservationTimeout || o.SSEReservationTimeout > MaxSSEReservationTimeout):
+		return fmt.Errorf("ws.sse_reservation_timeout (%v) must be between %v and %v (0: %v)", o.SSEReservationTimeout, MinSSEReservationTimeout, MaxSSEReservationTimeout, DefaultSSEReservationTimeout)
+	case o.SSEMaxReservations < 0:
+		return fmt.Errorf("ws.sse_max_reservations (%d) must not be negative", o.SSEMaxReservations)
+	case o.SSEMaxReservationsPerUser < 0:
+		return fmt.Errorf("ws.sse_max_reservations_per_user (%d) must not be negative", o.SSEMaxReservationsPerUser)
+	case o.SSEMaxReservationsPerTenant < 0:
+		return fmt.Errorf("ws.sse_max_reservations_per_tenant (%d) must not be negative", o.SSEMaxReservationsPerTenant)
+	case o.NodeID != "" && !validNodeID(o.NodeID):
+		return fmt.Errorf("ws.node_id (%q) must be 1 to 32 of [A-Za-z0-9_-]", o.NodeID)
 	case o.WriteDelay < 0 || o.WriteDelay > MaxWriteDelay:
 		return fmt.Errorf("ws.write_delay (%v) must be between 0 and %v", o.WriteDelay, MaxWriteDelay)
 	case o.Compression != "" && o.Compression != CompressionOff && o.Compression != CompressionNoContextTakeover && o.Compression != CompressionContextTakeover:

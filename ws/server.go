@@ -49,6 +49,7 @@ type Server struct {
 	// contextConns counts the connections with a compressor of their own
 	// (deflateContext), at most Options.CompressionContextConns.
 	contextConns atomic.Int64
+	streams      streams // graphql-sse single connection mode's reservations (sse_single.go)
 }
 
 // flushStats counts the fan-out's writes (see Fanout).
@@ -165,6 +166,7 @@ func NewServer(h Handler, opts Options) *Server {
 		// mode only has to let it accept that offer as it is.
 		s.acceptOpts.CompressionMode = websocket.CompressionContextTakeover
 	}
+	s.streams.init()
 	return s
 }
 
@@ -179,6 +181,10 @@ func NewServer(h Handler, opts Options) *Server {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if wantsPreflight(r) {
 		s.preflight(w, r)
+		return
+	}
+	if wantsSSESingle(r) { // graphql-sse single connection mode (sse_single.go)
+		s.serveSSESingle(w, r)
 		return
 	}
 	if wantsMultipart(r) {
@@ -320,6 +326,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.shuttingDown {
 		s.shuttingDown = true
+		s.streams.shutdown() // reservations not opened yet
 		for c := range s.conns {
 			c.closeWith(CloseGoingAway, reasonShuttingDown, ServerShutdown)
 		}
@@ -327,6 +334,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
+	s.streams.wait(s.log) // close them, and those expiring meanwhile
 	select {
 	case <-s.drained:
 		return nil

@@ -1,11 +1,13 @@
 package ws
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -145,6 +147,12 @@ func (sseProtocol) errorFrame(_ []byte, errs gqlerror.List) ([]byte, error) {
 // lines, and the cursor found at the payload's end as the event's id. It
 // allocates nothing beyond buf's growth.
 func appendSSENext(buf, prefix, payload []byte) []byte {
+	return appendSSEEvent(buf, prefix, payload, nil)
+}
+
+// appendSSEEvent is appendSSENext with end written after the payload
+// (single connection mode closes the {"id","payload"} object there).
+func appendSSEEvent(buf, prefix, payload, end []byte) []byte {
 	buf = append(buf, prefix...)
 	// A JSON text holds a line break only as whitespace between tokens
 	// (strings escape theirs): each one starts a new data line, which
@@ -159,6 +167,7 @@ func appendSSENext(buf, prefix, payload []byte) []byte {
 		buf = append(buf, sseDataLine...)
 		p = p[i+1:]
 	}
+	buf = append(buf, end...)
 	if id := sseCursor(payload); len(id) > 0 {
 		buf = append(buf, sseIDLine...)
 		buf = append(buf, id...)
@@ -356,8 +365,8 @@ func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", cross)
 	h.Set("Access-Control-Allow-Credentials", "true")
-	h.Set("Access-Control-Allow-Methods", "GET, POST")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Last-Event-ID")
+	h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Last-Event-ID, "+StreamTokenHeader)
 	h.Set("Access-Control-Max-Age", "600")
 	h.Add("Vary", "Origin")
 	w.WriteHeader(http.StatusNoContent)
@@ -371,29 +380,21 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveStream serves one subscription over a streamed HTTP/1.1 response
-// (graphql-sse, multipart): the origin check, the request, Handler.Open,
-// then the hijacked connection becomes a Conn speaking the protocol
-// newProto returns for the allowed cross origin ("" for none), with a
-// keep-alive every keepAlive.
+// (graphql-sse distinct connections mode, multipart): the origin check,
+// the request, Handler.Open, then the hijacked connection becomes a Conn
+// speaking the protocol newProto returns for the allowed cross origin (""
+// for none), with a keep-alive every keepAlive.
 func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, keepAlive time.Duration, newProto func(cross string) streamProtocol) {
-	cross, err := checkOrigin(r, s.opts.OriginPatterns)
-	if err != nil {
-		writeSSERefusal(w, &sseRequestError{status: http.StatusForbidden, code: CodeForbidden, message: err.Error()})
+	cross, ok := s.sseOrigin(w, r)
+	if !ok {
 		return
-	}
-	if cross != "" {
-		// Refusals too: a page of an allowed origin reads why.
-		w.Header().Set("Access-Control-Allow-Origin", cross)
-		w.Header().Set("Access-Control-Allow-Credentials", "true")
-		w.Header().Add("Vary", "Origin")
 	}
 	req, rerr := sseRequest(w, r, s.opts.ReadLimit)
 	if rerr != nil {
 		writeSSERefusal(w, rerr)
 		return
 	}
-	if !s.enter() {
-		writeSSERefusal(w, &sseRequestError{status: http.StatusServiceUnavailable, code: CodeServiceUnavailable, message: reasonShuttingDown})
+	if !s.enterSSE(w) {
 		return
 	}
 	sess, err := s.h.Open(r)
@@ -402,36 +403,75 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, keepAlive t
 		writeSSERefusal(w, s.openRefusal(err))
 		return
 	}
-	p := newProto(cross)
-	raw, brw, err := http.NewResponseController(w).Hijack()
-	if err == nil {
-		err = brw.Writer.Flush()
-	}
-	if err != nil {
-		// HTTP/2 cannot be hijacked: the stream needs HTTP/1.1.
+	raw, br, ok := s.hijackSSE(w, r)
+	if !ok {
 		s.leave()
-		s.log.Debug(p.name()+": hijack failed", "remote", r.RemoteAddr, "proto", r.Proto, "err", err)
-		if raw == nil {
-			writeSSERefusal(w, &sseRequestError{status: http.StatusHTTPVersionNotSupported, code: CodeBadRequest,
-				message: "a subscription over HTTP needs HTTP/1.1"})
-		} else {
-			_ = raw.Close()
-		}
 		closeSession(s.log, sess, HandshakeFailed)
 		return
 	}
-	batch := s.streamBatch(raw, r)
-	_, batch.multipart = p.(multipartProtocol)
-	c := newConn(nil, raw, batch, p, r.RemoteAddr, &s.opts, sess, &s.budget)
+	c := s.newSSEConn(raw, br, newProto(cross), r, sess)
 	c.kaEvery = keepAlive
-	c.sseIn = brw.Reader
-	c.flushes, c.slow = &s.flushes, &s.slow
 	s.track(c)
 	go func() { // owned by s, as a WebSocket connection's read goroutine (see ServeHTTP)
 		defer s.leave()
 		defer s.untrack(c)
 		c.serveSSE(req)
 	}()
+}
+
+// sseOrigin checks r's Origin (checkOrigin) and, for a page of an allowed
+// origin, sets the CORS headers on every answer, refusals too (the page
+// reads why). It reports false once it refused r.
+func (s *Server) sseOrigin(w http.ResponseWriter, r *http.Request) (cross string, ok bool) {
+	cross, err := checkOrigin(r, s.opts.OriginPatterns)
+	if err != nil {
+		writeSSERefusal(w, &sseRequestError{status: http.StatusForbidden, code: CodeForbidden, message: err.Error()})
+		return "", false
+	}
+	if cross != "" {
+		w.Header().Set("Access-Control-Allow-Origin", cross)
+		w.Header().Set("Access-Control-Allow-Credentials", "true")
+		w.Header().Add("Vary", "Origin")
+	}
+	return cross, true
+}
+
+// hijackSSE takes r's connection over for an event stream. It reports
+// false once it answered or closed r: HTTP/2 cannot be hijacked, and the
+// stream needs HTTP/1.1.
+func (s *Server) hijackSSE(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.Reader, bool) {
+	raw, brw, err := http.NewResponseController(w).Hijack()
+	if err == nil {
+		err = brw.Writer.Flush()
+	}
+	if err == nil {
+		return raw, brw.Reader, true
+	}
+	s.log.Debug("http stream: hijack failed", "remote", r.RemoteAddr, "proto", r.Proto, "err", err)
+	if raw == nil {
+		writeSSERefusal(w, &sseRequestError{status: http.StatusHTTPVersionNotSupported, code: CodeBadRequest,
+			message: "a subscription over HTTP needs HTTP/1.1"})
+	} else {
+		_ = raw.Close()
+	}
+	return nil, nil, false
+}
+
+// newSSEConn makes the Conn of an HTTP stream on raw (br: what the
+// client sent after its request), framed by p: an SSE event stream of
+// either mode, or a multipart response; gzip-encoded when the server is
+// configured for it and r accepts it (streamBatch).
+func (s *Server) newSSEConn(raw net.Conn, br *bufio.Reader, p protocol, r *http.Request, sess Session) *Conn {
+	_, single := p.(sseSingleProtocol)
+	batch := s.streamBatch(raw, r)
+	batch.single = single
+	_, batch.multipart = p.(multipartProtocol)
+	c := newConn(nil, raw, batch, p, r.RemoteAddr, &s.opts, sess, &s.budget)
+	c.kaEvery = s.opts.SSEKeepAlive
+	c.sseIn = br
+	c.single = single
+	c.flushes, c.slow = &s.flushes, &s.slow
+	return c
 }
 
 // openRefusal maps a Handler.Open error to its SSE refusal.

@@ -28,8 +28,14 @@ func BenchmarkPushFlushMultipart(b *testing.B) {
 func benchPushFlushStream(b *testing.B, dial func(testing.TB, *env) (net.Conn, *bufio.Reader, *fakeSession, *Subscription), sep []byte) {
 	e := startEnv(b, Options{}, nil)
 	c, br, _, sub := dial(b, e)
-	payload := []byte(`{"data":{"messageAdded":{"id":"7","room":"r1","text":"hello, world"}},"extensions":{"cursor":"AAAAAAAAAAE"}}`)
+	benchSSE(b, c, br, sub, sep)
+}
 
+// benchSSE runs the fan-out benchmark on sub, whose stream the client
+// reads from br, counting events by sep, which ends each of them (and
+// must not overlap itself).
+func benchSSE(b *testing.B, c net.Conn, br *bufio.Reader, sub *Subscription, sep []byte) {
+	payload := []byte(`{"data":{"messageAdded":{"id":"7","room":"r1","text":"hello, world"}},"extensions":{"cursor":"AAAAAAAAAAE"}}`)
 	var received atomic.Int64
 	progress := make(chan struct{}, 1)
 	readDone := make(chan struct{})

@@ -212,6 +212,13 @@ type WSConfig struct {
 	// SSECompression: gzip compresses GraphQL-over-SSE responses for
 	// clients that accept it; off does not.
 	SSECompression string `yaml:"sse_compression"`
+
+	// SSEReservationTimeout and SSEMaxReservations* bound graphql-sse
+	// single connection mode reservations (ws.Options).
+	SSEReservationTimeout       time.Duration `yaml:"sse_reservation_timeout"`
+	SSEMaxReservations          int           `yaml:"sse_max_reservations"`
+	SSEMaxReservationsPerUser   int           `yaml:"sse_max_reservations_per_user"`
+	SSEMaxReservationsPerTenant int           `yaml:"sse_max_reservations_per_tenant"`
 }
 
 func defaultConfig() Config {
@@ -632,9 +639,13 @@ func (c Config) wsOptions() ws.Options {
 		WriteDelay:      c.WS.WriteDelay,
 		CoalesceDelay:   coalesce,
 
-		Compression:             ws.Compression(c.WS.Compression),
-		CompressionThreshold:    c.WS.CompressionThreshold,
-		CompressionContextConns: c.WS.CompressionContextConns,
-		SSECompression:          c.WS.SSECompression,
+		Compression:                 ws.Compression(c.WS.Compression),
+		CompressionThreshold:        c.WS.CompressionThreshold,
+		CompressionContextConns:     c.WS.CompressionContextConns,
+		SSECompression:              c.WS.SSECompression,
+		SSEReservationTimeout:       c.WS.SSEReservationTimeout,
+		SSEMaxReservations:          c.WS.SSEMaxReservations,
+		SSEMaxReservationsPerUser:   c.WS.SSEMaxReservationsPerUser,
+		SSEMaxReservationsPerTenant: c.WS.SSEMaxReservationsPerTenant,
 	}
 }

@@ -56,6 +56,28 @@ func nextSSELine(t *testing.T, lines <-chan string) sseLine {
 	panic("unreachable")
 }
 
+// publishSSE publishes messages ids to tenant acme's room "sse", which
+// the graphql-sse client script subscribes to.
+func publishSSE(e *env, ids ...int) {
+	for _, id := range ids {
+		e.publishTo("acme", "chat.sse", `{"id":"`+strconv.Itoa(id)+`","room":"sse","text":"t"}`)
+	}
+}
+
+// expectSSE reads the client script's next results, which must be
+// messages ids with cursors, and returns the last cursor.
+func expectSSE(t *testing.T, lines <-chan string, ids ...int) (cursor string) {
+	t.Helper()
+	for _, id := range ids {
+		l := nextSSELine(t, lines)
+		if l.Event != "data" || l.Result.Data.MessageAdded.ID != strconv.Itoa(id) || l.Result.Extensions.Cursor == "" {
+			t.Fatalf("got %+v, want message %d with a cursor", l, id)
+		}
+		cursor = l.Result.Extensions.Cursor
+	}
+	return cursor
+}
+
 // TestGraphQLSSEClient runs the graphql-sse npm client (distinct
 // connections mode, over fetch, gzip-encoded streams) against a node with
 // authentication: it receives,
@@ -75,22 +97,8 @@ func TestGraphQLSSEClient(t *testing.T) {
 	})
 	sseURL := "http://" + strings.TrimPrefix(strings.TrimSuffix(e.ws, "/graphql"), "ws://") + "/graphql"
 	tok := token(t, testSecret, "acme", "ann", nil)
-	publish := func(ids ...int) {
-		for _, id := range ids {
-			e.publishTo("acme", "chat.sse", `{"id":"`+strconv.Itoa(id)+`","room":"sse","text":"t"}`)
-		}
-	}
-	expect := func(lines <-chan string, ids ...int) (cursor string) {
-		t.Helper()
-		for _, id := range ids {
-			l := nextSSELine(t, lines)
-			if l.Event != "data" || l.Result.Data.MessageAdded.ID != strconv.Itoa(id) || l.Result.Extensions.Cursor == "" {
-				t.Fatalf("got %+v, want message %d with a cursor", l, id)
-			}
-			cursor = l.Result.Extensions.Cursor
-		}
-		return cursor
-	}
+	publish := func(ids ...int) { publishSSE(e, ids...) }
+	expect := func(lines <-chan string, ids ...int) string { t.Helper(); return expectSSE(t, lines, ids...) }
 	subs := func() int64 { return e.node.Stats().Subscriptions }
 
 	a := runScript(t, nodeBin, dir, "test/sse.mjs", "SSE_URL="+sseURL, "FRAISEQL_TOKEN="+tok)
