@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Var(&env, "node-env", "KEY=VAL for the spawned node's environment (repeatable; wins over the load defaults)")
 	fs.BoolVar(&cfg.NodeDefaults, "node-defaults", cfg.NodeDefaults, "give the spawned node load-friendly limits (per-IP/user limits and event rate off)")
 	fs.BoolVar(&cfg.KeepNodeDir, "keep-node-dir", false, "keep the spawned node's temp dir (binary, node.log, store)")
-	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "WebSocket connections")
+	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "clients: WebSocket connections (-transport sse: each makes -subs requests, one TCP connection each)")
 	fs.IntVar(&cfg.Subs, "subs", cfg.Subs, "subscriptions per connection (same plan, distinct ids)")
 	fs.IntVar(&cfg.Rooms, "rooms", cfg.Rooms, "rooms (topics chat.<room>); connection i subscribes to room i mod R")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "events per second published, in total over all rooms")
