@@ -9,8 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,11 +41,21 @@ type clients struct {
 	rooms  []string
 	subs   int
 	phases *phases
+	// sse, when set, makes every client speak GraphQL over SSE (one
+	// request per subscription) instead of proto over a WebSocket.
+	sse *sseTarget
+	// compress offers permessage-deflate on WebSocket dials.
+	compress bool
+	// hc dials WebSockets through wireConn, so wire bytes are counted.
+	hc *http.Client
 
 	connectTime   *Histogram // dial start → connection_ack
 	subscribeTime *Histogram // first subscribe sent → pong after the last
 
-	alive      atomic.Int64
+	alive      atomic.Int64 // TCP connections open (SSE: one per subscription)
+	compressed atomic.Int64 // WebSocket connections that negotiated permessage-deflate
+	wire       counter      // bytes read from the sockets, before any inflate
+	dials      atomic.Uint64
 	subscribed atomic.Int64   // connections whose subscribe round trip completed
 	accepted   atomic.Int64   // subscriptions sent and not refused
 	roomSubs   []atomic.Int64 // accepted subscriptions per room
@@ -60,7 +73,7 @@ type clients struct {
 }
 
 func newClients(proto protocol, target string, rooms []string, subs int, ps *phases) *clients {
-	return &clients{
+	cs := &clients{
 		proto:         proto,
 		target:        target,
 		rooms:         rooms,
@@ -73,6 +86,34 @@ func newClients(proto protocol, target string, rooms []string, subs int, ps *pha
 		refused:       map[string]int{},
 		closes:        map[string]int{},
 	}
+	var d net.Dialer
+	cs.hc = &http.Client{Transport: &http.Transport{
+		// Proxy is nil: loopback only, never a proxy from the environment.
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &wireConn{Conn: conn, n: &cs.wire, shard: int(cs.dials.Add(1))}, nil
+		},
+	}}
+	return cs
+}
+
+// wireConn counts the bytes read from a connection: what the server put
+// on the wire, compressed or not.
+type wireConn struct {
+	net.Conn
+	n     *counter
+	shard int
+}
+
+func (w *wireConn) Read(p []byte) (int, error) {
+	n, err := w.Conn.Read(p)
+	if n > 0 {
+		w.n.add(w.shard, uint64(n))
+	}
+	return n, err
 }
 
 func (cs *clients) count(m map[string]int, key string) {
@@ -91,13 +132,20 @@ func (cs *clients) snapshot(m map[string]int) map[string]int {
 	return out
 }
 
-// client is one WebSocket connection and its subscriptions. Its fields
-// after the atomics are owned by its reader goroutine.
+// client is one simulated client and its subscriptions: one WebSocket
+// connection, or (SSE) one HTTP request per subscription. Its fields after
+// the atomics are owned by its reader goroutine (SSE: seqs[i] by stream
+// i's).
 type client struct {
 	cs   *clients
 	idx  int
 	room int
 	ws   *websocket.Conn
+	// streams are the SSE requests, subscription i+1 on streams[i]; set
+	// before their readers start.
+	streams []*sseStream
+	// sseSubTime is the slowest of the streams' request → response head.
+	sseSubTime time.Duration
 
 	subStart atomic.Int64 // unix nanos the subscribes were sent; 0: none
 
@@ -105,9 +153,10 @@ type client struct {
 	buf  []byte
 }
 
-// protocol is how the tool speaks to the server under test: the node's
-// graphql-transport-ws (graphqlWS), or Centrifugo's JSON protocol, for
-// measuring both on the same machine.
+// protocol is how the tool speaks to the server under test over a
+// WebSocket: the node's graphql-transport-ws (graphqlWS), or Centrifugo's
+// JSON protocol, for measuring both on the same machine. GraphQL over SSE
+// is not a protocol on a WebSocket: see sseTarget.
 type protocol interface {
 	dialOptions() *websocket.DialOptions
 	// handshake opens the session on a new connection; it returns "" or a
@@ -124,10 +173,20 @@ type protocol interface {
 // records the connect time; on failure the reason is counted and nil
 // returned.
 func (cs *clients) dial(ctx context.Context, idx, room int) *client {
+	if cs.sse != nil {
+		return cs.dialSSE(ctx, idx, room)
+	}
 	start := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	ws, resp, err := websocket.Dial(dctx, cs.target, cs.proto.dialOptions())
+	opts := cs.proto.dialOptions()
+	opts.HTTPClient = cs.hc
+	if cs.compress {
+		// The server may answer with no_context_takeover: coder/websocket
+		// then falls back to it.
+		opts.CompressionMode = websocket.CompressionContextTakeover
+	}
+	ws, resp, err := websocket.Dial(dctx, cs.target, opts)
 	if err != nil {
 		reason := "dial: " + errReason(err)
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
@@ -135,6 +194,9 @@ func (cs *clients) dial(ctx context.Context, idx, room int) *client {
 		}
 		cs.count(cs.connectErrs, reason)
 		return nil
+	}
+	if headerHasToken(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
+		cs.compressed.Add(1)
 	}
 	ws.SetReadLimit(readLimit)
 	actx, cancel2 := context.WithTimeout(ctx, ackTimeout)
@@ -150,6 +212,32 @@ func (cs *clients) dial(ctx context.Context, idx, room int) *client {
 	cs.wg.Add(1)
 	go c.readLoop() // owned by cs.wg; ends when the connection closes
 	return c
+}
+
+// headerHasToken reports whether the comma-separated header value v
+// names token, parameters aside ("permessage-deflate; client_no_context_takeover").
+func headerHasToken(v, token string) bool {
+	for t := range strings.SplitSeq(v, ",") {
+		name, _, _ := strings.Cut(t, ";")
+		if strings.EqualFold(strings.TrimSpace(name), token) {
+			return true
+		}
+	}
+	return false
+}
+
+// subscribe sends c's subscriptions (WebSocket). An SSE client subscribed
+// when it connected, one request per subscription: this records that
+// round trip (request → response head) instead.
+func (cs *clients) subscribe(ctx context.Context, c *client) error {
+	if cs.sse != nil {
+		if c.subStart.Swap(0) != 0 {
+			cs.subscribeTime.RecordDuration(c.sseSubTime, c.idx)
+			cs.subscribed.Add(1)
+		}
+		return nil
+	}
+	return cs.proto.subscribe(ctx, c)
 }
 
 // graphqlWS is the node's protocol, graphql-transport-ws.
@@ -191,7 +279,7 @@ func (graphqlWS) handshake(ctx context.Context, ws *websocket.Conn) string {
 // errReason shortens an error to a countable reason.
 func errReason(err error) string {
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return "timeout"
 	case websocket.CloseStatus(err) != -1:
 		return "close " + strconv.Itoa(int(websocket.CloseStatus(err)))
@@ -308,16 +396,24 @@ func parseNext(msg []byte) (sub int, seq uint64, ts int64, ok bool) {
 	if !ok || !bytes.HasPrefix(rest, nextMid) {
 		return 0, 0, 0, false
 	}
-	rest = rest[len(nextMid):]
-	s, rest, ok := cutInt(rest)
-	if !ok || len(rest) == 0 || rest[0] != '-' {
+	if seq, ts, ok = cutEventID(rest[len(nextMid):]); !ok {
 		return 0, 0, 0, false
+	}
+	return sub, seq, ts, true
+}
+
+// cutEventID reads `<seq>-<unix nanos>"` at the start of b, the id the
+// publisher gave the event, up to its closing quote.
+func cutEventID(b []byte) (seq uint64, ts int64, ok bool) {
+	s, rest, ok := cutInt(b)
+	if !ok || len(rest) == 0 || rest[0] != '-' {
+		return 0, 0, false
 	}
 	t, rest, ok := cutInt(rest[1:])
 	if !ok || len(rest) == 0 || rest[0] != '"' {
-		return 0, 0, 0, false
+		return 0, 0, false
 	}
-	return sub, uint64(s), int64(t), true
+	return uint64(s), int64(t), true
 }
 
 // cutInt reads leading decimal digits (at most 19).
@@ -390,12 +486,7 @@ func (graphqlWS) handle(c *client, msg []byte, now time.Time) {
 			c.cs.unknown.Add(1)
 			return
 		}
-		seq, ts, ok := parseEventID(p.Data.MessageAdded.ID)
-		if !ok {
-			c.cs.unknown.Add(1)
-			return
-		}
-		c.event(sub, seq, ts, p.Extensions.Dropped, now)
+		c.decodedEvent(sub, &p, now)
 	case "error":
 		var errs []struct {
 			Extensions struct {
@@ -412,6 +503,17 @@ func (graphqlWS) handle(c *client, msg []byte, now time.Time) {
 	default:
 		c.cs.unknown.Add(1)
 	}
+}
+
+// decodedEvent accounts the event of a payload the fast parsers could not
+// read, or counts it unreadable.
+func (c *client) decodedEvent(sub int, p *nextPayload, now time.Time) {
+	seq, ts, ok := parseEventID(p.Data.MessageAdded.ID)
+	if !ok {
+		c.cs.unknown.Add(1)
+		return
+	}
+	c.event(sub, seq, ts, p.Extensions.Dropped, now)
 }
 
 // event accounts one delivered event of subscription sub (1-based).
@@ -443,6 +545,14 @@ func (c *client) event(sub int, seq uint64, ts int64, dropped uint64, now time.T
 	p.latency.Record(now.UnixNano()-ts, c.idx)
 }
 
-// close ends the connection now (no close handshake: with thousands of
-// connections, waiting for each one's handshake would dominate the run's end).
-func (c *client) close() { c.ws.CloseNow() }
+// close ends the connection (SSE: every request's) now, with no close
+// handshake: with thousands of connections, waiting for each one's
+// handshake would dominate the run's end.
+func (c *client) close() {
+	if c.ws != nil {
+		c.ws.CloseNow()
+	}
+	for _, s := range c.streams {
+		_ = s.conn.Close()
+	}
+}

@@ -25,8 +25,17 @@ type Config struct {
 	// (http://127.0.0.1:PORT/api) and key, where events are published.
 	API, APIKey string
 
-	// Target is the node's WebSocket endpoint, ws://127.0.0.1:PORT/graphql.
-	// Empty with Spawn.
+	// Transport is how clients reach the node: TransportWS (one WebSocket
+	// per client, graphql-transport-ws; the default) or TransportSSE
+	// (GraphQL over Server-Sent Events: one HTTP/1.1 request, so one TCP
+	// connection, per subscription).
+	Transport string
+	// Compress offers WebSocket permessage-deflate; the report says
+	// whether the server took it.
+	Compress bool
+
+	// Target is the node's endpoint: ws://127.0.0.1:PORT/graphql, or
+	// http://127.0.0.1:PORT/graphql with TransportSSE. Empty with Spawn.
 	Target string
 	// NATSURL is where to publish; empty reads DataDir/nats.url.
 	NATSURL string
@@ -103,11 +112,18 @@ const (
 	ServerCentrifugo = "centrifugo"
 )
 
+// The transports the tool's clients speak.
+const (
+	TransportWS  = "ws"
+	TransportSSE = "sse"
+)
+
 // Defaults returns the default Config (a 30 s run of 100 connections × 1
 // subscription at 100 events/s against a spawned node).
 func Defaults() Config {
 	return Config{
 		Server:             ServerFraiseQL,
+		Transport:          TransportWS,
 		Spawn:              false,
 		NodeDefaults:       true,
 		Conns:              100,
@@ -189,9 +205,26 @@ func (c *Config) Validate() error {
 	default:
 		bad("server", "%q: want %s or %s", c.Server, ServerFraiseQL, ServerCentrifugo)
 	}
+	targetScheme := "ws"
+	switch c.Transport {
+	case TransportWS:
+	case TransportSSE:
+		targetScheme = "http"
+		if c.Server == ServerCentrifugo {
+			bad("transport", "-transport sse is GraphQL over SSE, which only the node speaks (-server fraiseql)")
+		}
+		if c.Compress {
+			bad("compress", "-compress is WebSocket permessage-deflate; it has no meaning with -transport sse")
+		}
+		if c.Conns*c.Subs > c.MaxConns {
+			bad("subs", "-transport sse opens one connection per subscription: -conns × -subs (%d) is above -max-conns %d", c.Conns*c.Subs, c.MaxConns)
+		}
+	default:
+		bad("transport", "%q: want %s or %s", c.Transport, TransportWS, TransportSSE)
+	}
 	if c.Target != "" {
-		if err := checkLoopbackURL(c.Target, "ws"); err != nil {
-			bad("target", "%v", err)
+		if err := checkLoopbackURL(c.Target, targetScheme); err != nil {
+			bad("target", "%v (the endpoint for -transport %s)", err, c.Transport)
 		}
 	}
 	if c.NATSURL != "" {

@@ -69,14 +69,54 @@ func TestValidateServer(t *testing.T) {
 		{"api with spawn", func(c *Config) { c.Spawn, c.CentrifugoBin, c.APIKey = true, "/bin/centrifugo", "k" }, "-api"},
 		{"centrifugo flags on the node", func(c *Config) { c.Server, c.Spawn, c.APIKey = ServerFraiseQL, true, "k" }, "-server"},
 	}
+	checkValidateCases(t, func(c *Config) { c.Server = ServerCentrifugo }, tests)
+}
+
+// checkValidateCases runs checkValidate on each case's Config: Defaults,
+// then base, then the case's changes.
+func checkValidateCases(t *testing.T, base func(*Config), tests []struct {
+	name    string
+	set     func(*Config)
+	wantErr string
+}) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Defaults()
-			c.Server = ServerCentrifugo
+			base(&c)
 			tc.set(&c)
 			checkValidate(t, &c, tc.wantErr)
 		})
 	}
+}
+
+func TestValidateTransport(t *testing.T) {
+	tests := []struct {
+		name    string
+		set     func(*Config)
+		wantErr string
+	}{
+		{"sse spawned", func(c *Config) { c.Spawn = true }, ""},
+		{"sse running", func(c *Config) { c.Target, c.NATSURL = "http://127.0.0.1:8080/graphql", "nats://127.0.0.1:4222" }, ""},
+		{"sse with a ws target", func(c *Config) { c.Target, c.NATSURL = "ws://127.0.0.1:8080/graphql", "nats://127.0.0.1:4222" }, "-target"},
+		{"sse remote", func(c *Config) { c.Target, c.NATSURL = "http://10.1.1.1:8080/graphql", "nats://127.0.0.1:4222" }, "only loopback"},
+		{"sse on centrifugo", func(c *Config) { c.Spawn, c.Server, c.CentrifugoBin = true, ServerCentrifugo, "/bin/centrifugo" }, "-transport"},
+		{"sse compressed", func(c *Config) { c.Spawn, c.Compress = true, true }, "-compress"},
+		{"unknown", func(c *Config) { c.Spawn, c.Transport = true, "grpc" }, "-transport"},
+		{"ws http target", func(c *Config) {
+			c.Transport, c.Target, c.NATSURL = TransportWS, "http://127.0.0.1:8080/graphql", "nats://127.0.0.1:4222"
+		}, "-target"},
+		{"ws compressed", func(c *Config) { c.Transport, c.Spawn, c.Compress = TransportWS, true, true }, ""},
+		{"centrifugo compressed", func(c *Config) {
+			c.Transport, c.Spawn, c.Server, c.CentrifugoBin, c.Compress = TransportWS, true, ServerCentrifugo, "/bin/centrifugo", true
+		}, ""},
+		// One TCP connection per subscription: -conns × -subs ≤ -max-conns.
+		{"sse sockets below the cap", func(c *Config) { c.Spawn, c.MaxConns, c.Conns, c.Subs = true, 10, 1, 9 }, ""},
+		{"sse sockets at the cap", func(c *Config) { c.Spawn, c.MaxConns, c.Conns, c.Subs = true, 10, 1, 10 }, ""},
+		{"sse sockets above the cap", func(c *Config) { c.Spawn, c.MaxConns, c.Conns, c.Subs = true, 10, 1, 11 }, "-subs"},
+		{"ws subscriptions above the sse cap", func(c *Config) { c.Transport, c.Spawn, c.MaxConns, c.Conns, c.Subs = TransportWS, true, 10, 1, 11 }, ""},
+	}
+	checkValidateCases(t, func(c *Config) { c.Transport = TransportSSE }, tests)
 }
 
 // checkValidate fails t unless c.Validate returns no error (wantErr "")

@@ -15,27 +15,49 @@ import (
 )
 
 // TestEndToEnd spawns a real node (go build ./cmd/fraiseql-node, or the binary in
-// $FRAISEQL_LOADGEN_NODE_BIN) and runs 20 connections × 1 subscription at
-// 50 events/s for 2 s: nothing may be lost, and the report must be whole.
+// $FRAISEQL_LOADGEN_NODE_BIN) and runs 20 subscriptions at 50 events/s for
+// 2 s on each transport: 20 WebSocket connections × 1 subscription, the
+// same offering permessage-deflate (which the node does not negotiate),
+// and 10 SSE clients × 2 subscriptions (20 requests). Nothing may be
+// lost, and the report must be whole.
 func TestEndToEnd(t *testing.T) {
 	_, file, _, _ := runtime.Caller(0)
-	cfg := Defaults()
-	cfg.Spawn = true
-	cfg.RepoDir = filepath.Join(filepath.Dir(file), "..", "..", "..")
-	cfg.NodeBin = os.Getenv("FRAISEQL_LOADGEN_NODE_BIN")
-	if cfg.NodeBin == "" {
+	repo := filepath.Join(filepath.Dir(file), "..", "..", "..")
+	nodeBin := os.Getenv("FRAISEQL_LOADGEN_NODE_BIN")
+	if nodeBin == "" {
 		// Build first, with a generous deadline: on a cold build cache, with
 		// other packages compiling, it takes far longer than the run.
-		cfg.NodeBin = filepath.Join(t.TempDir(), "fraiseql-node")
+		nodeBin = filepath.Join(t.TempDir(), "fraiseql-node")
 		bctx, bcancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer bcancel()
-		build := exec.CommandContext(bctx, "go", "build", "-o", cfg.NodeBin, "./cmd/fraiseql-node")
-		build.Dir = cfg.RepoDir
+		build := exec.CommandContext(bctx, "go", "build", "-o", nodeBin, "./cmd/fraiseql-node")
+		build.Dir = repo
 		if out, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("go build ./cmd/fraiseql-node: %v\n%s", err, out)
 		}
 	}
-	cfg.Conns, cfg.Subs, cfg.Rate = 20, 1, 50
+	for _, tc := range []struct {
+		name        string
+		transport   string
+		compress    bool
+		conns, subs int
+		sockets     int64
+	}{
+		{"ws", TransportWS, false, 20, 1, 20},
+		{"ws compress", TransportWS, true, 20, 1, 20},
+		{"sse", TransportSSE, false, 10, 2, 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Defaults()
+			cfg.Spawn, cfg.RepoDir, cfg.NodeBin = true, repo, nodeBin
+			cfg.Transport, cfg.Compress = tc.transport, tc.compress
+			cfg.Conns, cfg.Subs, cfg.Rate = tc.conns, tc.subs, 50
+			endToEnd(t, cfg, tc.sockets)
+		})
+	}
+}
+
+func endToEnd(t *testing.T, cfg Config, sockets int64) {
 	cfg.Duration, cfg.Warmup = 2*time.Second, 500*time.Millisecond
 	cfg.Settle, cfg.Drain = 200*time.Millisecond, time.Second
 	cfg.MaxRuntime = 25 * time.Second
@@ -50,15 +72,22 @@ func TestEndToEnd(t *testing.T) {
 	var sum bytes.Buffer
 	rep.Summary(&sum)
 	t.Logf("\n%s", sum.String())
-	if !rep.OK || rep.Connect.Connected != 20 || rep.Subscribe.Accepted != 20 || rep.Subscribe.Confirmed != 20 {
-		t.Fatalf("setup: ok %v, connected %d, accepted %d, confirmed %d", rep.OK, rep.Connect.Connected, rep.Subscribe.Accepted, rep.Subscribe.Confirmed)
+	conns, subs := int64(cfg.Conns), int64(cfg.Conns*cfg.Subs)
+	if !rep.OK || int64(rep.Connect.Connected) != conns || rep.Subscribe.Accepted != subs || rep.Subscribe.Confirmed != conns || rep.Connect.Sockets != sockets {
+		t.Fatalf("setup: ok %v, connected %d, accepted %d, confirmed %d, sockets %d", rep.OK, rep.Connect.Connected, rep.Subscribe.Accepted, rep.Subscribe.Confirmed, rep.Connect.Sockets)
+	}
+	if rep.Params.Transport != cfg.Transport || rep.Params.Compress != cfg.Compress || rep.Connect.Compressed != 0 {
+		t.Fatalf("params %+v, compression negotiated on %d (the node has none)", rep.Params, rep.Connect.Compressed)
+	}
+	if cfg.Compress && !strings.Contains(strings.Join(rep.Warnings, "\n"), "negotiated no permessage-deflate") {
+		t.Fatalf("no warning that compression was not negotiated: %q", rep.Warnings)
 	}
 	if len(rep.Windows) != 1 {
 		t.Fatalf("%d windows", len(rep.Windows))
 	}
 	w := rep.Windows[0]
-	if w.Published != 100 || w.Expected != 100*20 {
-		t.Fatalf("published %d, expected %d; want 100 and 2000", w.Published, w.Expected)
+	if w.Published != 100 || w.Expected != 100*uint64(subs) {
+		t.Fatalf("published %d, expected %d; want 100 and %d", w.Published, w.Expected, 100*subs)
 	}
 	if w.Delivered != w.Expected || w.Lost != 0 || w.LossPct != 0 || w.Duplicates != 0 || w.Reorders != 0 || w.Skipped != 0 {
 		t.Fatalf("delivery: %+v", w)
@@ -69,7 +98,12 @@ func TestEndToEnd(t *testing.T) {
 	if rep.Node.CPUSource != "proc" || rep.Node.PID == 0 || w.ServerCPUMicrosPerDelivery <= 0 || rep.Memory.Idle.RSS <= 0 || rep.Memory.Subscribed.RSS <= 0 {
 		t.Fatalf("server measurements: node %+v, window %+v, memory %+v", rep.Node, w, rep.Memory)
 	}
-	if rep.Connect.Time.Count != 20 || rep.Subscribe.Time.Count != 20 || len(rep.Disconnects) != 0 || rep.UnreadableMessages != 0 {
+	// A delivery is at least its body on the wire (uncompressed), and
+	// the node wrote it with write(2) or writev(2).
+	if w.WireBytesPerDelivery < float64(rep.Params.BodyBytes) || w.ServerWritesPerDelivery <= 0 || w.ClientReadsPerDelivery <= 0 {
+		t.Fatalf("wire %v bytes/delivery (body %d), server writes %v, client reads %v", w.WireBytesPerDelivery, rep.Params.BodyBytes, w.ServerWritesPerDelivery, w.ClientReadsPerDelivery)
+	}
+	if rep.Connect.Time.Count != uint64(conns) || rep.Subscribe.Time.Count != uint64(conns) || len(rep.Disconnects) != 0 || rep.UnreadableMessages != 0 {
 		t.Fatalf("connect %+v subscribe %+v disconnects %v unreadable %d", rep.Connect, rep.Subscribe, rep.Disconnects, rep.UnreadableMessages)
 	}
 	if !strings.Contains(sum.String(), "loss 0.000%") {

@@ -112,6 +112,55 @@ func parseStatus(data []byte) (ProcStatus, error) {
 	return st, nil
 }
 
+// ProcIOStats are the system call counts of /proc/<pid>/io.
+type ProcIOStats struct {
+	// SysR counts read-type system calls (read, readv, …), SysW
+	// write-type ones (write, writev, …; not send or sendmsg).
+	SysR, SysW uint64
+}
+
+// ProcIO reads /proc/<pid>/io; pid is a number or "self". Reading
+// another process's needs the right to trace it (its parent, the same
+// user, has it).
+func ProcIO(pid string) (ProcIOStats, error) {
+	data, err := os.ReadFile("/proc/" + pid + "/io")
+	if err != nil {
+		return ProcIOStats{}, err
+	}
+	return parseProcIO(data)
+}
+
+// parseProcIO reads syscr and syscw ("syscw: 123").
+func parseProcIO(data []byte) (ProcIOStats, error) {
+	var st ProcIOStats
+	var have int
+	for line := range bytes.SplitSeq(data, []byte("\n")) {
+		key, val, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		var dst *uint64
+		switch string(key) {
+		case "syscr":
+			dst = &st.SysR
+		case "syscw":
+			dst = &st.SysW
+		default:
+			continue
+		}
+		n, err := strconv.ParseUint(string(bytes.TrimSpace(val)), 10, 64)
+		if err != nil {
+			return st, fmt.Errorf("/proc io %s: %w", key, err)
+		}
+		*dst = n
+		have++
+	}
+	if have != 2 {
+		return st, errors.New("/proc io: no syscr and syscw")
+	}
+	return st, nil
+}
+
 // SelfCPU returns this process's user+system CPU time.
 func SelfCPU() time.Duration {
 	var ru syscall.Rusage

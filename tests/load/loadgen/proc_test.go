@@ -97,3 +97,20 @@ go_memstats_heap_inuse_bytes 1e6
 		t.Fatal("missing metric reported")
 	}
 }
+
+func TestParseProcIO(t *testing.T) {
+	st, err := parseProcIO([]byte("rchar: 6976\nwchar: 0\nsyscr: 10\nsyscw: 7\nread_bytes: 0\nwrite_bytes: 0\ncancelled_write_bytes: 0\n"))
+	if err != nil || st.SysR != 10 || st.SysW != 7 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if _, err := parseProcIO([]byte("rchar: 1\n")); err == nil {
+		t.Fatal("no syscw accepted")
+	}
+	if _, err := parseProcIO([]byte("syscr: x\nsyscw: 1\n")); err == nil {
+		t.Fatal("a bad number accepted")
+	}
+	self, err := ProcIO("self")
+	if err != nil || self.SysR == 0 {
+		t.Fatalf("self: %+v %v", self, err)
+	}
+}

@@ -3,6 +3,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"maps"
@@ -65,6 +66,10 @@ type Params struct {
 	GOMAXPROCS         int      `json:"client_gomaxprocs"`
 	Cores              int      `json:"machine_cores"`
 	NodeEnv            []string `json:"node_env,omitempty"`
+	// Transport is ws or sse; Compress whether permessage-deflate was
+	// offered (Connect.Compressed says on how many it was taken).
+	Transport string `json:"transport"`
+	Compress  bool   `json:"compress"`
 }
 
 // NodeInfo says which node was measured and how.
@@ -91,6 +96,12 @@ type ConnectReport struct {
 	WallSec float64 `json:"wall_s"`
 	// ClientCPUSec is the tool's own CPU during the connect ramp.
 	ClientCPUSec float64 `json:"client_cpu_s"`
+	// Sockets is the TCP connections open after connecting: Connected,
+	// or Connected × subscriptions with SSE (one request each).
+	Sockets int64 `json:"tcp_conns"`
+	// Compressed counts WebSocket connections on which the server took
+	// permessage-deflate.
+	Compressed int64 `json:"compression_negotiated_conns"`
 }
 
 // SubscribeReport: the first subscribe sent → the pong that follows the
@@ -164,7 +175,19 @@ type Window struct {
 	ServerCPUMicrosPerDelivery float64 `json:"server_cpu_us_per_delivery"`
 	ClientCores                float64 `json:"client_cores"`
 	ClientCPUMicrosPerDelivery float64 `json:"client_cpu_us_per_delivery"`
-	ServerRSSEnd               int64   `json:"server_rss_end_bytes"`
+	// WireBytesPerDelivery is what the clients read from their sockets
+	// (framing, compressed bytes as sent) from the window's start to the
+	// end of the drain / deliveries.
+	WireBytesPerDelivery float64 `json:"wire_bytes_per_delivery"`
+	// ServerWritesPerDelivery is the node's write-type system calls
+	// (write, writev: /proc/<pid>/io syscw) over the same span /
+	// deliveries; 0 when its PID is unknown. It includes the embedded
+	// NATS server's writes.
+	ServerWritesPerDelivery float64 `json:"server_writes_per_delivery,omitempty"`
+	// ClientReadsPerDelivery is the tool's read-type system calls (its
+	// clients' and the publisher's) / deliveries.
+	ClientReadsPerDelivery float64 `json:"client_reads_per_delivery"`
+	ServerRSSEnd           int64   `json:"server_rss_end_bytes"`
 	// Pass is set in saturate mode: within the loss and p99 bounds.
 	Pass *bool `json:"pass,omitempty"`
 }
@@ -225,8 +248,15 @@ func (r *Report) Summary(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%s %s (pid %d, spawned %v, CPU/RSS from %s)\n", name, r.Node.WS, r.Node.PID, r.Node.Spawned, src)
 	c := r.Connect
-	fmt.Fprintf(w, "connect    %d/%d in %.1fs  p50 %.2fms  p99 %.2fms  max %.2fms  failed: %s\n",
-		c.Connected, c.Attempted, c.WallSec, c.Time.P50, c.Time.P99, c.Time.Max, counts(c.Failed))
+	transport := "transport " + cmp.Or(p.Transport, TransportWS)
+	if p.Transport == TransportSSE {
+		transport += fmt.Sprintf(", %d TCP connections", c.Sockets)
+	}
+	if p.Compress {
+		transport += fmt.Sprintf(", permessage-deflate offered, negotiated on %d", c.Compressed)
+	}
+	fmt.Fprintf(w, "connect    %d/%d in %.1fs  p50 %.2fms  p99 %.2fms  max %.2fms  failed: %s  (%s)\n",
+		c.Connected, c.Attempted, c.WallSec, c.Time.P50, c.Time.P99, c.Time.Max, counts(c.Failed), transport)
 	s := r.Subscribe
 	fmt.Fprintf(w, "subscribe  %d/%d accepted (%d conns confirmed) in %.1fs  p50 %.2fms  p99 %.2fms  refused: %s\n",
 		s.Accepted, s.Sent, s.Confirmed, s.WallSec, s.Time.P50, s.Time.P99, counts(s.Refused))
@@ -249,6 +279,8 @@ func (r *Report) Summary(w io.Writer) {
 			"", win.DeliveriesPerSec, win.OfferedDelivRate, win.Latency.P50, win.Latency.P95, win.Latency.P99, win.Latency.Max)
 		fmt.Fprintf(w, "%-10s server %.2f cores, %.2f µs CPU/delivery, RSS %s;  client %.2f cores, %.2f µs/delivery\n",
 			"", win.ServerCores, win.ServerCPUMicrosPerDelivery, mib(win.ServerRSSEnd), win.ClientCores, win.ClientCPUMicrosPerDelivery)
+		fmt.Fprintf(w, "%-10s wire %.1f bytes/delivery;  server write(2) %.3f/delivery;  client read(2) %.3f/delivery\n",
+			"", win.WireBytesPerDelivery, win.ServerWritesPerDelivery, win.ClientReadsPerDelivery)
 	}
 	if sat := r.Saturation; sat != nil {
 		fmt.Fprintf(w, "saturation max sustained %.0f deliveries/s (at %.1f ev/s; bounds loss ≤ %.2f%%, p99 ≤ %.0fms); stopped: %s\n",

@@ -36,6 +36,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			Conns: cfg.Conns, SubsPerConn: cfg.Subs, Rooms: cfg.Rooms, Rate: cfg.Rate,
 			PayloadBytes: cfg.Payload, DurationSec: cfg.Duration.Seconds(), WarmupSec: cfg.Warmup.Seconds(),
 			ConnectRate: cfg.ConnectRate, MaxInflight: cfg.MaxInflight, Query: subscriptionQuery,
+			Transport: cfg.Transport, Compress: cfg.Compress,
 			GOMAXPROCS: runtime.GOMAXPROCS(0), Cores: runtime.NumCPU(),
 		},
 		Disconnects: map[string]int{},
@@ -102,8 +103,12 @@ func (r *runner) run(ctx context.Context) error {
 		r.warn("raising RLIMIT_NOFILE: %v", err)
 	}
 	r.rep.Params.NoFileLimit = nofile
-	if need := uint64(cfg.Conns) + 256; nofile > 0 && nofile < need {
-		r.warn("RLIMIT_NOFILE is %d, below the %d descriptors %d connections need", nofile, need, cfg.Conns)
+	sockets := cfg.Conns
+	if cfg.Transport == TransportSSE {
+		sockets *= cfg.Subs
+	}
+	if need := uint64(sockets) + 256; nofile > 0 && nofile < need {
+		r.warn("RLIMIT_NOFILE is %d, below the %d descriptors %d connections need", nofile, need, sockets)
 	}
 
 	// The server: how to start it, speak to it and see that it is ready.
@@ -164,7 +169,13 @@ func (r *runner) run(ctx context.Context) error {
 	defer r.pub.close()
 	r.rep.Params.BodyBytes = r.pub.bodySize()
 	r.cs = newClients(proto, r.node.ws, rooms, cfg.Subs, &r.ps)
+	r.cs.compress = cfg.Compress
 	defer r.closeClients()
+	if cfg.Transport == TransportSSE {
+		if r.cs.sse, err = newSSETarget(r.node.ws, rooms); err != nil {
+			return err
+		}
+	}
 
 	r.settle(ctx)
 	r.rep.Memory.Idle = r.sample(ctx)
@@ -277,7 +288,15 @@ func (r *runner) connect(ctx context.Context) error {
 	rep.Time = r.cs.connectTime.Summarize()
 	rep.WallSec = round3(time.Since(t0).Seconds())
 	rep.ClientCPUSec = round3((SelfCPU() - cpu0).Seconds())
+	rep.Sockets = r.cs.alive.Load()
+	rep.Compressed = r.cs.compressed.Load()
 	r.logf("connected %d/%d in %.1fs (p99 %.1fms), failed: %s", connected, cfg.Conns, rep.WallSec, rep.Time.P99, counts(rep.Failed))
+	if cfg.Compress {
+		r.logf("permessage-deflate negotiated on %d of %d connections", rep.Compressed, connected)
+		if rep.Compressed == 0 {
+			r.warn("-compress: the server negotiated no permessage-deflate: nothing on the wire was compressed")
+		}
+	}
 	if connected == 0 {
 		return errors.New("no connection succeeded")
 	}
@@ -301,7 +320,7 @@ func (r *runner) subscribe(ctx context.Context) error {
 	ramp(ctx, len(r.conns), cfg.ConnectRate, cfg.ConnectConcurrency, func(i int) {
 		if c := r.conns[i]; c != nil {
 			c.subStart.Store(time.Now().UnixNano())
-			if err := r.cs.proto.subscribe(ctx, c); err != nil {
+			if err := r.cs.subscribe(ctx, c); err != nil {
 				mu.Lock()
 				writeErrs++
 				mu.Unlock()
@@ -359,6 +378,7 @@ func (r *runner) closeClients() {
 			c.close()
 		}
 	}
+	r.cs.hc.CloseIdleConnections() // those of refused upgrades
 	done := make(chan struct{})
 	go func() { // ends when the last reader does; bounded by the wait below
 		r.cs.wg.Wait()
@@ -386,6 +406,8 @@ func (r *runner) phase(ctx context.Context, name string, rate float64, d time.Du
 	}
 	cpu0, _ := r.probe.cpu(ctx)
 	self0 := SelfCPU()
+	io0, wire0 := r.probe.io(), r.cs.wire.load()
+	selfIO0, _ := ProcIO("self")
 	t0 := time.Now()
 	r.pub.out.takeWaitingMax() // from here on
 	r.pub.begin(ph)
@@ -431,6 +453,8 @@ func (r *runner) phase(ctx context.Context, name string, rate float64, d time.Du
 	t2 := time.Now()
 	cpu2, _ := r.probe.cpu(ctx)
 	self2 := SelfCPU()
+	io2, wire2 := r.probe.io(), r.cs.wire.load()
+	selfIO2, _ := ProcIO("self")
 
 	// The schedule's last event is due 1/rate before d: the window is d,
 	// or longer if the publisher overran it.
@@ -471,7 +495,15 @@ func (r *runner) phase(ctx context.Context, name string, rate float64, d time.Du
 	}
 	w.ClientCores = round3((self1 - self0).Seconds() / win)
 	if w.Delivered > 0 {
-		w.ClientCPUMicrosPerDelivery = round3(float64((self2 - self0).Microseconds()) / float64(w.Delivered))
+		d := float64(w.Delivered)
+		w.ClientCPUMicrosPerDelivery = round3(float64((self2 - self0).Microseconds()) / d)
+		w.WireBytesPerDelivery = round3(float64(wire2-wire0) / d)
+		if selfIO2.SysR > 0 {
+			w.ClientReadsPerDelivery = round3(float64(selfIO2.SysR-selfIO0.SysR) / d)
+		}
+		if io0.SysW > 0 && io2.SysW >= io0.SysW {
+			w.ServerWritesPerDelivery = round3(float64(io2.SysW-io0.SysW) / d)
+		}
 	}
 	w.PublishWaitingMax = r.pub.out.takeWaitingMax()
 	if w.PublishErrors > 0 || w.PublishUnconfirmed > 0 {

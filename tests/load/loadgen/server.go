@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -117,6 +118,16 @@ func (p *probe) cpu(ctx context.Context) (time.Duration, bool) {
 	m := p.prom(ctx)
 	v, ok := m["process_cpu_seconds_total"]
 	return time.Duration(v * float64(time.Second)), ok
+}
+
+// io returns the node's system call counts, zero when its PID is
+// unknown (or /proc/<pid>/io unreadable).
+func (p *probe) io() ProcIOStats {
+	if p.pid <= 0 {
+		return ProcIOStats{}
+	}
+	st, _ := ProcIO(strconv.Itoa(p.pid))
+	return st
 }
 
 // mem samples the node's memory and goroutines.

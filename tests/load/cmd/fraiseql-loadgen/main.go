@@ -1,7 +1,7 @@
 //go:build linux
 
 // Command fraiseql-loadgen drives a FraiseQL Subscriptions node with many
-// graphql-transport-ws clients and a paced JetStream publisher, and reports
+// graphql-transport-ws (or GraphQL over SSE) clients and a paced JetStream publisher, and reports
 // delivery, loss, latency and the node's CPU and memory.
 //
 //	fraiseql-loadgen -spawn -conns 1000 -rate 100 -duration 30s -out run.json
@@ -9,6 +9,7 @@
 //	fraiseql-loadgen -spawn -saturate -conns 2000 -sat-start 10 -sat-step 10s
 //	fraiseql-loadgen -spawn -soak -conns 10000 -subs 10 -rate 1 -duration 30m
 //	fraiseql-loadgen -server centrifugo -spawn -centrifugo-bin ./centrifugo -conns 2000 -rate 20
+//	fraiseql-loadgen -spawn -transport sse -conns 1000 -rate 100 -duration 20s
 //
 // It only connects to loopback addresses. See docs/load-tool.md.
 package main
@@ -50,7 +51,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.CentrifugoBin, "centrifugo-bin", "", "-server centrifugo -spawn: the Centrifugo binary to start (the tool does not build it)")
 	fs.StringVar(&cfg.API, "api", "", "-server centrifugo -target: its HTTP API, http://127.0.0.1:PORT/api (loopback only)")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "-server centrifugo -target: its HTTP API key")
-	fs.StringVar(&cfg.Target, "target", "", "WebSocket endpoint of a running node, ws://127.0.0.1:PORT/graphql (loopback only)")
+	fs.StringVar(&cfg.Transport, "transport", cfg.Transport, "how clients reach the node: ws (graphql-transport-ws, one WebSocket per client) or sse (GraphQL over SSE, one HTTP request, so one TCP connection, per subscription)")
+	fs.BoolVar(&cfg.Compress, "compress", false, "offer WebSocket permessage-deflate; the report says whether the server took it")
+	fs.StringVar(&cfg.Target, "target", "", "endpoint of a running node, ws://127.0.0.1:PORT/graphql (-transport sse: http://127.0.0.1:PORT/graphql; loopback only)")
 	fs.StringVar(&cfg.NATSURL, "nats", "", "NATS URL to publish to, nats://[user:password@]127.0.0.1:PORT (default: <data-dir>/nats.url, which holds the embedded server's credentials)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "the running node's data dir, to read nats.url from")
 	fs.StringVar(&cfg.OpsURL, "ops", "", "the running node's ops listener, for its /metrics (e.g. http://127.0.0.1:8081; default: the target's host)")
@@ -61,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Var(&env, "node-env", "KEY=VAL for the spawned node's environment (repeatable; wins over the load defaults)")
 	fs.BoolVar(&cfg.NodeDefaults, "node-defaults", cfg.NodeDefaults, "give the spawned node load-friendly limits (per-IP/user limits and event rate off)")
 	fs.BoolVar(&cfg.KeepNodeDir, "keep-node-dir", false, "keep the spawned node's temp dir (binary, node.log, store)")
-	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "WebSocket connections")
+	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "clients: WebSocket connections (-transport sse: each makes -subs requests, one TCP connection each)")
 	fs.IntVar(&cfg.Subs, "subs", cfg.Subs, "subscriptions per connection (same plan, distinct ids)")
 	fs.IntVar(&cfg.Rooms, "rooms", cfg.Rooms, "rooms (topics chat.<room>); connection i subscribes to room i mod R")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "events per second published, in total over all rooms")
