@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 )
@@ -30,14 +31,39 @@ func (c *Cluster) RequestAdmin(ctx context.Context, kind string, data []byte) ([
 	return m.Data, nil
 }
 
+// MaxAdminConcurrency bounds the requests of one kind a node works on at
+// once (ServeAdmin); more wait for one of them to end.
+const MaxAdminConcurrency = 16
+
 // ServeAdmin answers the requests of kind (RequestAdmin) with fn's reply.
-// fn runs on one goroutine of the NATS connection, one request at a time.
-// stop ends it; the Cluster's Close ends it too.
+// fn runs on its own goroutine for each request, at most
+// MaxAdminConcurrency at once, so that a request whose work takes long
+// (one tenant's) does not hold up the others; past the bound, requests
+// wait in the subscription's queue. stop ends it and waits for the
+// requests at work; the Cluster's Close ends the subscription too.
 func (c *Cluster) ServeAdmin(kind string, fn func(data []byte) []byte) (stop func(), err error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
-	sub, err := c.nc.Subscribe(c.adminSubject(kind), func(m *nats.Msg) { _ = m.Respond(fn(m.Data)) })
+	slots := make(chan struct{}, MaxAdminConcurrency)
+	var (
+		mu      sync.Mutex // orders working.Go against stop's Wait
+		stopped bool
+		working sync.WaitGroup
+	)
+	sub, err := c.nc.Subscribe(c.adminSubject(kind), func(m *nats.Msg) {
+		slots <- struct{}{} // the NATS callback waits here while all slots work
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped { // a request delivered as stop ran: its requester times out
+			<-slots
+			return
+		}
+		working.Go(func() { // owned by ServeAdmin: stop waits for it
+			defer func() { <-slots }()
+			_ = m.Respond(fn(m.Data))
+		})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("admin requests %s: %w", kind, err)
 	}
@@ -45,5 +71,11 @@ func (c *Cluster) ServeAdmin(kind string, fn func(data []byte) []byte) (stop fun
 		sub.Unsubscribe()
 		return nil, fmt.Errorf("admin requests %s: %w", kind, err)
 	}
-	return func() { sub.Unsubscribe() }, nil
+	return func() {
+		_ = sub.Unsubscribe()
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		working.Wait()
+	}, nil
 }
