@@ -442,11 +442,18 @@ func TestInterestLargestEvent(t *testing.T) {
 	c := open(t, interestCfg(clustertest.RunServer(t)))
 	const a = "fq.acme.room.a"
 	got := interestOn(t, c, a)
+	// The check of every subject against the stream that starting a
+	// consumer asks for may run while the large events are on their way
+	// and count them as a gap (harmless: they are read from the stream,
+	// their republished copies skipped). A first event, once delivered,
+	// shows that check done; gaps are counted from there.
+	seqs := publishN(t, c, "room.a", 1)
+	got.waitSeqs(t, a, seqs)
+	_, gapsBefore, _, _ := c.IngestStatsForTest()
 	body := make([]byte, c.MaxMsgSize())
 	for i := range body {
 		body[i] = 'x'
 	}
-	var seqs []uint64
 	for range 3 {
 		r, err := c.Publish(testCtx(t), "acme", "room.a", body, strings.Repeat("i", 1000)+strconv.Itoa(len(seqs)))
 		if err != nil {
@@ -455,8 +462,8 @@ func TestInterestLargestEvent(t *testing.T) {
 		seqs = append(seqs, r.Seq)
 	}
 	got.waitSeqs(t, a, seqs)
-	if _, gaps, _, _ := c.IngestStatsForTest(); gaps != 0 {
-		t.Fatalf("%v gaps: the largest events were not republished", gaps)
+	if _, gaps, _, _ := c.IngestStatsForTest(); gaps != gapsBefore {
+		t.Fatalf("%v gaps: the largest events were not republished", gaps-gapsBefore)
 	}
 }
 
