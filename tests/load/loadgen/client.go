@@ -53,7 +53,7 @@ type clients struct {
 	subscribeTime *Histogram // first subscribe sent → pong after the last
 
 	alive      atomic.Int64 // TCP connections open (SSE: one per subscription)
-	compressed atomic.Int64 // WebSocket connections that negotiated permessage-deflate
+	compressed atomic.Int64 // WebSocket connections that negotiated permessage-deflate; SSE: gzip response bodies
 	wire       counter      // bytes read from the sockets, before any inflate
 	dials      atomic.Uint64
 	subscribed atomic.Int64   // connections whose subscribe round trip completed

@@ -33,6 +33,9 @@ type Config struct {
 	// Compress offers WebSocket permessage-deflate; the report says
 	// whether the server took it.
 	Compress bool
+	// Gzip (-transport sse) sends Accept-Encoding: gzip and decodes gzip
+	// response bodies; the report says how many streams were gzip.
+	Gzip bool
 
 	// Target is the node's endpoint: ws://127.0.0.1:PORT/graphql, or
 	// http://127.0.0.1:PORT/graphql with TransportSSE. Empty with Spawn.
@@ -67,9 +70,12 @@ type Config struct {
 	Rate float64
 	// Payload is the size of each event body in bytes (the text field pads
 	// it); a body is never smaller than its unpadded size.
-	Payload  int
-	Duration time.Duration
-	Warmup   time.Duration
+	Payload int
+	// PayloadKind is what pads the body: PayloadX ('x's) or PayloadText
+	// (chat-like English, different in every event).
+	PayloadKind string
+	Duration    time.Duration
+	Warmup      time.Duration
 	// ConnectRate bounds new connections (and subscribing connections) per second.
 	ConnectRate float64
 	// ConnectConcurrency bounds dials in flight.
@@ -131,6 +137,7 @@ func Defaults() Config {
 		Rooms:              1,
 		Rate:               100,
 		Payload:            128,
+		PayloadKind:        PayloadX,
 		Duration:           30 * time.Second,
 		Warmup:             5 * time.Second,
 		ConnectRate:        1000,
@@ -208,6 +215,9 @@ func (c *Config) Validate() error {
 	targetScheme := "ws"
 	switch c.Transport {
 	case TransportWS:
+		if c.Gzip {
+			bad("gzip", "-gzip asks for gzip SSE bodies; with -transport ws use -compress (permessage-deflate)")
+		}
 	case TransportSSE:
 		targetScheme = "http"
 		if c.Server == ServerCentrifugo {
@@ -255,6 +265,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Payload < 0 || c.Payload > 900_000 {
 		bad("payload", "must be 0..900000 bytes (the node drops events over 1 MiB)")
+	}
+	if c.PayloadKind != PayloadX && c.PayloadKind != PayloadText {
+		bad("payload-kind", "%q: want %s or %s", c.PayloadKind, PayloadX, PayloadText)
 	}
 	if c.Duration <= 0 || c.Duration > 24*time.Hour {
 		bad("duration", "must be in (0, 24h]")

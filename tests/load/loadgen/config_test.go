@@ -102,6 +102,10 @@ func TestValidateTransport(t *testing.T) {
 		{"sse remote", func(c *Config) { c.Target, c.NATSURL = "http://10.1.1.1:8080/graphql", "nats://127.0.0.1:4222" }, "only loopback"},
 		{"sse on centrifugo", func(c *Config) { c.Spawn, c.Server, c.CentrifugoBin = true, ServerCentrifugo, "/bin/centrifugo" }, "-transport"},
 		{"sse compressed", func(c *Config) { c.Spawn, c.Compress = true, true }, "-compress"},
+		{"sse gzip", func(c *Config) { c.Spawn, c.Gzip = true, true }, ""},
+		{"ws gzip", func(c *Config) { c.Transport, c.Spawn, c.Gzip = TransportWS, true, true }, "-gzip"},
+		{"text payload", func(c *Config) { c.Spawn, c.PayloadKind = true, PayloadText }, ""},
+		{"unknown payload kind", func(c *Config) { c.Spawn, c.PayloadKind = true, "lorem" }, "-payload-kind"},
 		{"unknown", func(c *Config) { c.Spawn, c.Transport = true, "grpc" }, "-transport"},
 		{"ws http target", func(c *Config) {
 			c.Transport, c.Target, c.NATSURL = TransportWS, "http://127.0.0.1:8080/graphql", "nats://127.0.0.1:4222"

@@ -17,9 +17,12 @@ import (
 // TestEndToEnd spawns a real node (go build ./cmd/fraiseql-node, or the binary in
 // $FRAISEQL_LOADGEN_NODE_BIN) and runs 20 subscriptions at 50 events/s for
 // 2 s on each transport: 20 WebSocket connections × 1 subscription, the
-// same offering permessage-deflate (which the node does not negotiate),
-// and 10 SSE clients × 2 subscriptions (20 requests). Nothing may be
-// lost, and the report must be whole.
+// same offering permessage-deflate to a node with ws.compression off (not
+// negotiated) and on (negotiated on every connection, fewer bytes on the
+// wire than the bodies), and 10 SSE clients × 2 subscriptions (20
+// requests), plain and gzip (ws.sse_compression gzip, -gzip), the
+// compressed runs with -payload-kind text. Nothing may be lost, and the
+// report must be whole.
 func TestEndToEnd(t *testing.T) {
 	_, file, _, _ := runtime.Caller(0)
 	repo := filepath.Join(filepath.Dir(file), "..", "..", "..")
@@ -40,24 +43,36 @@ func TestEndToEnd(t *testing.T) {
 		name        string
 		transport   string
 		compress    bool
+		gzip        bool
+		nodeEnv     string
 		conns, subs int
 		sockets     int64
+		compressed  int64 // connections (SSE: requests) compressed
 	}{
-		{"ws", TransportWS, false, 20, 1, 20},
-		{"ws compress", TransportWS, true, 20, 1, 20},
-		{"sse", TransportSSE, false, 10, 2, 20},
+		{"ws", TransportWS, false, false, "", 20, 1, 20, 0},
+		{"ws compress, node off", TransportWS, true, false, "", 20, 1, 20, 0},
+		{"ws compress", TransportWS, true, false, "FRAISEQL_WS_COMPRESSION=no_context_takeover", 20, 1, 20, 20},
+		{"ws compress context", TransportWS, true, false, "FRAISEQL_WS_COMPRESSION=context_takeover", 20, 1, 20, 20},
+		{"sse", TransportSSE, false, false, "", 10, 2, 20, 0},
+		{"sse gzip", TransportSSE, false, true, "FRAISEQL_WS_SSE_COMPRESSION=gzip", 10, 2, 20, 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Defaults()
 			cfg.Spawn, cfg.RepoDir, cfg.NodeBin = true, repo, nodeBin
-			cfg.Transport, cfg.Compress = tc.transport, tc.compress
+			cfg.Transport, cfg.Compress, cfg.Gzip = tc.transport, tc.compress, tc.gzip
 			cfg.Conns, cfg.Subs, cfg.Rate = tc.conns, tc.subs, 50
-			endToEnd(t, cfg, tc.sockets)
+			if tc.nodeEnv != "" {
+				// Above ws.compression_threshold (256), which the
+				// default 128-byte body is not.
+				cfg.NodeEnv = []string{tc.nodeEnv}
+				cfg.Payload, cfg.PayloadKind = 512, PayloadText
+			}
+			endToEnd(t, cfg, tc.sockets, tc.compressed)
 		})
 	}
 }
 
-func endToEnd(t *testing.T, cfg Config, sockets int64) {
+func endToEnd(t *testing.T, cfg Config, sockets, compressed int64) {
 	cfg.Duration, cfg.Warmup = 2*time.Second, 500*time.Millisecond
 	cfg.Settle, cfg.Drain = 200*time.Millisecond, time.Second
 	cfg.MaxRuntime = 25 * time.Second
@@ -76,11 +91,12 @@ func endToEnd(t *testing.T, cfg Config, sockets int64) {
 	if !rep.OK || int64(rep.Connect.Connected) != conns || rep.Subscribe.Accepted != subs || rep.Subscribe.Confirmed != conns || rep.Connect.Sockets != sockets {
 		t.Fatalf("setup: ok %v, connected %d, accepted %d, confirmed %d, sockets %d", rep.OK, rep.Connect.Connected, rep.Subscribe.Accepted, rep.Subscribe.Confirmed, rep.Connect.Sockets)
 	}
-	if rep.Params.Transport != cfg.Transport || rep.Params.Compress != cfg.Compress || rep.Connect.Compressed != 0 {
-		t.Fatalf("params %+v, compression negotiated on %d (the node has none)", rep.Params, rep.Connect.Compressed)
+	if rep.Params.Transport != cfg.Transport || rep.Params.Compress != cfg.Compress || rep.Params.Gzip != cfg.Gzip || rep.Connect.Compressed != compressed {
+		t.Fatalf("params %+v, compression negotiated on %d, want %d", rep.Params, rep.Connect.Compressed, compressed)
 	}
-	if cfg.Compress && !strings.Contains(strings.Join(rep.Warnings, "\n"), "negotiated no permessage-deflate") {
-		t.Fatalf("no warning that compression was not negotiated: %q", rep.Warnings)
+	warned := strings.Contains(strings.Join(rep.Warnings, "\n"), "negotiated no permessage-deflate")
+	if cfg.Compress && compressed == 0 != warned {
+		t.Fatalf("compression negotiated on %d, warnings %q", compressed, rep.Warnings)
 	}
 	if len(rep.Windows) != 1 {
 		t.Fatalf("%d windows", len(rep.Windows))
@@ -98,9 +114,9 @@ func endToEnd(t *testing.T, cfg Config, sockets int64) {
 	if rep.Node.CPUSource != "proc" || rep.Node.PID == 0 || w.ServerCPUMicrosPerDelivery <= 0 || rep.Memory.Idle.RSS <= 0 || rep.Memory.Subscribed.RSS <= 0 {
 		t.Fatalf("server measurements: node %+v, window %+v, memory %+v", rep.Node, w, rep.Memory)
 	}
-	// A delivery is at least its body on the wire (uncompressed), and
-	// the node wrote it with write(2) or writev(2).
-	if w.WireBytesPerDelivery < float64(rep.Params.BodyBytes) || w.ServerWritesPerDelivery <= 0 || w.ClientReadsPerDelivery <= 0 {
+	// A delivery is at least its body on the wire uncompressed, less
+	// compressed, and the node wrote it with write(2) or writev(2).
+	if w.WireBytesPerDelivery < float64(rep.Params.BodyBytes) != (compressed > 0) || w.ServerWritesPerDelivery <= 0 || w.ClientReadsPerDelivery <= 0 {
 		t.Fatalf("wire %v bytes/delivery (body %d), server writes %v, client reads %v", w.WireBytesPerDelivery, rep.Params.BodyBytes, w.ServerWritesPerDelivery, w.ClientReadsPerDelivery)
 	}
 	if rep.Connect.Time.Count != uint64(conns) || rep.Subscribe.Time.Count != uint64(conns) || len(rep.Disconnects) != 0 || rep.UnreadableMessages != 0 {

@@ -25,6 +25,7 @@ type publisher struct {
 	seq    []uint64 // last sequence published, per room
 	next   int
 	pad    string
+	corpus string // PayloadText: the text an event's pad is taken from
 	phases *phases
 	cur    *phase // the phase being published; set and read by the driver only
 
@@ -53,6 +54,20 @@ func newPublisher(out sink, rooms []string, payload int, ps *phases) *publisher 
 	base := len(p.body(nil, 0, 100_000, time.Now().UnixNano(), ""))
 	p.pad = strings.Repeat("x", max(0, payload-base))
 	return p
+}
+
+// useText fills the pad of each event with a different window of
+// chat-like English (PayloadText) instead of 'x's.
+func (p *publisher) useText() {
+	p.corpus = textCorpus(max(1<<20, 4*len(p.pad)))
+}
+
+// padFor is event seq's pad.
+func (p *publisher) padFor(seq uint64) string {
+	if p.corpus == "" {
+		return p.pad
+	}
+	return textAt(p.corpus, seq, len(p.pad))
 }
 
 // body is {"id":"<seq>-<ts>","room":"<room>","text":"<pad>","ts":<ts>,"seq":<seq>}.
@@ -101,7 +116,7 @@ func (p *publisher) publish(deadline time.Time) bool {
 		// Before the publish: a subscriber can only see seq after it.
 		ph.start[r].Store(seq)
 	}
-	data := p.body(make([]byte, 0, len(p.pad)+96), r, seq, time.Now().UnixNano(), p.pad)
+	data := p.body(make([]byte, 0, len(p.pad)+96), r, seq, time.Now().UnixNano(), p.padFor(seq))
 	if err := p.out.send(r, data, deadline); err != nil {
 		p.noteErr(err)
 		if ph != nil {

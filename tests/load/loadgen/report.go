@@ -51,6 +51,7 @@ type Params struct {
 	Rooms              int      `json:"rooms"`
 	Rate               float64  `json:"rate_events_per_s"`
 	PayloadBytes       int      `json:"payload_bytes"`
+	PayloadKind        string   `json:"payload_kind,omitempty"`
 	BodyBytes          int      `json:"body_bytes"`
 	DurationSec        float64  `json:"duration_s"`
 	WarmupSec          float64  `json:"warmup_s"`
@@ -67,9 +68,11 @@ type Params struct {
 	Cores              int      `json:"machine_cores"`
 	NodeEnv            []string `json:"node_env,omitempty"`
 	// Transport is ws or sse; Compress whether permessage-deflate was
-	// offered (Connect.Compressed says on how many it was taken).
+	// offered, Gzip (sse) whether gzip bodies were accepted
+	// (Connect.Compressed says on how many it was taken).
 	Transport string `json:"transport"`
 	Compress  bool   `json:"compress"`
+	Gzip      bool   `json:"gzip,omitempty"`
 }
 
 // NodeInfo says which node was measured and how.
@@ -100,7 +103,8 @@ type ConnectReport struct {
 	// or Connected × subscriptions with SSE (one request each).
 	Sockets int64 `json:"tcp_conns"`
 	// Compressed counts WebSocket connections on which the server took
-	// permessage-deflate.
+	// permessage-deflate; with -transport sse -gzip, the requests whose
+	// response body was gzip.
 	Compressed int64 `json:"compression_negotiated_conns"`
 }
 
@@ -236,8 +240,12 @@ func (r *Report) Summary(w io.Writer) {
 	if r.Mode == "saturate" {
 		rate = fmt.Sprintf("events/s from %g ×%g per %gs step", p.SatStartRate, p.SatFactor, p.SatStepSec)
 	}
-	fmt.Fprintf(w, "fraiseql-loadgen %s: %d conns × %d subs, %d room(s), %s, %d-byte bodies\n",
-		r.Mode, p.Conns, p.SubsPerConn, p.Rooms, rate, p.BodyBytes)
+	kind := ""
+	if p.PayloadKind == PayloadText {
+		kind = " (text)"
+	}
+	fmt.Fprintf(w, "fraiseql-loadgen %s: %d conns × %d subs, %d room(s), %s, %d-byte bodies%s\n",
+		r.Mode, p.Conns, p.SubsPerConn, p.Rooms, rate, p.BodyBytes, kind)
 	src := r.Node.CPUSource
 	if src == "" {
 		src = "unknown"
@@ -254,6 +262,9 @@ func (r *Report) Summary(w io.Writer) {
 	}
 	if p.Compress {
 		transport += fmt.Sprintf(", permessage-deflate offered, negotiated on %d", c.Compressed)
+	}
+	if p.Gzip {
+		transport += fmt.Sprintf(", gzip accepted, gzip bodies on %d", c.Compressed)
 	}
 	fmt.Fprintf(w, "connect    %d/%d in %.1fs  p50 %.2fms  p99 %.2fms  max %.2fms  failed: %s  (%s)\n",
 		c.Connected, c.Attempted, c.WallSec, c.Time.P50, c.Time.P99, c.Time.Max, counts(c.Failed), transport)

@@ -34,9 +34,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		StartedAt: began.UTC().Format(time.RFC3339),
 		Params: Params{
 			Conns: cfg.Conns, SubsPerConn: cfg.Subs, Rooms: cfg.Rooms, Rate: cfg.Rate,
-			PayloadBytes: cfg.Payload, DurationSec: cfg.Duration.Seconds(), WarmupSec: cfg.Warmup.Seconds(),
+			PayloadBytes: cfg.Payload, PayloadKind: cfg.PayloadKind, DurationSec: cfg.Duration.Seconds(), WarmupSec: cfg.Warmup.Seconds(),
 			ConnectRate: cfg.ConnectRate, MaxInflight: cfg.MaxInflight, Query: subscriptionQuery,
-			Transport: cfg.Transport, Compress: cfg.Compress,
+			Transport: cfg.Transport, Compress: cfg.Compress, Gzip: cfg.Gzip,
 			GOMAXPROCS: runtime.GOMAXPROCS(0), Cores: runtime.NumCPU(),
 		},
 		Disconnects: map[string]int{},
@@ -161,6 +161,9 @@ func (r *runner) run(ctx context.Context) error {
 		rooms[i] = fmt.Sprintf("%s-%d", nonce, i)
 	}
 	r.pub = newPublisher(nil, rooms, cfg.Payload, &r.ps)
+	if cfg.PayloadKind == PayloadText {
+		r.pub.useText()
+	}
 	if cfg.Server == ServerCentrifugo {
 		r.pub.out = newCentrifugoSink(ctx, r.node.api, r.node.apiKey, rooms, cfg.MaxInflight, r.pub.failed, r.pub.unconfirmed)
 	} else if r.pub.out, err = newJetStreamSink(ctx, r.node.nats, cfg.Prefix, cfg.Tenant, rooms, cfg.MaxInflight, r.pub.failed); err != nil {
@@ -172,7 +175,7 @@ func (r *runner) run(ctx context.Context) error {
 	r.cs.compress = cfg.Compress
 	defer r.closeClients()
 	if cfg.Transport == TransportSSE {
-		if r.cs.sse, err = newSSETarget(r.node.ws, rooms); err != nil {
+		if r.cs.sse, err = newSSETarget(r.node.ws, rooms, cfg.Gzip); err != nil {
 			return err
 		}
 	}
@@ -295,6 +298,12 @@ func (r *runner) connect(ctx context.Context) error {
 		r.logf("permessage-deflate negotiated on %d of %d connections", rep.Compressed, connected)
 		if rep.Compressed == 0 {
 			r.warn("-compress: the server negotiated no permessage-deflate: nothing on the wire was compressed")
+		}
+	}
+	if cfg.Gzip {
+		r.logf("gzip response bodies on %d of %d streams", rep.Compressed, rep.Sockets)
+		if rep.Compressed == 0 {
+			r.warn("-gzip: the server sent no gzip body (is ws.sse_compression gzip?): nothing on the wire was compressed")
 		}
 	}
 	if connected == 0 {

@@ -5,6 +5,7 @@ package loadgen
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,7 +47,9 @@ type sseTarget struct {
 
 // newSSETarget builds the requests for endpoint (http://host:port/path;
 // a ws:// address, as a spawned node prints it, is the same endpoint).
-func newSSETarget(endpoint string, rooms []string) (*sseTarget, error) {
+// With gz the requests say Accept-Encoding: gzip (the node's
+// ws.sse_compression), and a gzip response body is decoded as it streams.
+func newSSETarget(endpoint string, rooms []string, gz bool) (*sseTarget, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
 		return nil, err
@@ -57,6 +60,10 @@ func newSSETarget(endpoint string, rooms []string) (*sseTarget, error) {
 		return nil, fmt.Errorf("%q: the SSE endpoint is http://host:port/path", endpoint)
 	}
 	t := &sseTarget{addr: u.Host, reqs: make([][]byte, len(rooms))}
+	acceptEncoding := ""
+	if gz {
+		acceptEncoding = "Accept-Encoding: gzip\r\n"
+	}
 	for i, room := range rooms {
 		body, err := json.Marshal(map[string]any{
 			"query":      subscriptionQuery,
@@ -70,6 +77,7 @@ func newSSETarget(endpoint string, rooms []string) (*sseTarget, error) {
 			"Host: " + u.Host + "\r\n" +
 			"Accept: text/event-stream\r\n" +
 			"Content-Type: application/json\r\n" +
+			acceptEncoding +
 			"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + string(body))
 	}
 	return t, nil
@@ -83,6 +91,7 @@ type sseStream struct {
 	conn net.Conn
 
 	br        *bufio.Reader
+	gzip      bool   // the body is gzip (Content-Encoding): read() decodes it from br
 	long      []byte // a line longer than br's buffer
 	kind      sseKind
 	data      []byte // the event's data lines, joined by "\n"
@@ -159,9 +168,18 @@ func (cs *clients) openStream(ctx context.Context, c *client, sub int) (s *sseSt
 	if resp.ContentLength >= 0 || len(resp.TransferEncoding) > 0 {
 		return fail("head: a framed body, not a stream until close")
 	}
+	gz := false
+	switch enc := resp.Header.Get("Content-Encoding"); enc {
+	case "":
+	case "gzip":
+		gz = true
+		cs.compressed.Add(1)
+	default:
+		return fail("head: Content-Encoding " + enc)
+	}
 	took = time.Since(t0)
 	_ = raw.SetDeadline(time.Time{})
-	return &sseStream{c: c, sub: sub, conn: conn, br: br, data: make([]byte, 0, 1024)}, took, ""
+	return &sseStream{c: c, sub: sub, conn: conn, br: br, gzip: gz, data: make([]byte, 0, 1024)}, took, ""
 }
 
 func (s *sseStream) readLoop() {
@@ -182,7 +200,20 @@ func (s *sseStream) readLoop() {
 // read interprets the event stream (the HTML standard's "event stream
 // interpretation": field lines, comments, a blank line dispatches the
 // event) until the connection ends; lines end with "\n" or "\r\n".
+//
+// A gzip body is decoded here, not in openStream: the gzip header may
+// come only with the first event. The decoder reads from br (a
+// ByteReader, so it takes no more than the gzip stream), and the node
+// flushes after every write, so each event decodes as it arrives.
 func (s *sseStream) read() error {
+	if s.gzip {
+		zr, err := gzip.NewReader(s.br)
+		if err != nil {
+			return fmt.Errorf("gzip: %w", err)
+		}
+		zr.Multistream(false)
+		s.br = bufio.NewReaderSize(zr, sseReadBuffer)
+	}
 	for {
 		line, err := s.br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {

@@ -5,6 +5,7 @@ package loadgen
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -201,7 +202,7 @@ func TestSSEClientsAgainstFakeNode(t *testing.T) {
 	rooms := []string{"lg1-0"}
 	cs := newClients(graphqlWS{}, "", rooms, 2, ps)
 	var err error
-	if cs.sse, err = newSSETarget(srv.URL+"/graphql", rooms); err != nil {
+	if cs.sse, err = newSSETarget(srv.URL+"/graphql", rooms, false); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
@@ -259,7 +260,7 @@ func TestSSEServerEnds(t *testing.T) {
 	defer fake.wg.Wait()
 	ps, _ := newTestPhase()
 	cs := newClients(graphqlWS{}, "", []string{"r"}, 1, ps)
-	cs.sse, _ = newSSETarget(srv.URL+"/graphql", []string{"r"})
+	cs.sse, _ = newSSETarget(srv.URL+"/graphql", []string{"r"}, false)
 	if c := cs.dial(context.Background(), 0, 0); c == nil {
 		t.Fatalf("dial failed: %v", cs.connectErrs)
 	}
@@ -298,7 +299,7 @@ func TestSSEClientFailsWhole(t *testing.T) {
 	defer fake.wg.Wait()
 	ps, _ := newTestPhase()
 	cs := newClients(graphqlWS{}, "", []string{"r"}, 2, ps)
-	cs.sse, _ = newSSETarget(srv.URL+"/graphql", []string{"r"})
+	cs.sse, _ = newSSETarget(srv.URL+"/graphql", []string{"r"}, false)
 	if c := cs.dial(context.Background(), 0, 0); c != nil {
 		t.Fatal("connected with a refused request")
 	}
@@ -307,12 +308,125 @@ func TestSSEClientFailsWhole(t *testing.T) {
 	}
 }
 
+// gzipSSENode serves event streams as the node does with
+// ws.sse_compression gzip: a gzip body when the request accepts it, one
+// sync flush after each event, the stream left open; plain otherwise.
+type gzipSSENode struct {
+	events   int
+	accepted atomic.Int32 // requests that said Accept-Encoding: gzip
+	wg       sync.WaitGroup
+}
+
+func (f *gzipSSENode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	gz := r.Header.Get("Accept-Encoding") == "gzip"
+	if gz {
+		f.accepted.Add(1)
+	}
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	f.wg.Add(1)
+	go func() { // ends when the client closes
+		defer f.wg.Done()
+		defer conn.Close()
+		head := "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n"
+		if gz {
+			head += "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"
+		}
+		if _, err := io.WriteString(conn, head+"\r\n"); err != nil {
+			return
+		}
+		var out io.Writer = conn
+		zw := gzip.NewWriter(conn)
+		if gz {
+			out = zw
+		}
+		ts := time.Now().UnixNano()
+		for i := 1; i <= f.events; i++ {
+			if _, err := io.WriteString(out, sseEvent(uint64(i), ts, "")); err != nil {
+				return
+			}
+			if gz && zw.Flush() != nil {
+				return
+			}
+		}
+		_, _ = io.Copy(io.Discard, conn)
+	}()
+}
+
+// TestSSEGzip: with gz the requests accept gzip, a gzip body is decoded
+// event by event while the stream stays open (the node flushes, it does
+// not end the stream), the wire counts the compressed bytes, and the
+// streams count as compressed; without it, nothing is asked and the
+// bodies are plain.
+func TestSSEGzip(t *testing.T) {
+	for _, gz := range []bool{false, true} {
+		fake := &gzipSSENode{events: 50}
+		srv := httptest.NewServer(fake)
+		ps, ph := newTestPhase()
+		cs := newClients(graphqlWS{}, "", []string{"r"}, 2, ps)
+		var err error
+		if cs.sse, err = newSSETarget(srv.URL+"/graphql", []string{"r"}, gz); err != nil {
+			t.Fatal(err)
+		}
+		c := cs.dial(context.Background(), 0, 0)
+		if c == nil {
+			t.Fatalf("gzip %v: dial failed: %v", gz, cs.connectErrs)
+		}
+		waitFor(t, func() bool { return ph.delivered.load() == 2*50 })
+		ph.end[0].Store(50)
+		want := int64(0)
+		if gz {
+			want = 2
+		}
+		plain := uint64(2 * 50 * len(sseEvent(1, 1, "")))
+		wire := cs.wire.load()
+		if fake.accepted.Load() != int32(want) || cs.compressed.Load() != want ||
+			ph.dups.load() != 0 || ph.skipped.load() != 0 || cs.unknown.Load() != 0 || len(cs.closes) != 0 {
+			t.Fatalf("gzip %v: accepted %d compressed %d dups %d skipped %d unknown %d closes %v",
+				gz, fake.accepted.Load(), cs.compressed.Load(), ph.dups.load(), ph.skipped.load(), cs.unknown.Load(), cs.closes)
+		}
+		if gz && wire >= plain/2 || !gz && wire < plain {
+			t.Fatalf("gzip %v: %d bytes on the wire for %d bytes of events", gz, wire, plain)
+		}
+		cs.closing.Store(true)
+		c.close()
+		cs.wg.Wait()
+		srv.Close()
+		fake.wg.Wait()
+	}
+}
+
+// TestSSEBadEncoding: a body in an encoding the tool did not ask for
+// fails the request, by the encoding.
+func TestSSEBadEncoding(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: br\r\nConnection: close\r\n\r\n:\n\n")
+	}))
+	defer srv.Close()
+	ps, _ := newTestPhase()
+	cs := newClients(graphqlWS{}, "", []string{"r"}, 1, ps)
+	cs.sse, _ = newSSETarget(srv.URL+"/graphql", []string{"r"}, true)
+	if c := cs.dial(context.Background(), 0, 0); c != nil {
+		t.Fatal("a br body was read as an event stream")
+	}
+	if cs.connectErrs["head: Content-Encoding br"] != 1 {
+		t.Fatalf("connect errors %v", cs.connectErrs)
+	}
+}
+
 func TestNewSSETarget(t *testing.T) {
 	for _, tc := range []struct{ endpoint, addr, path string }{
 		{"http://127.0.0.1:8080/graphql", "127.0.0.1:8080", "/graphql"},
 		{"ws://127.0.0.1:8080/graphql", "127.0.0.1:8080", "/graphql"}, // a spawned node's address
 	} {
-		st, err := newSSETarget(tc.endpoint, []string{"a", "b"})
+		st, err := newSSETarget(tc.endpoint, []string{"a", "b"}, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -330,7 +444,7 @@ func TestNewSSETarget(t *testing.T) {
 			t.Fatalf("%s: addr %s, request %s %s host %s, body %s", tc.endpoint, st.addr, req.Method, req.URL, req.Host, body)
 		}
 	}
-	if _, err := newSSETarget("wss://127.0.0.1:1/graphql", nil); err == nil {
+	if _, err := newSSETarget("wss://127.0.0.1:1/graphql", nil, false); err == nil {
 		t.Fatal("wss accepted")
 	}
 }
