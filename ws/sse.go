@@ -35,7 +35,9 @@ import (
 // (Open, Init, Subscribe, Unsubscribe, Close), the same write queue and
 // byte budgets, the same Fanout write rounds and slow-consumer closes. Only
 // the framing differs: a `next` event is prefix + payload + the id line,
-// written from the shared payload, with no copy of its own.
+// written from the shared payload, with no copy of its own. What the
+// framing needs to know of a payload (its line breaks, its cursor) a
+// Fanout reads once per payload, not once per connection (sseMeta).
 //
 // Before the stream starts, refusals are HTTP responses whose body is a
 // GraphQL error ({"errors":[{"message","extensions":{"code"}}]}): a
@@ -259,8 +261,13 @@ func sseCursor(payload []byte) (id []byte, tail int) {
 		return nil, 0
 	}
 	id = p[q+1:]
-	if len(id) == 0 || bytes.ContainsAny(id, "\\\r\n\x00") {
+	if len(id) == 0 {
 		return nil, 0
+	}
+	for _, c := range id {
+		if c == '\\' || c == '\r' || c == '\n' || c == 0 {
+			return nil, 0
+		}
 	}
 	return id, len(payload) - len(p)
 }
