@@ -130,10 +130,15 @@ func TestSSEFanoutFraming(t *testing.T) {
 	sub1.Push(f, shared)
 	sub2.Push(f, dropped)
 	f.Routed()
+	if f.sse.used {
+		t.Fatal("Routed kept the event's payloads")
+	}
 	sub1.Push(f, shared[:len(shared)-2]) // the same bytes, shorter: not the same payload
 	sub2.Push(f, shared)
-	f.Routed()
-	f.Idle()
+	f.Idle() // the write pass
+	if f.sse.used {
+		t.Fatal("the write pass kept the payloads it wrote")
+	}
 	for _, tc := range []struct {
 		c    net.Conn
 		br   *bufio.Reader
