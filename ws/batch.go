@@ -129,14 +129,14 @@ func (b *batchWriter) appendText(a, p, z []byte) error {
 }
 
 // appendNext appends a `next` frame of kind k, prefix then the shared
-// payload, to the open batch.
-func (b *batchWriter) appendNext(k frameKind, prefix, payload []byte) error {
+// payload (m: its sseMeta, if known), to the open batch.
+func (b *batchWriter) appendNext(k frameKind, prefix, payload []byte, m sseMeta) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.buf == nil {
 		return errNoBatch
 	}
-	*b.buf = b.frameNext(*b.buf, k, prefix, payload)
+	*b.buf = b.frameNext(*b.buf, k, prefix, payload, m)
 	if len(*b.buf) >= batchFlushBytes {
 		return b.flushLocked()
 	}
@@ -147,15 +147,16 @@ func (b *batchWriter) appendNext(k frameKind, prefix, payload []byte) error {
 // WebSocket text message prefix + payload + "}" (compressed, for a
 // connection that negotiated permessage-deflate, when it is at least the
 // threshold; kindNextDeflated: payload is the shared compressed body), an
-// SSE event of either mode or a multipart part. b.mu must be held.
-func (b *batchWriter) frameNext(buf []byte, k frameKind, prefix, payload []byte) []byte {
+// SSE event of either mode (m: the payload's sseMeta, or zero) or a
+// multipart part. b.mu must be held.
+func (b *batchWriter) frameNext(buf []byte, k frameKind, prefix, payload []byte, m sseMeta) []byte {
 	switch {
 	case b.multipart:
 		return appendMultipartNext(buf, prefix, payload)
 	case b.single:
-		return appendSSEEvent(buf, prefix, payload, closingBrace)
+		return appendSSEEvent(buf, prefix, payload, closingBrace, m)
 	case b.sse:
-		return appendSSENext(buf, prefix, payload)
+		return appendSSENext(buf, prefix, payload, m)
 	case k == kindNextDeflated:
 		return appendSharedNext(buf, prefix, payload)
 	case k == kindNext && b.deflate != deflateOff && len(prefix)+len(payload)+len(closingBrace) >= b.threshold:

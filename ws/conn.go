@@ -42,6 +42,10 @@ type Conn struct {
 	// deflate is the permessage-deflate the connection negotiated
 	// (compress.go); set before the connection is shared.
 	deflate deflateMode
+	// sseEvents: `next` frames are SSE events (either mode), which a
+	// Fanout queues with their payload's sseMeta; set before the
+	// connection is shared.
+	sseEvents bool
 
 	ws         *websocket.Conn
 	raw        net.Conn     // the hijacked socket under ws, to drop it at once

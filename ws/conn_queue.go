@@ -44,6 +44,7 @@ type frame struct {
 	sub     *Subscription
 	payload []byte
 	kind    frameKind
+	sse     sseMeta // a `next` frame's payload, as a Fanout read it for SSE framing (or zero)
 }
 
 // closingBrace ends a `next` frame: prefix + payload + "}".

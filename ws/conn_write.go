@@ -135,7 +135,7 @@ func (c *Conn) flushDirect() (rest bool) {
 		if f.sub.dropsNext() {
 			continue
 		}
-		*buf = b.frameNext(*buf, f.kind, f.sub.prefix, f.payload)
+		*buf = b.frameNext(*buf, f.kind, f.sub.prefix, f.payload, f.sse)
 		frames++
 	}
 	rest = c.queue.len() > 0
@@ -216,7 +216,7 @@ func (c *Conn) writeFrame(f frame) bool {
 			return true
 		}
 		c.startWrite()
-		err := c.batch.appendNext(f.kind, f.sub.prefix, f.payload)
+		err := c.batch.appendNext(f.kind, f.sub.prefix, f.payload, f.sse)
 		c.writeStart.Store(0)
 		if err != nil {
 			c.closeNow(ConnectionLost)

@@ -53,6 +53,7 @@ type Fanout struct {
 	onWrite   func()     // after each write pass that wrote a connection (OnWrite)
 
 	deflate deflateCache // the compressed bodies of the event being pushed (compress.go)
+	sse     sseMetaCache // the sseMeta of the event's payloads pushed to SSE connections
 	// zin, zout: bytes of the shared compressed messages pushed, before
 	// and after, not yet added to stats (at the next write pass).
 	zin, zout uint64
@@ -100,8 +101,11 @@ func (s *Subscription) Push(f *Fanout, payload []byte) bool {
 		return false
 	}
 	fr := frame{sub: s, payload: payload, kind: kindNext}
-	if s.conn.deflate == deflateShared {
+	switch {
+	case s.conn.deflate == deflateShared:
 		fr = f.sharedNext(s, payload)
+	case s.conn.sseEvents:
+		fr.sse = f.sse.meta(payload)
 	}
 	queued, first := s.conn.push(fr)
 	if first {
@@ -129,6 +133,7 @@ func (f *Fanout) sharedNext(s *Subscription, payload []byte) frame {
 // flushEvery events a round runs, whatever the write delay.
 func (f *Fanout) Routed() {
 	f.deflate.reset() // the event's payloads may be let go
+	f.sse.reset()
 	if f.events == 0 {
 		f.first = f.now()
 	}
@@ -251,8 +256,9 @@ func (f *Fanout) takeDue(ready []*Conn, now int64) []*Conn {
 // so that the next round writes more of them per syscall.
 func (f *Fanout) write(now int64) {
 	// Once written, a payload is the caller's again (Subscription.Next):
-	// its compressed body must not outlive the pass.
+	// its compressed body and sseMeta must not outlive the pass.
 	f.deflate.reset()
+	f.sse.reset()
 	if f.zin != 0 {
 		f.stats.zin.Add(f.zin)
 		f.stats.zout.Add(f.zout)

@@ -115,7 +115,7 @@ func TestSSEGzip(t *testing.T) {
 	}
 	br := bufio.NewReader(zr)
 	want := func(p []byte) string {
-		return "event: next\ndata: " + string(p) + "\nid: " + string(sseCursor(p)) + "\n"
+		return "event: next\ndata: " + string(p) + "\nid: " + sseID(p) + "\n"
 	}
 	if got := readEvent(t, c, br); got != want(p) {
 		t.Fatalf("event\n%q\nwant\n%q", got, want(p))
@@ -166,7 +166,7 @@ func TestSSEGzipNotAsked(t *testing.T) {
 			}
 			p := eventPayload(1)
 			sub.Next(p)
-			if got, want := readEvent(t, c, bufio.NewReader(resp.Body)), "event: next\ndata: "+string(p)+"\nid: "+string(sseCursor(p))+"\n"; got != want {
+			if got, want := readEvent(t, c, bufio.NewReader(resp.Body)), "event: next\ndata: "+string(p)+"\nid: "+sseID(p)+"\n"; got != want {
 				t.Fatalf("event\n%q\nwant\n%q", got, want)
 			}
 		})

@@ -10,7 +10,7 @@ func TestMultipartNextAllocs(t *testing.T) {
 	payload := []byte(`{"data":{"messageAdded":{"id":"7"}},"extensions":{"cursor":"AAAAAQ"}}`)
 	b := &batchWriter{sse: true, multipart: true}
 	buf := make([]byte, 0, 1024)
-	if n := testing.AllocsPerRun(100, func() { buf = b.frameNext(buf[:0], kindNext, multipartNextPrefix, payload) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { buf = b.frameNext(buf[:0], kindNext, multipartNextPrefix, payload, sseMeta{}) }); n != 0 {
 		t.Fatalf("%v allocations per event", n)
 	}
 	if want := string(multipartNextPrefix) + string(payload) + "}\r\n--graphql"; string(buf) != want {

@@ -35,7 +35,9 @@ import (
 // (Open, Init, Subscribe, Unsubscribe, Close), the same write queue and
 // byte budgets, the same Fanout write rounds and slow-consumer closes. Only
 // the framing differs: a `next` event is prefix + payload + the id line,
-// written from the shared payload, with no copy of its own.
+// written from the shared payload, with no copy of its own. What the
+// framing needs to know of a payload (its line breaks, its cursor) a
+// Fanout reads once per payload, not once per connection (sseMeta).
 //
 // Before the stream starts, refusals are HTTP responses whose body is a
 // GraphQL error ({"errors":[{"message","extensions":{"code"}}]}): a
@@ -144,70 +146,130 @@ func (sseProtocol) errorFrame(_ []byte, errs gqlerror.List) ([]byte, error) {
 }
 
 // appendSSENext appends one `next` event: prefix, the payload as data
-// lines, and the cursor found at the payload's end as the event's id. It
-// allocates nothing beyond buf's growth.
-func appendSSENext(buf, prefix, payload []byte) []byte {
-	return appendSSEEvent(buf, prefix, payload, nil)
+// lines, and the cursor found at the payload's end as the event's id. m
+// is the payload's sseMeta, or the zero sseMeta to read the payload here.
+// It allocates nothing beyond buf's growth.
+func appendSSENext(buf, prefix, payload []byte, m sseMeta) []byte {
+	return appendSSEEvent(buf, prefix, payload, nil, m)
 }
 
 // appendSSEEvent is appendSSENext with end written after the payload
 // (single connection mode closes the {"id","payload"} object there).
-func appendSSEEvent(buf, prefix, payload, end []byte) []byte {
+func appendSSEEvent(buf, prefix, payload, end []byte, m sseMeta) []byte {
+	if m.flags&sseKnown == 0 {
+		m = sseMetaOf(payload)
+	}
 	buf = append(buf, prefix...)
-	// A JSON text holds a line break only as whitespace between tokens
-	// (strings escape theirs): each one starts a new data line, which
-	// the client joins back with "\n".
-	for p := payload; ; {
-		i := bytes.IndexAny(p, "\r\n")
-		if i < 0 {
-			buf = append(buf, p...)
-			break
+	if m.flags&sseLines == 0 {
+		buf = append(buf, payload...)
+	} else {
+		// A JSON text holds a line break only as whitespace between
+		// tokens (strings escape theirs): each one starts a new data
+		// line, which the client joins back with "\n".
+		for p := payload; ; {
+			i := sseLineBreak(p)
+			if i < 0 {
+				buf = append(buf, p...)
+				break
+			}
+			buf = append(buf, p[:i]...)
+			buf = append(buf, sseDataLine...)
+			p = p[i+1:]
 		}
-		buf = append(buf, p[:i]...)
-		buf = append(buf, sseDataLine...)
-		p = p[i+1:]
 	}
 	buf = append(buf, end...)
-	if id := sseCursor(payload); len(id) > 0 {
+	if m.idLen > 0 {
+		stop := len(payload) - int(m.idEnd)
 		buf = append(buf, sseIDLine...)
-		buf = append(buf, id...)
+		buf = append(buf, payload[stop-int(m.idLen):stop]...)
 	}
 	return append(buf, sseEventEnd...)
+}
+
+// sseMeta is what framing a payload as an SSE event needs to know of it:
+// whether it holds a line break, and where its cursor is. A Fanout finds
+// it once per distinct payload (sseMetaCache) and queues it with the
+// frame of every SSE connection it pushes that payload to, so that a
+// delivery copies the shared payload without reading it; the zero sseMeta
+// (a frame queued by Subscription.Next) has the payload read at framing.
+// It fits in the padding of a frame.
+type sseMeta struct {
+	// The cursor is payload[len(payload)-idEnd-idLen : len(payload)-idEnd];
+	// idLen 0: the payload has none.
+	idEnd, idLen uint16
+	flags        uint8 // sseKnown, sseLines
+}
+
+const (
+	sseKnown uint8 = 1 << iota // the sseMeta is set
+	sseLines                   // the payload holds a line break
+)
+
+// sseMetaOf reads payload for its sseMeta.
+func sseMetaOf(payload []byte) sseMeta {
+	m := sseMeta{flags: sseKnown}
+	if sseLineBreak(payload) >= 0 {
+		m.flags |= sseLines
+	}
+	if id, tail := sseCursor(payload); len(id) > 0 && len(id) <= math.MaxUint16 && tail <= math.MaxUint16 {
+		m.idLen, m.idEnd = uint16(len(id)), uint16(tail)
+	}
+	return m
+}
+
+// sseLineBreak returns the index of the first CR or LF of p, or -1. It
+// reads p up to its first LF, so splitting a payload at every line break
+// reads it once.
+func sseLineBreak(p []byte) int {
+	lf := bytes.IndexByte(p, '\n')
+	if lf < 0 {
+		lf = len(p)
+	}
+	if cr := bytes.IndexByte(p[:lf], '\r'); cr >= 0 {
+		return cr
+	}
+	if lf == len(p) {
+		return -1
+	}
+	return lf
 }
 
 // sseCursor returns the cursor of a payload the node encoded as
 // {…,"extensions":{"cursor":"<cursor>"}}, or {…"cursor":"<cursor>",
 // "dropped":<n>}} for a subscriber that missed events (URL-safe base64:
-// nothing to escape), or nil for any other payload.
-func sseCursor(payload []byte) []byte {
+// nothing to escape), and the number of bytes after it; or nil for any
+// other payload. It reads the payload from its end, no further than the
+// cursor's key.
+func sseCursor(payload []byte) (id []byte, tail int) {
 	p, ok := bytes.CutSuffix(payload, sseObjectsEnd)
 	if !ok {
-		return nil
+		return nil, 0
 	}
-	if i := bytes.LastIndex(p, sseDroppedKey); i >= 0 && allDigits(p[i+len(sseDroppedKey):]) {
-		p = p[:i]
+	digits := len(p)
+	for digits > 0 && p[digits-1] >= '0' && p[digits-1] <= '9' {
+		digits--
+	}
+	if digits < len(p) && bytes.HasSuffix(p[:digits], sseDroppedKey) {
+		p = p[:digits-len(sseDroppedKey)]
 	}
 	if p, ok = bytes.CutSuffix(p, sseQuote); !ok {
-		return nil
+		return nil, 0
 	}
-	i := bytes.LastIndex(p, sseCursorKey)
-	if i < 0 {
-		return nil
+	// The cursor holds no quote: its key ends at the last one.
+	q := bytes.LastIndexByte(p, '"')
+	if q < 0 || !bytes.HasSuffix(p[:q+1], sseCursorKey) {
+		return nil, 0
 	}
-	id := p[i+len(sseCursorKey):]
-	if len(id) == 0 || bytes.ContainsAny(id, "\"\\\r\n\x00") {
-		return nil
+	id = p[q+1:]
+	if len(id) == 0 {
+		return nil, 0
 	}
-	return id
-}
-
-func allDigits(b []byte) bool {
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return false
+	for _, c := range id {
+		if c == '\\' || c == '\r' || c == '\n' || c == 0 {
+			return nil, 0
 		}
 	}
-	return len(b) > 0
+	return id, len(payload) - len(p)
 }
 
 // wantsSSE reports whether r asks for an event stream rather than a
@@ -470,6 +532,7 @@ func (s *Server) newSSEConn(raw net.Conn, br *bufio.Reader, p protocol, r *http.
 	c.kaEvery = s.opts.SSEKeepAlive
 	c.sseIn = br
 	c.single = single
+	c.sseEvents = !batch.multipart
 	c.flushes, c.slow = &s.flushes, &s.slow
 	return c
 }
@@ -615,4 +678,56 @@ func (c *Conn) endSSE(payload []byte) bool {
 	c.setClose(CloseNormal, "complete", ServerClosed, false)
 	c.startClosing()
 	return ok
+}
+
+// sseMetaCache holds the sseMeta of the payloads a Fanout is pushing to
+// SSE connections, so that each payload is read once for all of them
+// rather than once per delivery. Like deflateCache it is keyed by the
+// payload itself and emptied by Routed and by every write pass, while the
+// payloads are alive and unchanged (Subscription.Next). The payload found
+// again is kept in entries[0], out of reach of the copies (with
+// "dropped") that come one per subscriber and take the other entries in
+// turn.
+type sseMetaCache struct {
+	entries [4]sseMetaEntry
+	next    int  // the entry to replace, 1 to len(entries)-1
+	used    bool // an entry is set
+}
+
+type sseMetaEntry struct {
+	payload []byte // nil: free
+	meta    sseMeta
+}
+
+// meta returns payload's sseMeta, reading payload the first time.
+func (c *sseMetaCache) meta(payload []byte) sseMeta {
+	if len(payload) == 0 {
+		return sseMetaOf(payload)
+	}
+	for i := range c.entries {
+		e := &c.entries[i]
+		if len(e.payload) == len(payload) && &e.payload[0] == &payload[0] {
+			m := e.meta
+			if i > 0 {
+				c.entries[0], c.entries[i] = c.entries[i], c.entries[0]
+			}
+			return m
+		}
+	}
+	m := sseMetaOf(payload)
+	if c.next == 0 {
+		c.next = 1
+	}
+	c.entries[c.next] = sseMetaEntry{payload: payload, meta: m}
+	c.next = c.next%(len(c.entries)-1) + 1
+	c.used = true
+	return m
+}
+
+// reset forgets the cached payloads.
+func (c *sseMetaCache) reset() {
+	if c.used {
+		c.entries = [len(c.entries)]sseMetaEntry{}
+		c.next, c.used = 0, false
+	}
 }

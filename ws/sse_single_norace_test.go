@@ -11,11 +11,19 @@ func TestSSESingleNextAllocs(t *testing.T) {
 	prefix := sseSingleProtocol{}.nextPrefix([]byte(`"op-1"`))
 	b := &batchWriter{sse: true, single: true}
 	buf := make([]byte, 0, 1024)
-	if n := testing.AllocsPerRun(100, func() { buf = b.frameNext(buf[:0], kindNext, prefix, payload) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { buf = b.frameNext(buf[:0], kindNext, prefix, payload, sseMeta{}) }); n != 0 {
 		t.Fatalf("%v allocations per event", n)
 	}
 	want := "event: next\ndata: {\"id\":\"op-1\",\"payload\":" + string(payload) + "}\nid: AAAAAQ\n\n"
 	if string(buf) != want {
 		t.Fatalf("got %q\nwant %q", buf, want)
 	}
+}
+
+// TestSSESinglePushFlushAllocs is TestPushFlushAllocs on a single
+// connection mode stream.
+func TestSSESinglePushFlushAllocs(t *testing.T) {
+	e, _ := startStreamEnv(t, Options{})
+	_, _, _, sub := openedStream(t, e)
+	pushFlushAllocs(t, e, sub)
 }
