@@ -30,6 +30,22 @@ func (n *Node) authenticated() bool {
 	return n.cfg.Auth != nil && n.cfg.Auth.Mode() == auth.ModeJWT
 }
 
+// userOf is the user a verified token speaks for — a token without a
+// user claim speaks for fallback, the peer's address, as anonymous users
+// do — and whether that user's tokens of its age were revoked (counted as
+// an auth failure).
+func (n *Node) userOf(id *auth.Identity, fallback string) (user userKey, revoked bool) {
+	user = userKey{tenant: id.Tenant, user: id.User}
+	if id.User == "" {
+		user.user = fallback
+	}
+	if n.revokedToken(user, issuedAt(id)) {
+		n.met.authFailures.WithLabelValues("token revoked").Inc()
+		return user, true
+	}
+	return user, false
+}
+
 // identify reads a token from the upgrade request, before admission, so
 // that per-user connection caps apply to the user when it is known then.
 func (s *session) identify(r *http.Request) {
@@ -59,12 +75,8 @@ func (s *session) authenticate(c *ws.Conn, payload json.RawMessage) error {
 		return forbidden(reasonOf(err))
 	}
 	id := s.identity
-	user := userKey{tenant: id.Tenant, user: id.User}
-	if id.User == "" {
-		user.user = s.user.user // no user claim: the peer address, as for anonymous users
-	}
-	if s.n.revokedToken(user, issuedAt(id)) {
-		s.n.met.authFailures.WithLabelValues("token revoked").Inc()
+	user, revoked := s.n.userOf(id, s.user.user) // no user claim: the peer address, as for anonymous users
+	if revoked {
 		return forbidden("token revoked")
 	}
 	if user != s.user {

@@ -107,12 +107,8 @@ func (n *Node) Principal(r *http.Request) (string, error) {
 		n.met.authFailures.WithLabelValues(reasonOf(err)).Inc()
 		return "", &ws.HTTPError{Status: http.StatusForbidden, Message: "Forbidden: " + reasonOf(err)}
 	}
-	user := userKey{tenant: id.Tenant, user: id.User}
-	if id.User == "" {
-		user.user = anon
-	}
-	if n.revokedToken(user, issuedAt(id)) {
-		n.met.authFailures.WithLabelValues("token revoked").Inc()
+	user, revoked := n.userOf(id, anon)
+	if revoked {
 		return "", &ws.HTTPError{Status: http.StatusForbidden, Message: "Forbidden: token revoked"}
 	}
 	return user.tenant + "\x00" + user.user, nil
