@@ -155,6 +155,7 @@ func New(cfg Config, cl *cluster.Cluster) (*Node, error) {
 		n.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
 			func() float64 { return float64(c.v()) }))
 	}
+	n.registerIOUringMetrics(cfg.WS.IOUring)
 	for side, v := range map[string]func() uint64{
 		"in":  func() uint64 { in, _ := n.wss.CompressionStats(); return in },
 		"out": func() uint64 { _, out := n.wss.CompressionStats(); return out },
@@ -475,4 +476,38 @@ func (n *Node) readiness(ctx context.Context) (ready bool, lines []string) {
 		}
 	}
 	return true, degraded
+}
+
+// registerIOUringMetrics exports the write rounds' use of io_uring
+// (ws.io_uring) and logs once whether they use it.
+func (n *Node) registerIOUringMetrics(mode ws.IOUringMode) {
+	used := 0.0
+	switch err := ws.IOUringStatus(); {
+	case mode == ws.IOUringOff:
+		n.log.Info("write rounds use write(2): ws.io_uring is off")
+	case err != nil:
+		n.log.Info("write rounds use write(2): io_uring unavailable", "reason", err)
+	default:
+		used = 1
+		n.log.Info("write rounds use io_uring")
+	}
+	n.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "fraiseql_io_uring_enabled",
+			Help: "1 if write rounds send through io_uring (ws.io_uring, and the kernel allows it), 0 if they use write(2).",
+		}, func() float64 {
+			if used == 1 && ws.IOUringStatus() != nil {
+				return 0 // a ring failed since: write(2) from then on
+			}
+			return used
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "fraiseql_io_uring_submits_total",
+			Help: "io_uring_enter calls of write rounds (each sends up to 64 connection writes).",
+		}, func() float64 { s, _ := n.wss.IOUringStats(); return float64(s) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "fraiseql_io_uring_sends_total",
+			Help: "Connection writes of write rounds sent through io_uring.",
+		}, func() float64 { _, s := n.wss.IOUringStats(); return float64(s) }),
+	)
 }

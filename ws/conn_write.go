@@ -92,6 +92,7 @@ func (c *Conn) keepAliveDue() {
 // goroutine; otherwise — the write goroutine is busy, a previous write is
 // unfinished, the socket buffer is full, more than a batch is queued —
 // the write goroutine is woken to write the rest at the client's pace.
+// (flushConnsURing does the same for many connections at once.)
 func (c *Conn) flush() {
 	c.flushDue.Store(false)
 	rest := true
@@ -99,8 +100,12 @@ func (c *Conn) flush() {
 		rest = c.flushDirect()
 		c.wmu.Unlock()
 	}
-	// The round is over for this connection: what the socket did not take
-	// is its backlog, counted node-wide.
+	c.flushed(rest)
+}
+
+// flushed ends a round's write of c: what the socket did not take (rest)
+// is its backlog, counted node-wide, and goes to the write goroutine.
+func (c *Conn) flushed(rest bool) {
 	c.syncQueued()
 	if rest {
 		c.flushes.handoff.Add(1)
@@ -114,19 +119,32 @@ func (c *Conn) flush() {
 // non-blocking write. c.wmu must be held. It reports whether anything is
 // left for the write goroutine.
 func (c *Conn) flushDirect() (rest bool) {
+	buf, frames, rest := c.directBegin()
+	if buf == nil {
+		return rest
+	}
+	n, err := c.direct.tryWrite(*buf)
+	return c.directEnd(buf, frames, rest, n, err)
+}
+
+// directBegin takes up to a batch of queued `next` frames into one
+// encoded buffer for a direct write. c.wmu must be held. It returns nil
+// when there is nothing to write directly (rest: whether anything is left
+// for the write goroutine); otherwise it holds c.batch.mu, which
+// directEnd, given the write's outcome, releases.
+func (c *Conn) directBegin() (buf *[]byte, frames int, rest bool) {
 	if c.isClosing() {
-		return true
+		return nil, 0, true
 	}
 	b := c.batch
 	if !b.mu.TryLock() {
-		return true // a control frame is being written
+		return nil, 0, true // a control frame is being written
 	}
-	defer b.mu.Unlock()
 	if b.buf != nil {
-		return true // the write goroutine's batch, or a direct write's rest
+		b.mu.Unlock()
+		return nil, 0, true // the write goroutine's batch, or a direct write's rest
 	}
-	buf := batchPool.Get().(*[]byte)
-	frames := 0
+	buf = batchPool.Get().(*[]byte)
 	for n := 0; n < maxBatchFrames && len(*buf) < batchFlushBytes; n++ {
 		f, ok := c.queue.popNext()
 		if !ok {
@@ -141,16 +159,26 @@ func (c *Conn) flushDirect() (rest bool) {
 	rest = c.queue.len() > 0
 	if len(*buf) == 0 {
 		batchPool.Put(buf)
-		return rest
+		b.mu.Unlock()
+		return nil, 0, rest
 	}
 	buf = b.encodeLocked(buf, 0)
 	b.countLocked()
-	n, err := c.direct.tryWrite(*buf)
+	return buf, frames, rest
+}
+
+// directEnd finishes the direct write of buf (directBegin's) that wrote n
+// bytes or failed with err, and releases c.batch.mu. A nil buf is one the
+// caller must not reuse (err is set). It reports whether anything is left
+// for the write goroutine.
+func (c *Conn) directEnd(buf *[]byte, frames int, rest bool, n int, err error) bool {
+	b := c.batch
+	defer b.mu.Unlock()
 	if c.onWrite != nil {
 		c.onWrite(frames)
 	}
 	switch {
-	case err != nil:
+	case err != nil || buf == nil:
 		c.closeNow(ConnectionLost)
 		rest = true
 	case n < len(*buf):
@@ -161,7 +189,9 @@ func (c *Conn) flushDirect() (rest bool) {
 		b.buf, b.leftover, b.plain = buf, true, len(*buf)
 		return true
 	}
-	putBatch(buf)
+	if buf != nil {
+		putBatch(buf)
+	}
 	return rest
 }
 

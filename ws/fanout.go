@@ -276,12 +276,12 @@ func (f *Fanout) write(now int64) {
 		size := (len(ready) + shards - 1) / shards
 		for i := size; i < len(ready); i += size {
 			part := ready[i:min(i+size, len(ready))]
-			wg.Go(func() { flushConns(part, now) }) // waited for below
+			wg.Go(func() { f.flushConns(part, now) }) // waited for below
 		}
-		flushConns(ready[:size], now)
+		f.flushConns(ready[:size], now)
 		wg.Wait()
 	} else {
-		flushConns(ready, now)
+		f.flushConns(ready, now)
 	}
 	clear(ready)
 	f.ready = ready[:0]
@@ -290,7 +290,11 @@ func (f *Fanout) write(now int64) {
 	}
 }
 
-func flushConns(conns []*Conn, now int64) {
+// flushConns writes conns, with io_uring where it may (Options.IOUring).
+func (f *Fanout) flushConns(conns []*Conn, now int64) {
+	if f.opts.IOUring != IOUringOff && flushConnsURing(conns, now, f.stats, f.opts.Logger) {
+		return
+	}
 	for _, c := range conns {
 		c.lastWrite.Store(now)
 		c.flush()

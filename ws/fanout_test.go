@@ -242,7 +242,11 @@ func TestCoalesceDelayBounds(t *testing.T) {
 // rounds that follow — held for coalescing, then written — allocate
 // nothing once the Fanout's lists have grown to the round's size.
 func TestFanoutAllocs(t *testing.T) {
-	e := startEnv(t, Options{CoalesceDelay: 5 * time.Millisecond}, nil)
+	writeEngines(t, testFanoutAllocs)
+}
+
+func testFanoutAllocs(t *testing.T, engine IOUringMode) {
+	e := startEnv(t, Options{CoalesceDelay: 5 * time.Millisecond, IOUring: engine}, nil)
 	var subs []*Subscription
 	for range 3 {
 		_, _, sub := subscribed(t, e)
@@ -271,4 +275,5 @@ func TestFanoutAllocs(t *testing.T) {
 	if _, _, holds := e.srv.RoundStats(); holds == 0 {
 		t.Fatal("nothing was held: the test did not exercise coalescing")
 	}
+	checkEngine(t, e, engine, uint64(len(subs))*100/5) // every 5th event written
 }

@@ -41,7 +41,11 @@ func expectNumbered(t *testing.T, cl *client, n, size int) {
 // one direct write when Flush is called, and only the first Push since a
 // Flush asks for one.
 func TestPushThenFlushWritesDirectly(t *testing.T) {
-	e := startEnv(t, Options{}, nil)
+	writeEngines(t, testPushThenFlushWritesDirectly)
+}
+
+func testPushThenFlushWritesDirectly(t *testing.T, engine IOUringMode) {
+	e := startEnv(t, Options{IOUring: engine}, nil)
 	cl, _, sub := subscribed(t, e)
 	// The write goroutine that sent connection_ack may still be ending; a
 	// Flush meanwhile rightly hands off to it.
@@ -59,13 +63,18 @@ func TestPushThenFlushWritesDirectly(t *testing.T) {
 	if direct, handoff := e.srv.FlushStats(); direct != 3 || handoff != 0 {
 		t.Fatalf("flushes: %d direct, %d handed off; want 3 direct", direct, handoff)
 	}
+	checkEngine(t, e, engine, 3)
 }
 
 // TestPushAndNextKeepQueueOrder: frames queued by Next (written by the
 // write goroutine) and by Push (written by Flush on the caller's
 // goroutine) reach the client in the order they were queued.
 func TestPushAndNextKeepQueueOrder(t *testing.T) {
-	e := startEnv(t, Options{WriteQueue: 4096}, nil) // room for every frame, however slow the reader
+	writeEngines(t, testPushAndNextKeepQueueOrder)
+}
+
+func testPushAndNextKeepQueueOrder(t *testing.T, engine IOUringMode) {
+	e := startEnv(t, Options{WriteQueue: 4096, IOUring: engine}, nil) // room for every frame, however slow the reader
 	cl, _, sub := subscribed(t, e)
 	const n = 2000
 	done := readNumbered(t, cl, n, 100)
@@ -89,7 +98,11 @@ func TestPushAndNextKeepQueueOrder(t *testing.T) {
 // the write goroutine instead of waiting, and every frame still arrives
 // whole and in order once the client reads.
 func TestFlushDoesNotBlockOnAFullSocket(t *testing.T) {
-	e := startEnv(t, Options{WriteTimeout: time.Minute}, nil)
+	writeEngines(t, testFlushDoesNotBlockOnAFullSocket)
+}
+
+func testFlushDoesNotBlockOnAFullSocket(t *testing.T, engine IOUringMode) {
+	e := startEnv(t, Options{WriteTimeout: time.Minute, IOUring: engine}, nil)
 	cl, _, sub := subscribed(t, e)
 	const n, size = 400, 16 << 10 // 6.4 MB: more than loopback socket buffers hold
 	f := e.srv.NewFanout()
@@ -106,6 +119,7 @@ func TestFlushDoesNotBlockOnAFullSocket(t *testing.T) {
 	if _, handoff := e.srv.FlushStats(); handoff == 0 {
 		t.Fatal("no Flush was handed to the write goroutine: the socket never filled")
 	}
+	checkEngine(t, e, engine, 1)
 	expectNumbered(t, cl, n, size)
 }
 
@@ -114,7 +128,11 @@ func TestFlushDoesNotBlockOnAFullSocket(t *testing.T) {
 // goes out before the close frame: the client sees whole messages, then
 // the close code.
 func TestCloseAfterAPartialDirectWrite(t *testing.T) {
-	e := startEnv(t, Options{WriteTimeout: time.Minute}, nil)
+	writeEngines(t, testCloseAfterAPartialDirectWrite)
+}
+
+func testCloseAfterAPartialDirectWrite(t *testing.T, engine IOUringMode) {
+	e := startEnv(t, Options{WriteTimeout: time.Minute, IOUring: engine}, nil)
 	cl, _, sub := subscribed(t, e)
 	const size = 16 << 10
 	f := e.srv.NewFanout()
@@ -125,6 +143,7 @@ func TestCloseAfterAPartialDirectWrite(t *testing.T) {
 			break
 		}
 	}
+	checkEngine(t, e, engine, 1)
 	sub.Conn().Close(4400, "bye")
 	for i := 0; ; i++ {
 		got, err := cl.read()
@@ -302,9 +321,12 @@ func TestNextWaitWaitsForSpace(t *testing.T) {
 // takes it at once — Push, then Flush, the queue's byte accounting and the
 // node-wide sync included — allocates nothing.
 func TestPushFlushAllocs(t *testing.T) {
-	e := startEnv(t, Options{}, nil)
-	_, _, sub := subscribed(t, e)
-	pushFlushAllocs(t, e, sub)
+	writeEngines(t, func(t *testing.T, engine IOUringMode) {
+		e := startEnv(t, Options{IOUring: engine}, nil)
+		_, _, sub := subscribed(t, e)
+		pushFlushAllocs(t, e, sub)
+		checkEngine(t, e, engine, 200)
+	})
 }
 
 // pushFlushAllocs checks that delivering to sub, a subscription of e

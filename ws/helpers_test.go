@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -325,4 +327,51 @@ func pushFlush(f *Fanout, sub *Subscription, p []byte) bool {
 	ok := sub.Push(f, p)
 	f.Idle()
 	return ok
+}
+
+// noURingEnv, set, lets the io_uring halves of writeEngines skip on a
+// Linux machine without io_uring; without it they fail, saying how to
+// enable it.
+const noURingEnv = "FRAISEQL_TEST_NO_IO_URING"
+
+// writeEngines runs fn for each way a write round writes: through
+// io_uring (Options.IOUring on; Linux only) and with write(2) (off).
+func writeEngines(t *testing.T, fn func(t *testing.T, engine IOUringMode)) {
+	t.Helper()
+	t.Run("io_uring", func(t *testing.T) {
+		requireURing(t)
+		fn(t, IOUringOn)
+	})
+	t.Run("write", func(t *testing.T) { fn(t, IOUringOff) })
+}
+
+// requireURing fails t, or skips it where io_uring cannot be (not Linux)
+// or is allowed not to be (noURingEnv), unless write rounds can use
+// io_uring here.
+func requireURing(t *testing.T) {
+	t.Helper()
+	err := IOUringStatus()
+	switch {
+	case err == nil:
+	case runtime.GOOS != "linux":
+		t.Skipf("no io_uring on %s: %v", runtime.GOOS, err)
+	case os.Getenv(noURingEnv) != "":
+		t.Skipf("io_uring unavailable (%v) and %s is set", err, noURingEnv)
+	default:
+		t.Fatalf("io_uring unavailable: %v; enable it (sysctl kernel.io_uring_disabled=0, a seccomp profile that allows io_uring_setup and io_uring_enter, Linux >= 5.18) or set %s=1 to test without it", err, noURingEnv)
+	}
+}
+
+// checkEngine checks that e's write rounds wrote through the engine the
+// test asked for: at least min connection writes sent by io_uring when
+// on, none when off.
+func checkEngine(t *testing.T, e *env, engine IOUringMode, min uint64) {
+	t.Helper()
+	submits, sends := e.srv.IOUringStats()
+	switch {
+	case engine == IOUringOff && (submits != 0 || sends != 0):
+		t.Fatalf("io_uring off, yet %d submits carried %d sends", submits, sends)
+	case engine != IOUringOff && (sends < min || submits == 0 || submits > sends):
+		t.Fatalf("io_uring: %d submits carried %d sends; want at least %d sends", submits, sends, min)
+	}
 }

@@ -65,6 +65,13 @@ type Options struct {
 	// MaxCoalesceDelay.
 	CoalesceDelay time.Duration
 
+	// IOUring says whether a Fanout's write rounds hand their direct
+	// writes to the kernel through io_uring (Linux), one io_uring_enter(2)
+	// per 64 connections instead of one write(2) each: IOUringAuto (the
+	// zero value) where the kernel allows it, IOUringOff never. Writes and
+	// their order are the same either way; see IOUringStatus.
+	IOUring IOUringMode
+
 	// WriteDelay is the least time between two write rounds of a Fanout:
 	// events that arrive meanwhile go out together, several per write(2)
 	// for a connection that gets more than one, at the cost of up to
@@ -239,6 +246,9 @@ func (o Options) withDefaults() Options {
 	if o.SSECompression == "" {
 		o.SSECompression = SSECompressionOff
 	}
+	if o.IOUring == "" {
+		o.IOUring = IOUringAuto
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -294,8 +304,32 @@ func (o Options) Validate() error {
 		return fmt.Errorf("ws.compression_threshold (%d) must not be negative (0: %d)", o.CompressionThreshold, DefaultCompressionThreshold)
 	case o.CompressionContextConns < 0:
 		return fmt.Errorf("ws.compression_context_conns (%d) must not be negative (0: %d)", o.CompressionContextConns, DefaultCompressionContextConns)
+	case o.IOUring != "" && o.IOUring != IOUringAuto && o.IOUring != IOUringOff && o.IOUring != IOUringOn:
+		return fmt.Errorf("ws.io_uring (%q) must be %s, %s or %s", o.IOUring, IOUringAuto, IOUringOff, IOUringOn)
+	case o.IOUring == IOUringOn && IOUringStatus() != nil:
+		return fmt.Errorf("ws.io_uring is %s, but io_uring cannot be used here: %v", IOUringOn, IOUringStatus())
 	case o.SSECompression != "" && o.SSECompression != SSECompressionOff && o.SSECompression != SSECompressionGzip:
 		return fmt.Errorf("ws.sse_compression (%q) must be %s or %s", o.SSECompression, SSECompressionOff, SSECompressionGzip)
 	}
 	return nil
 }
+
+// IOUringMode is Options.IOUring.
+type IOUringMode string
+
+const (
+	// IOUringAuto uses io_uring where the kernel allows it (IOUringStatus),
+	// write(2) elsewhere.
+	IOUringAuto IOUringMode = "auto"
+	// IOUringOff always uses write(2).
+	IOUringOff IOUringMode = "off"
+	// IOUringOn is IOUringAuto that Validate refuses where io_uring cannot
+	// be used, for deployments that count on it.
+	IOUringOn IOUringMode = "on"
+)
+
+// IOUringStatus reports nil if write rounds can use io_uring in this
+// process, or why they cannot: not Linux, a kernel older than 5.18,
+// io_uring disabled (sysctl kernel.io_uring_disabled, a seccomp profile),
+// or a kernel whose non-blocking sends wait. It checks once, on first use.
+func IOUringStatus() error { return uringStatus() }

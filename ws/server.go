@@ -59,6 +59,9 @@ type flushStats struct {
 	// Write rounds, the connections they wrote, and connections a round
 	// held for coalescing.
 	rounds, roundConns, holds atomic.Uint64
+	// io_uring (Options.IOUring): io_uring_enter calls of write rounds, and
+	// the sends they carried.
+	uringSubmits, uringSends atomic.Uint64
 	// Compression: the bytes of the messages and writes compressed, before
 	// (zin) and after (zout).
 	zin, zout atomic.Uint64
@@ -78,6 +81,12 @@ func (s *Server) CompressionStats() (in, out uint64) {
 // for coalescing (Options.CoalesceDelay).
 func (s *Server) RoundStats() (rounds, conns, holds uint64) {
 	return s.flushes.rounds.Load(), s.flushes.roundConns.Load(), s.flushes.holds.Load()
+}
+
+// IOUringStats reports the write rounds' use of io_uring so far: the
+// io_uring_enter calls, and the connection writes (sends) they carried.
+func (s *Server) IOUringStats() (submits, sends uint64) {
+	return s.flushes.uringSubmits.Load(), s.flushes.uringSends.Load()
 }
 
 // FlushStats reports how the fan-out's connection writes went so far:

@@ -212,6 +212,10 @@ type WSConfig struct {
 	// SSECompression: gzip compresses GraphQL-over-SSE responses for
 	// clients that accept it; off does not.
 	SSECompression string `yaml:"sse_compression"`
+	// IOUring: auto sends write rounds' writes through io_uring where the
+	// kernel allows it, off never, on refuses to start without it
+	// (ws.Options.IOUring).
+	IOUring string `yaml:"io_uring"`
 
 	// SSEReservationTimeout and SSEMaxReservations* bound graphql-sse
 	// single connection mode reservations (ws.Options).
@@ -259,6 +263,7 @@ func defaultConfig() Config {
 			CompressionThreshold:    ws.DefaultCompressionThreshold,
 			CompressionContextConns: ws.DefaultCompressionContextConns,
 			SSECompression:          ws.SSECompressionOff,
+			IOUring:                 string(ws.IOUringAuto),
 		},
 		ProxyProtocol:   node.ProxyProtocolOff,
 		ForwardedHeader: node.ForwardedXFF,
@@ -643,6 +648,7 @@ func (c Config) wsOptions() ws.Options {
 		CompressionThreshold:        c.WS.CompressionThreshold,
 		CompressionContextConns:     c.WS.CompressionContextConns,
 		SSECompression:              c.WS.SSECompression,
+		IOUring:                     ws.IOUringMode(c.WS.IOUring),
 		SSEReservationTimeout:       c.WS.SSEReservationTimeout,
 		SSEMaxReservations:          c.WS.SSEMaxReservations,
 		SSEMaxReservationsPerUser:   c.WS.SSEMaxReservationsPerUser,

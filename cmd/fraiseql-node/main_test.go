@@ -75,6 +75,7 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"negative compression threshold", "", []string{"FRAISEQL_WS_COMPRESSION_THRESHOLD=-1"}, "ws.compression_threshold"},
 		{"negative compression context conns", "ws:\n  compression_context_conns: -1\n", nil, "ws.compression_context_conns"},
 		{"unknown sse compression", "", []string{"FRAISEQL_WS_SSE_COMPRESSION=br"}, "ws.sse_compression"},
+		{"unknown io_uring mode", "", []string{"FRAISEQL_WS_IO_URING=always"}, "ws.io_uring"},
 		{"ops listen not an address", "ops_listen: metrics\n", nil, "ops_listen"},
 		{"drain longer than the shutdown timeout", "shutdown:\n  drain_delay: 20s\n  drain_window: 10s\n  timeout: 30s\n", nil, "drain_delay"},
 		{"negative drain window", "", []string{"FRAISEQL_SHUTDOWN_DRAIN_WINDOW=-1s"}, "drain_window"},

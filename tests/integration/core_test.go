@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/fraiseql/subscriptions/cluster"
 	"github.com/fraiseql/subscriptions/node"
+	"github.com/fraiseql/subscriptions/ws"
 )
 
 func goleakOptions() []goleak.Option {
@@ -390,5 +392,43 @@ func TestWriteDelayCollectsEvents(t *testing.T) {
 	}
 	if got := nodeMetric(t, e, "fraiseql_flushes_total") - rounds; got >= n/2 {
 		t.Fatalf("%d write rounds for %d events published within the write delay", int(got), n)
+	}
+}
+
+// TestIOUringWriteRounds: by default (ws.io_uring auto) a node's write
+// rounds send through io_uring where the kernel allows it, and with off
+// through write(2); either way every event arrives, in order.
+func TestIOUringWriteRounds(t *testing.T) {
+	if err := ws.IOUringStatus(); err != nil {
+		if os.Getenv("FRAISEQL_TEST_NO_IO_URING") == "" {
+			t.Fatalf("io_uring unavailable: %v; enable it (sysctl kernel.io_uring_disabled=0, a seccomp profile that allows io_uring_setup and io_uring_enter, Linux >= 5.18) or set FRAISEQL_TEST_NO_IO_URING=1 to test without it", err)
+		}
+		t.Skipf("io_uring unavailable (%v) and FRAISEQL_TEST_NO_IO_URING is set", err)
+	}
+	ns := startNATS(t)
+	for _, mode := range []ws.IOUringMode{ws.IOUringAuto, ws.IOUringOff} {
+		t.Run(string(mode), func(t *testing.T) {
+			e := startNode(t, ns, func(c *node.Config, _ *cluster.Config) { c.WS.IOUring = mode })
+			c := dialTransport(t, e.ws)
+			room := "iou-" + string(mode)
+			c.subscribe("s", roomQuery, map[string]any{"room": room}, "")
+			waitFor(t, 10*time.Second, "the subscription", func() bool { return e.node.Stats().Subscriptions == 1 })
+			const n = 10
+			for i := range n {
+				e.publish("chat."+room, fmt.Sprintf(`{"id":"%d","room":"%s","text":"t"}`, i, room))
+				var got struct{ ID string }
+				r := c.next("s")
+				if err := json.Unmarshal(r.Data["messageAdded"], &got); err != nil || got.ID != fmt.Sprint(i) {
+					t.Fatalf("event %d: %s (%v)", i, r.Data["messageAdded"], err)
+				}
+			}
+			sends := nodeMetric(t, e, "fraiseql_io_uring_sends_total")
+			switch {
+			case mode == ws.IOUringOff && sends != 0:
+				t.Fatalf("io_uring off, yet %v sends through it", sends)
+			case mode == ws.IOUringAuto && sends < n-1: // the first may meet the ack's write goroutine
+				t.Fatalf("%v sends through io_uring for %d events", sends, n)
+			}
+		})
 	}
 }

@@ -15,6 +15,7 @@
 //
 //	fraiseql-writefloor -conns 2000 -rate 20 -duration 30s          # as scenario cpu-per-delivery
 //	fraiseql-writefloor -conns 2000 -rate 10 -frames 2 -duration 30s # two frames per write, as ws.write_delay gives
+//	fraiseql-writefloor -conns 2000 -rate 20 -engine io_uring        # the same sends, 64 per io_uring_enter, as the node's write rounds
 //
 // The report (and -out JSON, readable by fraiseql-benchsum) gives CPU per
 // write and per frame, and checks that the reader got every byte written.
@@ -41,6 +42,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/fraiseql/subscriptions/internal/uring"
 	"github.com/fraiseql/subscriptions/tests/load/loadgen"
 )
 
@@ -60,6 +62,7 @@ func main() {
 type config struct {
 	conns, size, frames int
 	writers             int
+	engine              string
 	rate                float64
 	duration, warmup    time.Duration
 	out                 string
@@ -74,6 +77,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.size, "size", 540, "bytes per frame (1..65536); 540 is about the frame a 512-byte load-tool event becomes")
 	fs.IntVar(&c.frames, "frames", 1, "frames per write (1..64), as several queued events share one write")
 	fs.IntVar(&c.writers, "writers", 1, "goroutines sharing each round's writes (1..64), as the node splits a large write round over GOMAXPROCS goroutines")
+	fs.StringVar(&c.engine, "engine", "write", "how each write is made: write (one write(2) each) or io_uring (non-blocking sends, 64 per io_uring_enter, as the node's write rounds with ws.io_uring)")
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "measured time (1ms..1h)")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured writing first (0..1m)")
 	fs.StringVar(&c.out, "out", "", "write the JSON report to this file")
@@ -92,6 +96,8 @@ func parse(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-size %d: want 1..65536", c.size)
 	case c.frames < 1 || c.frames > 64:
 		return c, fmt.Errorf("-frames %d: want 1..64", c.frames)
+	case c.engine != "write" && c.engine != "io_uring":
+		return c, fmt.Errorf("-engine %q: want write or io_uring", c.engine)
 	case c.writers < 1 || c.writers > 64:
 		return c, fmt.Errorf("-writers %d: want 1..64", c.writers)
 	case c.duration < time.Millisecond || c.duration > time.Hour:
@@ -108,6 +114,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 // this process.
 type Report struct {
 	Mode           string   `json:"mode"`
+	Engine         string   `json:"engine"`
 	Conns          int      `json:"conns"`
 	Writers        int      `json:"writers"`
 	Rate           float64  `json:"rate"`
@@ -208,6 +215,18 @@ func measure(ctx context.Context, c config) (*Report, error) {
 		buf[i] = 'x'
 	}
 	ws := shards(fds, conns, buf, c.writers)
+	if c.engine == "io_uring" {
+		for i := range ws {
+			r, err := uring.New(64)
+			if err != nil {
+				closeAll()
+				cmd.Wait()
+				return nil, fmt.Errorf("-engine io_uring: %w", err)
+			}
+			defer r.Close()
+			ws[i].ring = r
+		}
+	}
 	if err := rounds(ctx, ws, c.rate, c.warmup); err != nil {
 		closeAll()
 		cmd.Wait()
@@ -238,7 +257,7 @@ func measure(ctx context.Context, c config) (*Report, error) {
 		return nil, errors.New("no write was made: -duration shorter than one round")
 	}
 	rep := &Report{
-		Mode: "write-floor", Conns: c.conns, Writers: len(ws), Rate: c.rate, Size: c.size, FramesPerWrite: c.frames,
+		Mode: "write-floor", Engine: c.engine, Conns: c.conns, Writers: len(ws), Rate: c.rate, Size: c.size, FramesPerWrite: c.frames,
 		DurationS: elapsed.Seconds(), Writes: measured.writes, ShortWrites: measured.short,
 		CPUSeconds:    cpu.Seconds(),
 		CPUUsPerWrite: float64(cpu.Microseconds()) / float64(measured.writes),
@@ -282,6 +301,8 @@ type writer struct {
 	fds   []uintptr
 	conns []net.Conn
 	buf   []byte
+	ring  *uring.Ring // -engine io_uring
+	res   []int32     // the ring's results, by connection of a batch
 
 	writes, short, bytes uint64
 }
@@ -334,6 +355,9 @@ func rounds(ctx context.Context, ws []writer, rate float64, d time.Duration) err
 // short and finished with a blocking write, so that the reader's count
 // stays comparable.
 func (w *writer) round() error {
+	if w.ring != nil {
+		return w.roundURing()
+	}
 	p := uintptr(unsafe.Pointer(&w.buf[0]))
 	for i, fd := range w.fds {
 		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, p, uintptr(len(w.buf)))
@@ -351,6 +375,42 @@ func (w *writer) round() error {
 			}
 		}
 		w.bytes += uint64(len(w.buf))
+	}
+	return nil
+}
+
+// roundURing is round with the sends of up to 64 connections in one
+// io_uring_enter, as the node's write rounds make them.
+func (w *writer) roundURing() error {
+	size := w.ring.Size()
+	if w.res == nil {
+		w.res = make([]int32, size)
+	}
+	for i := 0; i < len(w.fds); i += size {
+		batch := w.fds[i:min(i+size, len(w.fds))]
+		for j, fd := range batch {
+			w.ring.PrepSend(fd, w.buf, j)
+		}
+		if err := w.ring.Submit(func(tag int, res int32) { w.res[tag] = res }); err != nil {
+			return err
+		}
+		for j, res := range w.res[:len(batch)] {
+			w.writes++
+			n := int(res)
+			switch {
+			case res == -int32(syscall.EAGAIN):
+				n = 0
+			case res < 0:
+				return fmt.Errorf("send: %w", syscall.Errno(-res))
+			}
+			if n < len(w.buf) {
+				w.short++
+				if _, err := w.conns[i+j].Write(w.buf[n:]); err != nil {
+					return fmt.Errorf("write: %w", err)
+				}
+			}
+			w.bytes += uint64(len(w.buf))
+		}
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/fraiseql/subscriptions/internal/uring"
 )
 
 func TestMain(m *testing.M) {
@@ -66,6 +68,22 @@ func TestReaderGetsEveryByteWritten(t *testing.T) {
 	}
 }
 
+// TestIOUringEngine: with -engine io_uring every byte still arrives,
+// over more connections than one submit carries.
+func TestIOUringEngine(t *testing.T) {
+	if err := uring.Probe(); err != nil {
+		if os.Getenv("FRAISEQL_TEST_NO_IO_URING") == "" {
+			t.Fatalf("io_uring unavailable: %v; enable it (sysctl kernel.io_uring_disabled=0) or set FRAISEQL_TEST_NO_IO_URING=1 to test without it", err)
+		}
+		t.Skipf("io_uring unavailable (%v) and FRAISEQL_TEST_NO_IO_URING is set", err)
+	}
+	_, rep := measureOK(t, "-engine", "io_uring", "-conns", "150", "-writers", "2", "-rate", "100", "-size", "100",
+		"-duration", "200ms", "-warmup", "50ms")
+	if rep.Engine != "io_uring" || rep.Writes == 0 || rep.Writes%150 != 0 || rep.BytesRead != rep.BytesWritten {
+		t.Errorf("engine %q: %d writes, %d bytes written, %d read: want whole rounds over 150 connections, every byte read", rep.Engine, rep.Writes, rep.BytesWritten, rep.BytesRead)
+	}
+}
+
 func TestFlagBounds(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -88,6 +106,8 @@ func TestFlagBounds(t *testing.T) {
 		{[]string{"-rate", "10001"}, "-rate 10001"},
 		{[]string{"-duration", "0s"}, "-duration 0s"},
 		{[]string{"-warmup", "-1s"}, "-warmup -1s"},
+		{[]string{"-engine", "io_uring"}, ""},
+		{[]string{"-engine", "sendmmsg"}, `-engine "sendmmsg"`},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	} {
 		var stderr bytes.Buffer
