@@ -109,7 +109,7 @@ bench:
 # The load scenarios of docs/benchmarks.md against a node the tool spawns
 # (loopback only; every run bounded): RUNS=3, SCENARIOS="…", OUT=dir.
 bench-load:
-	tests/load/scenarios.sh fanout-100k cpu-per-delivery cpu-write-delay write-floor write-floor-x2 saturate-2k fanout-10k fanout-10k-300k idle-rss-10k
+	tests/load/scenarios.sh fanout-100k cpu-per-delivery cpu-write-delay write-floor write-floor-x2 write-floor-uring saturate-2k fanout-10k fanout-10k-300k idle-rss-10k
 
 # 10,000 connections x 10 subscriptions; SOAK_DURATION=1h for the long run.
 SOAK_DURATION ?= 10m

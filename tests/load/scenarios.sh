@@ -20,6 +20,8 @@
 #                     connections 20 times a second with raw write(2): the kernel's price of a
 #                     delivery that is its own write, the floor under cpu-per-delivery
 #   write-floor-x2    the same frames, two per write (10 writes/s): what sharing a write saves
+#   write-floor-uring write-floor's sends made as the node's write rounds make them with
+#                     ws.io_uring (the default on Linux): 64 per io_uring_enter
 #   saturate-2k       2,000 conns × 1 sub, rate ×1.25 per 10 s step from 10 events/s until loss > 0.1 % or p99 > 500 ms
 #   fanout-10k        10,000 conns × 1 sub, 100 events/s → 1M deliveries/s offered
 #   fanout-10k-300k   10,000 conns × 1 sub, 30 events/s  → 300k deliveries/s: latency at the (ii) target rate
@@ -41,7 +43,7 @@ WRITE_DELAY=${WRITE_DELAY:-100ms}
 SERVERS=${SERVERS:-fraiseql}
 CENTRIFUGO_BIN=${CENTRIFUGO_BIN:-}
 SOAK_SAMPLE=${SOAK_SAMPLE:-30s}
-ALL="fanout-100k cpu-per-delivery cpu-write-delay write-floor write-floor-x2 saturate-2k fanout-10k fanout-10k-300k idle-rss-10k soak"
+ALL="fanout-100k cpu-per-delivery cpu-write-delay write-floor write-floor-x2 write-floor-uring saturate-2k fanout-10k fanout-10k-300k idle-rss-10k soak"
 if [ $# -gt 0 ]; then SCENARIOS="$*"; fi
 SCENARIOS=${SCENARIOS:-$ALL}
 
@@ -133,6 +135,8 @@ for s in $SCENARIOS; do
 			floor "$s" "$n" -conns 2000 -rate 20 -frames 1 -duration "$DURATION" ;;
 		write-floor-x2)
 			floor "$s" "$n" -conns 2000 -rate 10 -frames 2 -duration "$DURATION" ;;
+		write-floor-uring)
+			floor "$s" "$n" -conns 2000 -rate 20 -frames 1 -duration "$DURATION" -engine io_uring ;;
 		saturate-2k)
 			run "$s" "$n" -saturate -conns 2000 -subs 1 -sat-start 10 -sat-factor 1.25 -sat-step 10s \
 				-sat-max-steps 30 -warmup 5s -connect-rate 500 ;;
