@@ -7,7 +7,9 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/fraiseql/subscriptions/internal/uring"
 )
@@ -63,32 +65,32 @@ func (u *uringPool) offLocked() error {
 func uringMaxRings() int { return min(64, 2*runtime.GOMAXPROCS(0)) }
 
 // getURing returns a ring's batch for one write pass, or nil: io_uring is
-// unavailable, or every ring is in use.
-func getURing() *uringBatch {
+// unavailable, every ring is in use, or a new ring could not be set up
+// (err: out of descriptors or memory, say; a later pass tries again).
+func getURing() (*uringBatch, error) {
 	u := &uringRings
 	u.Lock()
 	defer u.Unlock()
 	if u.offLocked() != nil {
-		return nil
+		return nil, nil
 	}
 	if n := len(u.free); n > 0 {
 		b := u.free[n-1]
 		u.free[n-1] = nil
 		u.free = u.free[:n-1]
-		return b
+		return b, nil
 	}
 	if u.made >= uringMaxRings() {
-		return nil
+		return nil, nil
 	}
 	r, err := uring.New(uringEntries)
 	if err != nil {
-		u.off = err
-		return nil
+		return nil, err
 	}
 	u.made++
 	b := &uringBatch{r: r}
 	b.fn = b.pinned
-	return b
+	return b, nil
 }
 
 // putURing gives b back after a write pass; broken (a submit failed)
@@ -98,8 +100,13 @@ func putURing(b *uringBatch, broken error) {
 	u := &uringRings
 	u.Lock()
 	defer u.Unlock()
-	if broken == nil {
+	if broken == nil && u.off == nil {
 		u.free = append(u.free, b)
+		return
+	}
+	if broken == nil { // another ring broke while b was in use
+		b.r.Close()
+		u.made--
 		return
 	}
 	u.off = broken
@@ -183,7 +190,11 @@ func (b *uringBatch) result(tag int, res int32) {
 
 // uringBeforePin, in tests, runs after a batch's writes are prepared and
 // before their descriptors are pinned.
-var uringBeforePin func()
+var uringBeforePin func(*uringBatch)
+
+// uringSetupLogged is when a failure to set up a ring was last logged
+// (monotonic): at most once a minute.
+var uringSetupLogged atomic.Int64
 
 // uringQuarantine keeps the buffers of sends a broken ring may still read
 // from being reused for another connection's frames. It only grows when a
@@ -198,7 +209,13 @@ var uringQuarantine struct {
 // nothing, when no ring is to be had (io_uring off or unavailable, or
 // every ring in use).
 func flushConnsURing(conns []*Conn, now int64, stats *flushStats, log *slog.Logger) bool {
-	b := getURing()
+	b, err := getURing()
+	if err != nil {
+		if t := monotonic(); t-uringSetupLogged.Load() > int64(time.Minute) {
+			uringSetupLogged.Store(t)
+			log.Warn("ws: no io_uring ring for a write round; it uses write(2)", "err", err)
+		}
+	}
 	if b == nil {
 		return false
 	}
@@ -229,10 +246,9 @@ func flushConnsURing(conns []*Conn, now int64, stats *flushStats, log *slog.Logg
 		}
 		b.err = nil
 		if uringBeforePin != nil {
-			uringBeforePin()
+			uringBeforePin(b)
 		}
 		b.pin(0)
-		stats.uringSubmits.Add(1)
 		if b.err != nil {
 			broken = b.err
 		}
@@ -254,7 +270,10 @@ func flushConnsURing(conns []*Conn, now int64, stats *flushStats, log *slog.Logg
 			e.c.flushed(rest)
 			*e = uringEntry{}
 		}
-		stats.uringSends.Add(uint64(sends))
+		if sends > 0 {
+			stats.uringSubmits.Add(1)
+			stats.uringSends.Add(uint64(sends))
+		}
 	}
 	putURing(b, broken)
 	if broken != nil {

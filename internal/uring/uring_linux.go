@@ -20,7 +20,6 @@ const (
 	sysEnter = 426
 
 	opSend          = 26
-	enterGetevents  = 1 << 0
 	setupSubmitAll  = 1 << 7 // Linux 5.18: an SQE that fails does not stop the ones after it
 	featSingleMmap  = 1 << 0
 	featNodrop      = 1 << 1
@@ -131,13 +130,17 @@ func (r *Ring) Close() {
 	syscall.Close(r.fd)
 }
 
+// FD is the ring's descriptor.
+func (r *Ring) FD() int { return r.fd }
+
 // Size is how many sends one Submit takes.
 func (r *Ring) Size() int { return int(r.size) }
 
 // PrepSend adds a send of p to the socket fd, tagged tag, that does not
 // wait for room (MSG_DONTWAIT: a full socket fails it with EAGAIN) and
 // raises no SIGPIPE. At most Size may be prepared per Submit; p and fd
-// must stay valid until Submit returns.
+// must stay valid until Submit returns, and p must not be on a
+// goroutine's stack (a stack can move): a heap or global buffer.
 func (r *Ring) PrepSend(fd uintptr, p []byte, tag int) {
 	if r.n == r.size {
 		panic("uring: more sends prepared than the ring holds")
@@ -154,12 +157,13 @@ func (r *Ring) PrepSend(fd uintptr, p []byte, tag int) {
 	r.n++
 }
 
-// Submit submits the prepared sends with one io_uring_enter and calls
-// done with each one's tag and result: the bytes sent, or -errno. None of
-// them waits (see Probe), so all have completed when it returns; if the
-// kernel did not take or finish them all, Submit fails, the ring must not
-// be used again, and the buffers of the sends done was not called for may
-// still be read by the kernel: they must never be reused.
+// Submit submits the prepared sends with one io_uring_enter, which does
+// not wait for completions, and calls done with each one's tag and
+// result: the bytes sent, or -errno. Sends complete as they are submitted
+// (they never wait for room: see Probe), so all are done when it returns;
+// if the kernel did not take or finish them all, Submit fails, the ring
+// must not be used again, and the buffers of the sends done was not
+// called for may still be read by the kernel: they must never be reused.
 func (r *Ring) Submit(done func(tag int, res int32)) error {
 	n := r.n
 	if n == 0 {
@@ -167,7 +171,10 @@ func (r *Ring) Submit(done func(tag int, res int32)) error {
 	}
 	r.n = 0
 	atomic.StoreUint32(r.sqTail, atomic.LoadUint32(r.sqTail)+n)
-	got, _, errno := syscall.RawSyscall6(sysEnter, uintptr(r.fd), uintptr(n), uintptr(n), enterGetevents, 0, 0)
+	// min_complete 0, no IORING_ENTER_GETEVENTS: a send that did not
+	// complete at once (it should not happen) must not hold the caller,
+	// who holds connections' locks; it shows as not done, below.
+	got, _, errno := syscall.RawSyscall6(sysEnter, uintptr(r.fd), uintptr(n), 0, 0, 0, 0)
 	head := atomic.LoadUint32(r.cqHead)
 	tail := atomic.LoadUint32(r.cqTail)
 	reaped := tail - head
@@ -185,6 +192,9 @@ func (r *Ring) Submit(done func(tag int, res int32)) error {
 	return nil
 }
 
+// probeMsg is Probe's send: global, as PrepSend requires.
+var probeMsg = []byte("probe")
+
 // Probe reports nil if this kernel's io_uring does what Submit counts on —
 // a send to a socket with room sends at once, and one to a full socket
 // fails at once with EAGAIN rather than waiting — or why not.
@@ -200,7 +210,7 @@ func Probe() error {
 	}
 	defer syscall.Close(fds[0])
 	defer syscall.Close(fds[1])
-	p := []byte("probe")
+	p := probeMsg
 	var res int32
 	send := func() error {
 		res = 0
@@ -210,7 +220,7 @@ func Probe() error {
 	if err := send(); err != nil || res != int32(len(p)) {
 		return fmt.Errorf("io_uring probe: a send to an empty socket gave %d, %v", res, err)
 	}
-	chunk := make([]byte, probeChunkBytes)
+	chunk := make([]byte, probeChunkBytes) // written by write(2), not the ring
 	for i := 0; ; i++ {
 		if i == maxProbeWrites {
 			return errors.New("io_uring probe: could not fill a socket")

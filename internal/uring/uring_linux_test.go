@@ -30,6 +30,12 @@ func requireURing(t *testing.T) {
 	}
 }
 
+// Sends take heap or global buffers (PrepSend).
+var (
+	msgOne, msgTwo, msgThree, msgFour = []byte("one"), []byte("two-"), []byte("three"), []byte("4")
+	msgX, msgY                        = []byte("x"), []byte("y")
+)
+
 func socketPair(t *testing.T) [2]int {
 	t.Helper()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
@@ -55,7 +61,7 @@ func TestSubmitSendsInOrder(t *testing.T) {
 	defer r.Close()
 	a, b := socketPair(t), socketPair(t)
 	for round := range 3 {
-		msgs := [][]byte{[]byte("one"), []byte("two-"), []byte("three"), []byte("4")}
+		msgs := [][]byte{msgOne, msgTwo, msgThree, msgFour}
 		fds := []int{a[0], b[0], a[0], b[0]}
 		for i, m := range msgs {
 			r.PrepSend(uintptr(fds[i]), m, 10+i)
@@ -102,8 +108,8 @@ func TestSubmitFullSocketFailsAtOnce(t *testing.T) {
 			break
 		}
 	}
-	r.PrepSend(uintptr(full[0]), []byte("x"), 0)
-	r.PrepSend(uintptr(ok[0]), []byte("y"), 1)
+	r.PrepSend(uintptr(full[0]), msgX, 0)
+	r.PrepSend(uintptr(ok[0]), msgY, 1)
 	got := map[int]int32{}
 	if err := r.Submit(func(tag int, res int32) { got[tag] = res }); err != nil {
 		t.Fatal(err)
@@ -129,7 +135,7 @@ func TestSubmitClosedPeer(t *testing.T) {
 	defer syscall.Close(fds[0])
 	syscall.Close(fds[1])
 	var res int32
-	r.PrepSend(uintptr(fds[0]), []byte("x"), 0)
+	r.PrepSend(uintptr(fds[0]), msgX, 0)
 	if err := r.Submit(func(_ int, v int32) { res = v }); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +161,7 @@ func TestPrepSendBound(t *testing.T) {
 	fds := socketPair(t)
 	for _, n := range []int{size - 1, size} {
 		for i := range n {
-			r.PrepSend(uintptr(fds[0]), []byte("x"), i)
+			r.PrepSend(uintptr(fds[0]), msgX, i)
 		}
 		sent := 0
 		if err := r.Submit(func(_ int, res int32) { sent += int(res) }); err != nil || sent != n {
@@ -163,7 +169,7 @@ func TestPrepSendBound(t *testing.T) {
 		}
 	}
 	for i := range size {
-		r.PrepSend(uintptr(fds[0]), []byte("x"), i)
+		r.PrepSend(uintptr(fds[0]), msgX, i)
 	}
 	func() {
 		defer func() {
@@ -171,9 +177,35 @@ func TestPrepSendBound(t *testing.T) {
 				t.Fatalf("send %d of a ring of %d was accepted", size+1, size)
 			}
 		}()
-		r.PrepSend(uintptr(fds[0]), []byte("x"), size)
+		r.PrepSend(uintptr(fds[0]), msgX, size)
 	}()
 	if err := r.Submit(func(int, int32) {}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSubmitFailsOnABrokenRing: when the kernel does not take the sends
+// (the ring's descriptor is no ring), Submit fails and reports none done.
+func TestSubmitFailsOnABrokenRing(t *testing.T) {
+	requireURing(t)
+	r, err := New(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	devNull, err := syscall.Open("/dev/null", syscall.O_WRONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(devNull)
+	if err := syscall.Dup3(devNull, r.FD(), syscall.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	fds := socketPair(t)
+	r.PrepSend(uintptr(fds[0]), msgX, 0)
+	r.PrepSend(uintptr(fds[0]), msgY, 1)
+	done := 0
+	if err := r.Submit(func(int, int32) { done++ }); err == nil || done != 0 {
+		t.Fatalf("Submit on a broken ring: %v, %d done; want an error, none done", err, done)
 	}
 }

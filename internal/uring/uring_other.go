@@ -17,6 +17,9 @@ func New(int) (*Ring, error) { return nil, errLinuxOnly }
 // Close does nothing.
 func (*Ring) Close() {}
 
+// FD is -1.
+func (*Ring) FD() int { return -1 }
+
 // Size is 0.
 func (*Ring) Size() int { return 0 }
 
