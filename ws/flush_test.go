@@ -134,6 +134,9 @@ func TestCloseAfterAPartialDirectWrite(t *testing.T) {
 func testCloseAfterAPartialDirectWrite(t *testing.T, engine IOUringMode) {
 	e := startEnv(t, Options{WriteTimeout: time.Minute, IOUring: engine}, nil)
 	cl, _, sub := subscribed(t, e)
+	// The first handoff must be the full socket's, not the ack's write
+	// goroutine still ending.
+	waitNoWriter(t, sub.Conn())
 	const size = 16 << 10
 	f := e.srv.NewFanout()
 	n := 0

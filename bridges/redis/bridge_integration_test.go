@@ -115,8 +115,20 @@ func TestRedisBridgeLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	subj, _ := cl.Subject("public", "life"+sfx)
-	if m, err := stream.GetLastMsgForSubject(ctx, subj); err != nil || m.Header.Get("traceparent") != testTP {
-		t.Fatalf("stored entry: %v, header %v; want traceparent %s", err, m, testTP)
+	// The two sources race: the entry may be stored before or after the
+	// pub/sub message, so look for it among the subject's last two.
+	last, err := stream.GetLastMsgForSubject(ctx, subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entry *jetstream.RawStreamMsg
+	for seq := last.Sequence; seq > 0 && seq+2 > last.Sequence && entry == nil; seq-- {
+		if m, err := stream.GetMsg(ctx, seq); err == nil && m.Subject == subj && string(m.Data) == `{"id":"2"}` {
+			entry = m
+		}
+	}
+	if entry == nil || entry.Header.Get("traceparent") != testTP {
+		t.Fatalf("stored entry: %+v; want one with traceparent %s", entry, testTP)
 	}
 
 	stop()
