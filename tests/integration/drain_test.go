@@ -50,6 +50,8 @@ func TestDrainDeregistersThenClosesSpreadOut(t *testing.T) {
 	// Inside the delay a new client is still served.
 	late := dialTransport(t, e.ws)
 	late.subscribe("1", `subscription { messageAdded(room: "r1") { id } }`, nil, "")
+	// A live subscription gets the events published after it is active.
+	waitFor(t, time.Second, "the late subscription", func() bool { return e.node.Stats().Subscriptions == clients+1 })
 	e.publish("chat.r1", `{"id":"1","room":"r1"}`)
 	if r := late.next("1"); len(r.Data) == 0 {
 		t.Fatal("a client connected during the drain delay got no event")
