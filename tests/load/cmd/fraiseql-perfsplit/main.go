@@ -32,7 +32,7 @@ type group struct {
 
 // groups are tried in order; "other" takes the rest.
 var groups = []group{
-	{"direct writes of the write rounds (`write(2)`)", []string{"ws.(*directWriter)"}},
+	{"direct writes of the write rounds (`write(2)` or io_uring)", []string{"ws.(*directWriter)", "ws.(*uringBatch)", "internal/uring.(*Ring)"}},
 	{"write goroutines (hand-offs, keep-alives)", []string{"ws.(*Conn).writeLoop", "ws.(*Conn).keepAliveDue"}},
 	{"routing, queuing, round bookkeeping", []string{"node.(*Node).route", "node.(*router)", "ws.(*Fanout)", "ws.(*Conn).flush", "cluster.(*Consumer)"}},
 	{"connection reads", []string{"ws.(*Conn).readLoop"}},

@@ -21,6 +21,9 @@ const (
 	kSleep  = "ffffffff816b8cd8 do_nanosleep"
 	uDirect = "b7786e github.com/fraiseql/subscriptions/ws.(*directWriter).write"
 	uFlush  = "b80000 github.com/fraiseql/subscriptions/ws.(*Conn).flush"
+	uSubmit = "b91000 github.com/fraiseql/subscriptions/internal/uring.(*Ring).Submit"
+	uPin    = "b92000 github.com/fraiseql/subscriptions/ws.(*uringBatch).pin"
+	uURing  = "b93000 github.com/fraiseql/subscriptions/ws.flushConnsURing"
 	uRound  = "beaf38 github.com/fraiseql/subscriptions/ws.(*Fanout).write"
 	uSysmon = "4a1234 runtime.sysmon"
 	uExit   = "93d81 runtime.goexit.abi0"
@@ -30,7 +33,7 @@ const (
 
 func TestSplitsSamplesByWhatTheNodeDid(t *testing.T) {
 	in := sample(kWrite, uDirect, uFlush, uRound, uExit) + // a write: the direct writer wins over the round below it
-		sample(kWrite, uDirect, uFlush, uRound, uExit) +
+		sample(kWrite, uSubmit, uPin, uURing, uRound, uExit) + // the same through io_uring
 		sample(uFlush, uRound, uExit) + // the round's own user-space work
 		sample(kSleep, uSysmon) +
 		sample("4b0000 main.somethingElse") +
@@ -41,7 +44,7 @@ func TestSplitsSamplesByWhatTheNodeDid(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"| direct writes of the write rounds (`write(2)`) | 28.6% | 28.6% | 0.0% | 2.86 |",
+		"| direct writes of the write rounds (`write(2)` or io_uring) | 28.6% | 28.6% | 0.0% | 2.86 |",
 		"| routing, queuing, round bookkeeping | 14.3% | 0.0% | 14.3% | 1.43 |",
 		"| Go runtime: sysmon | 14.3% | 14.3% | 0.0% | 1.43 |",
 		"| NATS client | 28.6% | 14.3% | 14.3% | 2.86 |",
@@ -72,7 +75,7 @@ func TestReadsPerfScriptPadding(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"| direct writes of the write rounds (`write(2)`) | 50.0% | 50.0% | 0.0% |\n",
+		"| direct writes of the write rounds (`write(2)` or io_uring) | 50.0% | 50.0% | 0.0% |\n",
 		"| Go runtime: sysmon | 50.0% | 0.0% | 50.0% |\n",
 	} {
 		if !strings.Contains(out.String(), want) {
