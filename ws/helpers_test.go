@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+
+	"github.com/fraiseql/subscriptions/internal/uring/uringtest"
 )
 
 // waitFor bounds every wait in these tests.
@@ -329,11 +329,6 @@ func pushFlush(f *Fanout, sub *Subscription, p []byte) bool {
 	return ok
 }
 
-// noURingEnv, set, lets the io_uring halves of writeEngines skip on a
-// Linux machine without io_uring; without it they fail, saying how to
-// enable it.
-const noURingEnv = "FRAISEQL_TEST_NO_IO_URING"
-
 // writeEngines runs fn for each way a write round writes: through
 // io_uring (Options.IOUring on; Linux only) and with write(2) (off).
 func writeEngines(t *testing.T, fn func(t *testing.T, engine IOUringMode)) {
@@ -345,21 +340,9 @@ func writeEngines(t *testing.T, fn func(t *testing.T, engine IOUringMode)) {
 	t.Run("write", func(t *testing.T) { fn(t, IOUringOff) })
 }
 
-// requireURing fails t, or skips it where io_uring cannot be (not Linux)
-// or is allowed not to be (noURingEnv), unless write rounds can use
-// io_uring here.
 func requireURing(t *testing.T) {
 	t.Helper()
-	err := IOUringStatus()
-	switch {
-	case err == nil:
-	case runtime.GOOS != "linux":
-		t.Skipf("no io_uring on %s: %v", runtime.GOOS, err)
-	case os.Getenv(noURingEnv) != "":
-		t.Skipf("io_uring unavailable (%v) and %s is set", err, noURingEnv)
-	default:
-		t.Fatalf("io_uring unavailable: %v; enable it (sysctl kernel.io_uring_disabled=0, a seccomp profile that allows io_uring_setup and io_uring_enter, Linux >= 5.18) or set %s=1 to test without it", err, noURingEnv)
-	}
+	uringtest.Require(t, IOUringStatus())
 }
 
 // checkEngine checks that e's write rounds wrote through the engine the

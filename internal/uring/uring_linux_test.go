@@ -4,11 +4,12 @@ package uring
 
 import (
 	"bytes"
-	"os"
 	"syscall"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/fraiseql/subscriptions/internal/uring/uringtest"
 )
 
 // TestMain fails the run if any test leaves a goroutine behind.
@@ -16,18 +17,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// NoURingEnv, set, lets the tests of a machine without io_uring pass by
-// skipping; without it they fail, saying how to enable it.
-const NoURingEnv = "FRAISEQL_TEST_NO_IO_URING"
-
 func requireURing(t *testing.T) {
 	t.Helper()
-	if err := Probe(); err != nil {
-		if os.Getenv(NoURingEnv) != "" {
-			t.Skipf("io_uring unavailable (%v) and %s is set", err, NoURingEnv)
-		}
-		t.Fatalf("io_uring unavailable: %v; enable it (sysctl kernel.io_uring_disabled=0, a seccomp profile that allows io_uring_setup and io_uring_enter, Linux >= 5.18) or set %s=1 to test without it", err, NoURingEnv)
-	}
+	uringtest.Require(t, Probe())
 }
 
 // Sends take heap or global buffers (PrepSend).

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/fraiseql/subscriptions/cluster"
+	"github.com/fraiseql/subscriptions/internal/uring/uringtest"
 	"github.com/fraiseql/subscriptions/node"
 	"github.com/fraiseql/subscriptions/ws"
 )
@@ -399,12 +399,7 @@ func TestWriteDelayCollectsEvents(t *testing.T) {
 // rounds send through io_uring where the kernel allows it, and with off
 // through write(2); either way every event arrives, in order.
 func TestIOUringWriteRounds(t *testing.T) {
-	if err := ws.IOUringStatus(); err != nil {
-		if os.Getenv("FRAISEQL_TEST_NO_IO_URING") == "" {
-			t.Fatalf("io_uring unavailable: %v; enable it (sysctl kernel.io_uring_disabled=0, a seccomp profile that allows io_uring_setup and io_uring_enter, Linux >= 5.18) or set FRAISEQL_TEST_NO_IO_URING=1 to test without it", err)
-		}
-		t.Skipf("io_uring unavailable (%v) and FRAISEQL_TEST_NO_IO_URING is set", err)
-	}
+	uringtest.Require(t, ws.IOUringStatus())
 	ns := startNATS(t)
 	for _, mode := range []ws.IOUringMode{ws.IOUringAuto, ws.IOUringOff} {
 		t.Run(string(mode), func(t *testing.T) {

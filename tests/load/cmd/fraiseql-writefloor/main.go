@@ -368,14 +368,23 @@ func (w *writer) round() error {
 		if errno == syscall.EAGAIN {
 			n = 0
 		}
-		if int(n) < len(w.buf) {
-			w.short++
-			if _, err := w.conns[i].Write(w.buf[n:]); err != nil {
-				return fmt.Errorf("write: %w", err)
-			}
+		if err := w.wrote(i, int(n)); err != nil {
+			return err
 		}
-		w.bytes += uint64(len(w.buf))
 	}
+	return nil
+}
+
+// wrote counts a write to connection i that took n bytes of w.buf,
+// finishing a short one with a blocking write.
+func (w *writer) wrote(i, n int) error {
+	if n < len(w.buf) {
+		w.short++
+		if _, err := w.conns[i].Write(w.buf[n:]); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+	w.bytes += uint64(len(w.buf))
 	return nil
 }
 
@@ -403,13 +412,9 @@ func (w *writer) roundURing() error {
 			case res < 0:
 				return fmt.Errorf("send: %w", syscall.Errno(-res))
 			}
-			if n < len(w.buf) {
-				w.short++
-				if _, err := w.conns[i+j].Write(w.buf[n:]); err != nil {
-					return fmt.Errorf("write: %w", err)
-				}
+			if err := w.wrote(i+j, n); err != nil {
+				return err
 			}
-			w.bytes += uint64(len(w.buf))
 		}
 	}
 	return nil

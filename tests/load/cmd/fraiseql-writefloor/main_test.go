@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/fraiseql/subscriptions/internal/uring"
+	"github.com/fraiseql/subscriptions/internal/uring/uringtest"
 )
 
 func TestMain(m *testing.M) {
@@ -71,12 +72,7 @@ func TestReaderGetsEveryByteWritten(t *testing.T) {
 // TestIOUringEngine: with -engine io_uring every byte still arrives,
 // over more connections than one submit carries.
 func TestIOUringEngine(t *testing.T) {
-	if err := uring.Probe(); err != nil {
-		if os.Getenv("FRAISEQL_TEST_NO_IO_URING") == "" {
-			t.Fatalf("io_uring unavailable: %v; enable it (sysctl kernel.io_uring_disabled=0) or set FRAISEQL_TEST_NO_IO_URING=1 to test without it", err)
-		}
-		t.Skipf("io_uring unavailable (%v) and FRAISEQL_TEST_NO_IO_URING is set", err)
-	}
+	uringtest.Require(t, uring.Probe())
 	_, rep := measureOK(t, "-engine", "io_uring", "-conns", "150", "-writers", "2", "-rate", "100", "-size", "100",
 		"-duration", "200ms", "-warmup", "50ms")
 	if rep.Engine != "io_uring" || rep.Writes == 0 || rep.Writes%150 != 0 || rep.BytesRead != rep.BytesWritten {
